@@ -1,0 +1,140 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import type { DatabaseSettings } from './db/connect.js'
+
+// Every setting the server reads, as environment variables. This is the only module
+// that looks at process.env; everything else receives a Config.
+
+const Duration = Type.String({ pattern: '^[0-9]+(s|m|h|d)?$', description: 'seconds, or a number with s, m, h or d' })
+const Limit = Type.String({ pattern: '^[0-9]+/([0-9]+)?(s|m|h|d|second|minute|hour|day)$', description: 'MAX/WINDOW, e.g. 10/hour or 100/15m' })
+const OnOff = Type.Union([Type.Literal('on'), Type.Literal('off')])
+
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 5000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  DATA_DIR: Type.String({ minLength: 1, default: './data' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^(postgres(ql)?://.+|sqlite:.+)$', description: 'postgres://... or sqlite:<file> (sqlite::memory: for a throwaway database)' })),
+  DATABASE_SCHEMA: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', description: 'PostgreSQL schema to use instead of public' })),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://.+$' })),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  TOKEN_TTL: Type.Optional(Duration),
+  TRUST_PROXY: Type.String({ default: 'false', description: 'false, true, a hop count, or comma-separated addresses/CIDRs' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  BODY_LIMIT: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 256 * 1024 }),
+  MAX_KEY_LENGTH: Type.Integer({ minimum: 16, maximum: 1024 * 1024, default: 8 * 1024 }),
+  MAX_BLOB_LENGTH: Type.Integer({ minimum: 16, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
+  RATE_LIMIT: Type.Optional(OnOff),
+  RATE_LIMIT_REGISTER: Type.String({ ...Limit, default: '10/hour' }),
+  RATE_LIMIT_LOGIN: Type.String({ ...Limit, default: '20/hour' }),
+  RATE_LIMIT_REQUEST_CHAT: Type.String({ ...Limit, default: '30/hour' }),
+  RATE_LIMIT_ACCEPT_CHAT: Type.String({ ...Limit, default: '30/hour' }),
+  RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '100/hour' })
+})
+export type Env = Static<typeof EnvSchema>
+
+export interface RateLimitSetting { max: number, timeWindow: number }
+
+export interface Config {
+  env: Env['NODE_ENV']
+  port: number
+  host: string
+  dataDir: string
+  database: DatabaseSettings
+  redisUrl: string | undefined
+  jwtSecret: string | undefined
+  tokenTtlSeconds: number
+  trustProxy: boolean | number | string
+  logLevel: string
+  bodyLimit: number
+  maxKeyLength: number
+  maxBlobLength: number
+  rateLimit: {
+    enabled: boolean
+    register: RateLimitSetting
+    login: RateLimitSetting
+    requestChat: RateLimitSetting
+    acceptChat: RateLimitSetting
+    sendMessage: RateLimitSetting
+  }
+}
+
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join('\n  ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, second: 1, m: 60, minute: 60, h: 3600, hour: 3600, d: 86400, day: 86400 }
+
+export function parseDuration (text: string): number {
+  const match = /^([0-9]+)([a-z]*)$/.exec(text)
+  if (match === null) throw new Error(`not a duration: ${text}`)
+  return Number(match[1]) * (UNIT_SECONDS[match[2] || 's'] ?? 1)
+}
+
+function parseLimit (text: string): RateLimitSetting {
+  const [, max = '0', count = '1', unit = 's'] = /^([0-9]+)\/([0-9]+)?([a-z]+)$/.exec(text) ?? []
+  return { max: Number(max), timeWindow: Number(count) * (UNIT_SECONDS[unit] ?? 1) * 1000 }
+}
+
+function parseTrustProxy (text: string): boolean | number | string {
+  if (text === 'true') return true
+  if (text === 'false' || text === '') return false
+  if (/^[0-9]+$/.test(text)) return Number(text)
+  return text
+}
+
+/** Reads and validates the environment; throws ConfigError naming every bad value. */
+export function loadConfig (source: Record<string, string | undefined> = process.env): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = source[key]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  const env = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw)) as Env
+  const problems = [...Value.Errors(EnvSchema, env)].map(error => {
+    const name = error.path.slice(1)
+    const hint = (error.schema as { description?: string }).description
+    return `${name}=${JSON.stringify(source[name])}: ${error.message}${hint ? ` (${hint})` : ''}`
+  })
+  const tokenTtlSeconds = env.TOKEN_TTL === undefined ? 86400 : parseDuration(env.TOKEN_TTL)
+  if (problems.length === 0 && tokenTtlSeconds < 60) problems.push('TOKEN_TTL: must be at least 60 seconds')
+  if (problems.length === 0 && env.NODE_ENV === 'production') {
+    if (env.JWT_SECRET === undefined) problems.push('JWT_SECRET: required when NODE_ENV=production')
+    else if (!isStrongSecret(env.JWT_SECRET)) problems.push('JWT_SECRET: too weak; use at least 32 random characters (e.g. `openssl rand -base64 48`)')
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  const url = env.DATABASE_URL
+  return {
+    env: env.NODE_ENV,
+    port: env.PORT,
+    host: env.HOST,
+    dataDir: env.DATA_DIR,
+    database: url === undefined
+      ? { kind: 'sqlite', file: `${env.DATA_DIR}/cryptachat.db` }
+      : url.startsWith('sqlite:') ? { kind: 'sqlite', file: url.slice('sqlite:'.length) } : { kind: 'postgres', url, schema: env.DATABASE_SCHEMA },
+    redisUrl: env.REDIS_URL,
+    jwtSecret: env.JWT_SECRET,
+    tokenTtlSeconds,
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    logLevel: env.LOG_LEVEL,
+    bodyLimit: env.BODY_LIMIT,
+    maxKeyLength: env.MAX_KEY_LENGTH,
+    maxBlobLength: env.MAX_BLOB_LENGTH,
+    rateLimit: {
+      enabled: env.RATE_LIMIT !== 'off',
+      register: parseLimit(env.RATE_LIMIT_REGISTER),
+      login: parseLimit(env.RATE_LIMIT_LOGIN),
+      requestChat: parseLimit(env.RATE_LIMIT_REQUEST_CHAT),
+      acceptChat: parseLimit(env.RATE_LIMIT_ACCEPT_CHAT),
+      sendMessage: parseLimit(env.RATE_LIMIT_SEND_MESSAGE)
+    }
+  }
+}
+
+function isStrongSecret (secret: string): boolean {
+  return secret.length >= 32 && new Set(secret).size >= 10
+}

@@ -1,0 +1,38 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import SQLite from 'better-sqlite3'
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import pg from 'pg'
+import type { Database } from './schema.js'
+
+export type DatabaseSettings =
+  | { kind: 'sqlite', file: string }
+  | { kind: 'postgres', url: string, schema?: string | undefined }
+
+export interface Connection {
+  db: Kysely<Database>
+  kind: DatabaseSettings['kind']
+}
+
+const INT8_OID = 20
+
+export function connect (settings: DatabaseSettings): Connection {
+  if (settings.kind === 'postgres') {
+    const pool = new pg.Pool({
+      connectionString: settings.url,
+      max: 10,
+      ...(settings.schema === undefined ? {} : { options: `-c search_path=${settings.schema}` }),
+      // bigint ids, times and counts come back as numbers, as on SQLite (all stay below 2^53)
+      types: { getTypeParser: (oid: number, format?: any) => oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format) }
+    })
+    return { kind: 'postgres', db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }) }
+  }
+  if (settings.file !== ':memory:') mkdirSync(dirname(settings.file), { recursive: true })
+  const sqlite = new SQLite(settings.file)
+  sqlite.pragma('journal_mode = WAL')
+  // NORMAL in WAL mode: a committed write survives a crash of the process (not of the OS)
+  sqlite.pragma('synchronous = NORMAL')
+  sqlite.pragma('foreign_keys = ON')
+  sqlite.pragma('busy_timeout = 5000')
+  return { kind: 'sqlite', db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }) }
+}

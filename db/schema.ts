@@ -1,0 +1,60 @@
+import type { Generated } from 'kysely'
+
+// Times are epoch milliseconds (bigint columns, numbers in JS on both databases).
+
+export interface UsersTable {
+  id: Generated<number>
+  username: string
+  username_key: string
+  password_hash: string
+  created_at: number
+  /** Bumped by a password change: tokens carrying an older `ver` stop working. */
+  token_version: Generated<number>
+  /** Set by an operator: the user cannot log in and its tokens stop working. */
+  disabled_at: number | null
+}
+
+export interface PublicKeysTable {
+  user_id: number
+  public_key: string
+  updated_at: number
+}
+
+export type RequestStatus = 'pending' | 'accepted'
+
+export interface ChatRequestsTable {
+  id: Generated<number>
+  requester_id: number
+  requested_id: number
+  user_lo: number
+  user_hi: number
+  status: RequestStatus
+  created_at: number
+  updated_at: number
+}
+
+export interface MessagesTable {
+  id: Generated<number>
+  sender_id: number
+  recipient_id: number
+  user_lo: number
+  user_hi: number
+  sender_blob: string
+  recipient_blob: string
+  created_at: number
+}
+
+export interface RevokedTokensTable {
+  jti: string
+  user_id: number
+  /** When the token would have expired anyway; the row can be purged after that. */
+  expires_at: number
+}
+
+export interface Database {
+  users: UsersTable
+  public_keys: PublicKeysTable
+  chat_requests: ChatRequestsTable
+  messages: MessagesTable
+  revoked_tokens: RevokedTokensTable
+}

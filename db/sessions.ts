@@ -1,0 +1,34 @@
+import type { Kysely } from 'kysely'
+import type { Database } from './schema.js'
+import type { User } from './users.js'
+
+export interface SessionUser extends User {
+  token_version: number
+  disabled: boolean
+  revoked: boolean
+}
+
+/** The token's user with everything that decides whether the token still works, in one query. */
+export async function findSessionUser (db: Kysely<Database>, userId: number, jti: string): Promise<SessionUser | undefined> {
+  const row = await db.selectFrom('users')
+    .select(eb => [
+      'id', 'username', 'token_version', 'disabled_at',
+      eb.exists(eb.selectFrom('revoked_tokens').select('jti').where('jti', '=', jti)).as('revoked')
+    ])
+    .where('id', '=', userId)
+    .executeTakeFirst()
+  if (row === undefined) return undefined
+  return { id: row.id, username: row.username, token_version: row.token_version, disabled: row.disabled_at !== null, revoked: Boolean(row.revoked) }
+}
+
+export async function revokeToken (db: Kysely<Database>, jti: string, userId: number, expiresAt: number): Promise<void> {
+  await db.insertInto('revoked_tokens').values({ jti, user_id: userId, expires_at: expiresAt })
+    .onConflict(oc => oc.column('jti').doNothing())
+    .execute()
+}
+
+/** Revocations of tokens that have expired anyway are no longer needed. */
+export async function purgeExpiredRevocations (db: Kysely<Database>, now = Date.now()): Promise<number> {
+  const result = await db.deleteFrom('revoked_tokens').where('expires_at', '<', now).executeTakeFirst()
+  return Number(result.numDeletedRows)
+}

@@ -1,0 +1,34 @@
+import { randomUUID } from 'node:crypto'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { findUserWithHash } from '../../db/users.js'
+import { AccountDisabled, InvalidCredentials } from '../errors.js'
+import { Password, Username, errorReplies } from '../schemas.js'
+
+export const LoginBody = Type.Object({ username: Username, password: Password })
+export const LoginReply = Type.Object({
+  token: Type.String({ description: 'HS256 JWT for `Authorization: Bearer <token>`' }),
+  expires_in: Type.Integer({ description: 'seconds until the token expires' })
+})
+
+const login: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.post('/login', {
+    schema: {
+      summary: 'Log in and receive a token',
+      description: 'An unknown user and a wrong password get the same 401, after the same work.',
+      tags: ['accounts'],
+      body: LoginBody,
+      response: { 200: LoginReply, ...errorReplies(400, 401, 413, 415, 429) }
+    },
+    config: { rateLimit: fastify.routeRateLimit('login') }
+  }, async (request) => {
+    const { username, password } = request.body
+    const user = await findUserWithHash(fastify.db, username)
+    const valid = await fastify.passwords.verify(user?.password_hash, password)
+    if (!valid || user === undefined) throw new InvalidCredentials()
+    if (user.disabled_at !== null) throw new AccountDisabled()
+    const token = fastify.jwt.sign({ user_id: user.id, username: user.username, jti: randomUUID(), ver: user.token_version })
+    return { token, expires_in: fastify.config.tokenTtlSeconds }
+  })
+}
+
+export default login

@@ -1,0 +1,28 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { acceptChat } from '../../db/contacts.js'
+import { findUserByName } from '../../db/users.js'
+import { NoPendingRequest, UserNotFound } from '../errors.js'
+import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
+
+export const AcceptChatBody = Type.Object({ requester_username: Username })
+
+const acceptChatRoute: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.post('/accept_chat', {
+    schema: {
+      summary: 'Accept a pending chat request',
+      tags: ['contacts'],
+      security: bearer,
+      body: AcceptChatBody,
+      response: { 200: MessageReply, ...errorReplies(400, 401, 404, 413, 415, 429) }
+    },
+    onRequest: fastify.authenticate,
+    config: { rateLimit: fastify.routeRateLimit('acceptChat') }
+  }, async (request) => {
+    const requester = await findUserByName(fastify.db, request.body.requester_username)
+    if (requester === undefined) throw new UserNotFound(request.body.requester_username)
+    if (!await acceptChat(fastify.db, requester.id, request.user.id)) throw new NoPendingRequest(requester.username)
+    return { message: `Chat request from ${requester.username} accepted.` }
+  })
+}
+
+export default acceptChatRoute

@@ -1,0 +1,23 @@
+import createError from '@fastify/error'
+
+// One coded error per way a request can fail. `code` is stable for clients to branch on;
+// `message` is for people, as the original clients show it.
+
+export const MissingToken = createError('MISSING_TOKEN', "Missing Authorization header; expected 'Bearer <token>'.", 401)
+export const MalformedAuthorization = createError('MALFORMED_AUTHORIZATION', "Malformed Authorization header; expected 'Bearer <token>'.", 401)
+export const InvalidToken = createError('INVALID_TOKEN', 'Invalid token.', 401)
+export const TokenExpired = createError('TOKEN_EXPIRED', 'Token has expired; log in again.', 401)
+export const AccountGone = createError('ACCOUNT_GONE', 'The account of this token no longer exists.', 401)
+export const TokenRevoked = createError('TOKEN_REVOKED', 'Token has been revoked; log in again.', 401)
+export const AccountDisabled = createError('ACCOUNT_DISABLED', 'This account has been disabled by the operator.', 401)
+export const InvalidCredentials = createError('INVALID_CREDENTIALS', 'Invalid username or password.', 401)
+
+export const UsernameTaken = createError('USERNAME_TAKEN', 'Username already exists.', 409)
+export const UserNotFound = createError<[string]>('USER_NOT_FOUND', "User '%s' not found.", 404)
+export const KeyNotFound = createError<[string]>('KEY_NOT_FOUND', "User '%s' has not uploaded a public key.", 404)
+
+export const SelfRequest = createError('SELF_REQUEST', 'You cannot send a chat request to yourself.', 400)
+export const AlreadyRequested = createError<[string]>('ALREADY_REQUESTED', "You already sent a chat request to '%s'.", 409)
+export const AlreadyContacts = createError<[string]>('ALREADY_CONTACTS', "You and '%s' are already contacts.", 409)
+export const NoPendingRequest = createError<[string]>('NO_PENDING_REQUEST', "No pending chat request from '%s'.", 404)
+export const NotAContact = createError<[string]>('NOT_A_CONTACT', "You can only message accepted contacts; '%s' is not one.", 403)

@@ -1,0 +1,27 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { sql } from 'kysely'
+import { errorReplies } from '../schemas.js'
+
+const Status = Type.Object({ status: Type.String() })
+
+const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/healthz', {
+    schema: { summary: 'Liveness: the process is up', tags: ['health'], response: { 200: Status } },
+    logLevel: 'warn'
+  }, async () => ({ status: 'ok' }))
+
+  fastify.get('/readyz', {
+    schema: { summary: 'Readiness: the database answers', tags: ['health'], response: { 200: Status, ...errorReplies(503) } },
+    logLevel: 'warn'
+  }, async (request, reply) => {
+    try {
+      await sql`select 1`.execute(fastify.db)
+      return { status: 'ready' }
+    } catch (error) {
+      request.log.warn({ err: error }, 'database not reachable')
+      return await reply.status(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Database not reachable.', code: 'DATABASE_UNAVAILABLE' })
+    }
+  })
+}
+
+export default health

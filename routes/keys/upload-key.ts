@@ -1,0 +1,24 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { putPublicKey } from '../../db/keys.js'
+import { MessageReply, bearer, errorReplies } from '../schemas.js'
+
+const uploadKey: FastifyPluginAsyncTypebox = async (fastify) => {
+  const UploadKeyBody = Type.Object({
+    public_key: Type.String({ minLength: 1, maxLength: fastify.config.maxKeyLength, description: 'opaque to the server' })
+  })
+  fastify.post('/upload_key', {
+    schema: {
+      summary: 'Upload (or replace) your public key',
+      tags: ['keys'],
+      security: bearer,
+      body: UploadKeyBody,
+      response: { 200: MessageReply, ...errorReplies(400, 401, 413, 415) }
+    },
+    onRequest: fastify.authenticate
+  }, async (request) => {
+    await putPublicKey(fastify.db, request.user.id, request.body.public_key)
+    return { message: 'Public key uploaded successfully.' }
+  })
+}
+
+export default uploadKey

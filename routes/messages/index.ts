@@ -1,0 +1,10 @@
+import type { FastifyPluginAsync } from 'fastify'
+import getMessages from './get-messages.js'
+import sendMessage from './send-message.js'
+
+const messages: FastifyPluginAsync = async (fastify) => {
+  await fastify.register(sendMessage)
+  await fastify.register(getMessages)
+}
+
+export default messages

@@ -1,0 +1,39 @@
+import { Type, type TSchema } from '@sinclair/typebox'
+
+// Building blocks shared by the route schemas.
+
+export const Username = Type.String({
+  minLength: 3,
+  maxLength: 32,
+  pattern: '^[A-Za-z0-9_.-]+$',
+  description: '3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively)'
+})
+
+export const NewPassword = Type.String({ minLength: 8, maxLength: 1024, description: '8 to 1024 characters' })
+// Logging in accepts any length an older server may have allowed; only the upper bound stays.
+export const Password = Type.String({ minLength: 1, maxLength: 1024 })
+
+export const Timestamp = Type.String({ description: 'ISO 8601 UTC', examples: ['2026-11-27T10:00:00.000Z'] })
+
+export const ErrorReply = Type.Object({
+  statusCode: Type.Integer(),
+  error: Type.String(),
+  message: Type.String(),
+  code: Type.String({ description: 'stable, machine-readable, e.g. USERNAME_TAKEN' })
+}, { description: 'Error' })
+
+export const MessageReply = Type.Object({ message: Type.String() })
+
+/** Error responses for the given statuses, so that each route documents every status it can send. */
+export function errorReplies<const S extends readonly number[]> (...statuses: S): { [K in S[number]]: typeof ErrorReply } {
+  return Object.fromEntries(statuses.map(status => [status, ErrorReply])) as { [K in S[number]]: typeof ErrorReply }
+}
+
+/** Marks a route as needing `Authorization: Bearer <token>` in the OpenAPI document. */
+export const bearer = [{ bearerAuth: [] }]
+
+export function iso (epochMs: number): string {
+  return new Date(epochMs).toISOString()
+}
+
+export type { TSchema }

@@ -1,0 +1,30 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+
+// Builds, listens, and shuts down gracefully: on SIGTERM/SIGINT in-flight requests
+// finish and the database closes before the process exits.
+
+let config
+try {
+  config = loadConfig()
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error
+  process.stderr.write(error.message + '\n')
+  process.exit(78) // EX_CONFIG
+}
+
+const server = await buildApp(config)
+
+closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  if (err !== undefined) server.log.error({ err }, 'server closing after an error')
+  else server.log.info({ signal }, 'server closing')
+  await server.close()
+})
+
+try {
+  await server.listen({ port: config.port, host: config.host })
+} catch (err) {
+  server.log.error({ err }, 'could not listen')
+  process.exit(1)
+}
