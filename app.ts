@@ -7,6 +7,7 @@ import configPlugin from './plugins/app/config.js'
 import db from './plugins/app/db.js'
 import errorHandler from './plugins/app/error-handler.js'
 import passwords from './plugins/app/passwords.js'
+import shutdown from './plugins/app/shutdown.js'
 import jwt from './plugins/external/jwt.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import swagger from './plugins/external/swagger.js'
@@ -44,6 +45,7 @@ export async function app (fastify: FastifyInstance, opts: { config: Config }): 
   fastify.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema))
   await fastify.register(configPlugin, { config: opts.config })
   await fastify.register(errorHandler)
+  await fastify.register(shutdown)
   await fastify.register(swagger)
   await fastify.register(jwt)
   await fastify.register(rateLimit)

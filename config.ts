@@ -20,7 +20,7 @@ export const EnvSchema = Type.Object({
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   TOKEN_TTL: Type.Optional(Duration),
   TRUST_PROXY: Type.String({ default: 'false', description: 'false, true, a hop count, or comma-separated addresses/CIDRs' }),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   BODY_LIMIT: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 256 * 1024 }),
   MAX_KEY_LENGTH: Type.Integer({ minimum: 16, maximum: 1024 * 1024, default: 8 * 1024 }),
   MAX_BLOB_LENGTH: Type.Integer({ minimum: 16, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
@@ -45,7 +45,7 @@ export interface Config {
   jwtSecret: string | undefined
   tokenTtlSeconds: number
   trustProxy: boolean | number | string
-  logLevel: string
+  logLevel: Env['LOG_LEVEL']
   bodyLimit: number
   maxKeyLength: number
   maxBlobLength: number
@@ -99,9 +99,10 @@ export function loadConfig (source: Record<string, string | undefined> = process
     const hint = (error.schema as { description?: string }).description
     return `${name}=${JSON.stringify(source[name])}: ${error.message}${hint ? ` (${hint})` : ''}`
   })
+  if (problems.length > 0) throw new ConfigError(problems)
   const tokenTtlSeconds = env.TOKEN_TTL === undefined ? 86400 : parseDuration(env.TOKEN_TTL)
-  if (problems.length === 0 && tokenTtlSeconds < 60) problems.push('TOKEN_TTL: must be at least 60 seconds')
-  if (problems.length === 0 && env.NODE_ENV === 'production') {
+  if (tokenTtlSeconds < 60) problems.push('TOKEN_TTL: must be at least 60 seconds')
+  if (env.NODE_ENV === 'production') {
     if (env.JWT_SECRET === undefined) problems.push('JWT_SECRET: required when NODE_ENV=production')
     else if (!isStrongSecret(env.JWT_SECRET)) problems.push('JWT_SECRET: too weak; use at least 32 random characters (e.g. `openssl rand -base64 48`)')
   }
