@@ -20,13 +20,14 @@ export default fp(async function swaggerPlugin (fastify) {
         }
       },
       tags: [
-        { name: 'accounts', description: 'Registration and login' },
+        { name: 'accounts', description: 'Registration, login, logout, password change and account deletion' },
         { name: 'keys', description: 'Public key directory' },
-        { name: 'contacts', description: 'Chat requests and contacts: nobody can message you until you accept' },
+        { name: 'contacts', description: 'Chat requests, contacts and blocks: nobody can message you until you accept, and a block is never revealed' },
         { name: 'messages', description: 'Encrypted messages, stored once per party' },
         { name: 'health', description: 'Probes for orchestrators' }
       ]
     }
   })
-  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  // its own CSP, since helmet's default forbids the UI's inline script and styles
+  await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
 }, { name: 'swagger' })
