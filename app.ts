@@ -36,6 +36,8 @@ export const redactPaths = [
 
 /** The request line as logged, with any credential in the query string (`?token=`) censored. */
 function logRequest (request: FastifyRequest): Record<string, unknown> {
+  // a log call may pass anything as `req`: only a real request is reshaped
+  if (typeof request?.url !== 'string') return request as unknown as Record<string, unknown>
   return {
     method: request.method,
     url: request.url.replace(/([?&](?:token|access_token|password)=)[^&#]*/gi, '$1[redacted]'),

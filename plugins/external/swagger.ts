@@ -28,6 +28,11 @@ export default fp(async function swaggerPlugin (fastify) {
       ]
     }
   })
-  // its own CSP, since helmet's default forbids the UI's inline script and styles
-  await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
+  // The UI gets its own CSP in place of helmet's: the plugin's, less upgrade-insecure-requests,
+  // which would break the page on a server reached over plain HTTP on a LAN.
+  await fastify.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    transformStaticCSP: header => header.replace(/ *upgrade-insecure-requests;?/, '').trim()
+  })
 }, { name: 'swagger' })
