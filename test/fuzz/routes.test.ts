@@ -90,7 +90,16 @@ function bodyFor (route: ListedRoute): fc.Arbitrary<string | undefined> {
 }
 
 const RAW_QUERIES = ['%', '%E0%A4%A', 'a[b]=c', '&&&', '=', '==x', 'username', 'username=', 'username[]=alice', 'username[$ne]=x', 'since_id=1e999',
-  'since_id=Infinity', 'since_id=-1', `since_id=${'9'.repeat(400)}`, 'limit=0', 'limit=1001', 'token=abc']
+  'since_id=Infinity', 'since_id=-1', `since_id=${'9'.repeat(400)}`, 'limit=0', 'limit=1001', 'token=abc', 'username=%ED%A0%80', 'username=%FF%FE', 'username=alice%00']
+
+/** encodeURIComponent, except that a lone surrogate goes out as its (invalid) UTF-8 bytes instead of throwing */
+function percentEncode (text: string): string {
+  try {
+    return encodeURIComponent(text)
+  } catch {
+    return [...Buffer.from(text)].map(byte => `%${byte.toString(16).padStart(2, '0')}`).join('')
+  }
+}
 
 function queryFor (route: ListedRoute): fc.Arbitrary<string> {
   const schema = route.schema.querystring as Schema | undefined
@@ -100,7 +109,7 @@ function queryFor (route: ListedRoute): fc.Arbitrary<string> {
   )).map(([fields, repeated]) => Object.entries(fields)
     .flatMap(([key, value]) => {
       const text = typeof value === 'string' ? value : JSON.stringify(value) ?? ''
-      const pair = `${encodeURIComponent(key)}=${encodeURIComponent(text)}`
+      const pair = `${percentEncode(key)}=${percentEncode(text)}`
       return key === repeated ? [pair, pair] : [pair]
     }).join('&'))
   return fc.oneof({ arbitrary: shaped, weight: 6 }, { arbitrary: fc.constantFrom(...RAW_QUERIES), weight: 1 }, { arbitrary: fc.constant(''), weight: 1 })

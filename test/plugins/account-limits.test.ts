@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { PASSWORD, befriend, build, call, isError, snapshot, user } from '../helper.js'
+import { PASSWORD, befriend, build, call, isError, redisUrl, snapshot, user } from '../helper.js'
 
 // Per-account limits hold whatever IP a request comes from; per-IP limits are set high here.
 const HIGH = { RATE_LIMIT: 'on', RATE_LIMIT_SEND_MESSAGE: '1000/hour', RATE_LIMIT_LOGIN: '1000/hour', RATE_LIMIT_REGISTER: '1000/hour', RATE_LIMIT_REQUEST_CHAT: '1000/hour', RATE_LIMIT_ACCEPT_CHAT: '1000/hour' }
@@ -98,4 +99,20 @@ t.test('RATE_LIMIT=off turns the per-account limits off too', async t => {
   const { alice } = await trio(app)
   for (let i = 0; i < 3; i++) t.equal((await call(app, alice.token, send('bob', '10.0.0.1'))).statusCode, 201)
   for (let i = 0; i < 3; i++) isError(t, await app.inject({ method: 'POST', url: '/login', payload: { username: 'alice', password: 'wrong password' } }), 401)
+})
+
+t.test('with REDIS_URL, per-account counts are shared by every instance', { skip: redisUrl === undefined && 'REDIS_URL not set' }, async t => {
+  // a name of its own: counters in Redis outlive the test for their window
+  const name = `u${randomBytes(6).toString('hex')}`
+  const env = { ...HIGH, REDIS_URL: redisUrl ?? '', RATE_LIMIT_LOGIN_FAILURES: '2/hour' }
+  const one = await build(t, env)
+  const two = await build(t, env)
+  await user(one, name)
+  await user(two, name)
+  const fail = async (app: typeof one): Promise<number> =>
+    (await app.inject({ method: 'POST', url: '/login', payload: { username: name, password: 'wrong password' } })).statusCode
+  t.equal(await fail(one), 401)
+  t.equal(await fail(two), 401)
+  isError(t, await one.inject({ method: 'POST', url: '/login', payload: { username: name, password: PASSWORD } }), 429, 'RATE_LIMITED')
+  isError(t, await two.inject({ method: 'POST', url: '/login', payload: { username: name, password: PASSWORD } }), 429, 'RATE_LIMITED')
 })
