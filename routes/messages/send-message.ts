@@ -3,7 +3,7 @@ import { areContacts } from '../../db/contacts.js'
 import { insertMessage } from '../../db/messages.js'
 import { findUserByName } from '../../db/users.js'
 import { NotAContact, UserNotFound } from '../errors.js'
-import { Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
+import { NO_NUL, Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
 
 export const SendMessageReply = Type.Object({
   message: Type.String(),
@@ -12,7 +12,7 @@ export const SendMessageReply = Type.Object({
 })
 
 const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
-  const Blob = Type.String({ minLength: 1, maxLength: fastify.config.maxBlobLength, description: 'ciphertext, opaque to the server' })
+  const Blob = Type.String({ minLength: 1, maxLength: fastify.config.maxBlobLength, pattern: NO_NUL, description: 'ciphertext, opaque to the server (any text but NUL)' })
   const SendMessageBody = Type.Object({
     recipient_username: Username,
     sender_blob: Type.String({ ...Blob, description: "the sender's copy, encrypted for the sender" }),

@@ -134,3 +134,22 @@ t.test('the logger never writes passwords, tokens, keys or blobs', async t => {
   t.equal(careless.req.headers.authorization, '[redacted]')
   t.match(output, /\/ws\?token=\[redacted\]&x=1/, 'the request line keeps its shape')
 })
+
+t.test('a NUL in a key or a blob is a 400 naming the field, on every database (PostgreSQL text cannot hold it)', async t => {
+  const app = await build(t)
+  const alice = { name: 'alice', token: await user(app, 'alice') }
+  const bob = { name: 'bob', token: await user(app, 'bob') }
+  await befriend(app, alice, bob)
+  const key = await call(app, alice.token, { method: 'POST', url: '/upload_key', payload: { public_key: 'abc\u0000def' } })
+  isError(t, key, 400, 'VALIDATION_ERROR')
+  t.match(key.json().message, /public_key/)
+  for (const field of ['sender_blob', 'recipient_blob']) {
+    const payload = { recipient_username: 'bob', sender_blob: 's', recipient_blob: 'r', [field]: '\u0000' }
+    const res = await call(app, alice.token, { method: 'POST', url: '/send_message', payload })
+    isError(t, res, 400, 'VALIDATION_ERROR')
+    t.match(res.json().message, new RegExp(field))
+  }
+  const fine = await call(app, alice.token, { method: 'POST', url: '/send_message', payload: { recipient_username: 'bob', sender_blob: 'ünïcødé 🙂 \t\n', recipient_blob: 'r' } })
+  t.equal(fine.statusCode, 201, 'any other text is fine')
+  t.equal((await app.db.selectFrom('public_keys').select('user_id').execute()).length, 0)
+})
