@@ -25,6 +25,20 @@ t.test('the revocation is stored with the token expiry, so it can be purged late
   t.equal(rows[0]?.expires_at, payload.exp * 1000)
 })
 
+t.test('a logout also purges revocations of tokens that have expired anyway', async t => {
+  const app = await build(t)
+  const token = await user(app, 'alice')
+  const { id } = await app.db.selectFrom('users').select('id').executeTakeFirstOrThrow()
+  await app.db.insertInto('revoked_tokens').values([
+    { jti: 'long-expired', user_id: id, expires_at: Date.now() - 1000 },
+    { jti: 'still-valid', user_id: id, expires_at: Date.now() + 3_600_000 }
+  ]).execute()
+  await call(app, token, { method: 'POST', url: '/logout' })
+  const left = (await app.db.selectFrom('revoked_tokens').select('jti').execute()).map(row => row.jti).sort()
+  t.equal(left.length, 2)
+  t.ok(left.includes('still-valid') && !left.includes('long-expired'))
+})
+
 t.test('the revocation holds on another instance sharing the database', { skip: process.env.DATABASE_URL?.startsWith('postgres') !== true && 'PostgreSQL only (an in-memory SQLite database is per instance)' }, async t => {
   const { buildApp } = await import('../../app.js')
   const app = await build(t, { JWT_SECRET: 'x'.repeat(16) + 'abcdefghijklmnop' })
