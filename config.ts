@@ -29,7 +29,11 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_LOGIN: Type.String({ ...Limit, default: '20/hour' }),
   RATE_LIMIT_REQUEST_CHAT: Type.String({ ...Limit, default: '30/hour' }),
   RATE_LIMIT_ACCEPT_CHAT: Type.String({ ...Limit, default: '30/hour' }),
-  RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '100/hour' })
+  RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '100/hour' }),
+  RATE_LIMIT_SEND_MESSAGE_SENDER: Type.String({ ...Limit, default: '300/hour', description: 'per sending account, whatever its IPs' }),
+  RATE_LIMIT_SEND_MESSAGE_PAIR: Type.String({ ...Limit, default: '120/hour', description: 'per sender to one recipient' }),
+  RATE_LIMIT_LOGIN_FAILURES: Type.String({ ...Limit, default: '10/15m', description: 'failed password checks per account, whatever the IPs' }),
+  CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^(\\*|https?://[^\\s,/]+(, *https?://[^\\s,/]+)*)$', description: '* or comma-separated origins like https://chat.example.org' }))
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -56,7 +60,13 @@ export interface Config {
     requestChat: RateLimitSetting
     acceptChat: RateLimitSetting
     sendMessage: RateLimitSetting
+    /** per account rather than per IP */
+    sendMessageSender: RateLimitSetting
+    sendMessagePair: RateLimitSetting
+    loginFailures: RateLimitSetting
   }
+  /** Origins allowed to call the API from a browser: none by default, '*' for any. */
+  corsOrigins: string[]
 }
 
 export class ConfigError extends Error {
@@ -131,8 +141,12 @@ export function loadConfig (source: Record<string, string | undefined> = process
       login: parseLimit(env.RATE_LIMIT_LOGIN),
       requestChat: parseLimit(env.RATE_LIMIT_REQUEST_CHAT),
       acceptChat: parseLimit(env.RATE_LIMIT_ACCEPT_CHAT),
-      sendMessage: parseLimit(env.RATE_LIMIT_SEND_MESSAGE)
-    }
+      sendMessage: parseLimit(env.RATE_LIMIT_SEND_MESSAGE),
+      sendMessageSender: parseLimit(env.RATE_LIMIT_SEND_MESSAGE_SENDER),
+      sendMessagePair: parseLimit(env.RATE_LIMIT_SEND_MESSAGE_PAIR),
+      loginFailures: parseLimit(env.RATE_LIMIT_LOGIN_FAILURES)
+    },
+    corsOrigins: env.CORS_ORIGINS === undefined ? [] : env.CORS_ORIGINS.split(',').map(origin => origin.trim())
   }
 }
 

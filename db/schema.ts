@@ -51,10 +51,17 @@ export interface RevokedTokensTable {
   expires_at: number
 }
 
+export interface BlocksTable {
+  blocker_id: number
+  blocked_id: number
+  created_at: number
+}
+
 export interface Database {
   users: UsersTable
   public_keys: PublicKeysTable
   chat_requests: ChatRequestsTable
   messages: MessagesTable
   revoked_tokens: RevokedTokensTable
+  blocks: BlocksTable
 }

@@ -1,4 +1,5 @@
 import type { FastifyJWT } from '@fastify/jwt'
+import { randomUUID } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { findSessionUser } from '../../db/sessions.js'
@@ -30,11 +31,17 @@ export default fp(async function authPlugin (fastify) {
     request.user = { id: user.id, username: user.username }
     request.token = { jti: payload.jti, exp: payload.exp }
   })
-}, { name: 'auth', dependencies: ['jwt', 'db'] })
+  fastify.decorate('issueToken', function issueToken (user: { id: number, username: string, token_version: number }) {
+    const token = fastify.jwt.sign({ user_id: user.id, username: user.username, jti: randomUUID(), ver: user.token_version })
+    return { token, expires_in: fastify.config.tokenTtlSeconds }
+  })
+}, { name: 'auth', dependencies: ['jwt', 'db', 'config'] })
 
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate: (request: FastifyRequest) => Promise<void>
+    /** A fresh token (with its own jti) for the user at its current token_version. */
+    issueToken: (user: { id: number, username: string, token_version: number }) => { token: string, expires_in: number }
   }
   interface FastifyRequest {
     /** The verified token of an authenticated request (for logout). */

@@ -20,13 +20,19 @@ export default fp(async function swaggerPlugin (fastify) {
         }
       },
       tags: [
-        { name: 'accounts', description: 'Registration and login' },
+        { name: 'accounts', description: 'Registration, login, logout, password change and account deletion' },
         { name: 'keys', description: 'Public key directory' },
-        { name: 'contacts', description: 'Chat requests and contacts: nobody can message you until you accept' },
+        { name: 'contacts', description: 'Chat requests, contacts and blocks: nobody can message you until you accept, and a block is never revealed' },
         { name: 'messages', description: 'Encrypted messages, stored once per party' },
         { name: 'health', description: 'Probes for orchestrators' }
       ]
     }
   })
-  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  // The UI gets its own CSP in place of helmet's: the plugin's, less upgrade-insecure-requests,
+  // which would break the page on a server reached over plain HTTP on a LAN.
+  await fastify.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    transformStaticCSP: header => header.replace(/ *upgrade-insecure-requests;?/, '').trim()
+  })
 }, { name: 'swagger' })
