@@ -29,7 +29,8 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_LOGIN: Type.String({ ...Limit, default: '20/hour' }),
   RATE_LIMIT_REQUEST_CHAT: Type.String({ ...Limit, default: '30/hour' }),
   RATE_LIMIT_ACCEPT_CHAT: Type.String({ ...Limit, default: '30/hour' }),
-  RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '100/hour' })
+  RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '100/hour' }),
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'turns on the web console at /admin; at least 32 random characters' }))
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -57,6 +58,8 @@ export interface Config {
     acceptChat: RateLimitSetting
     sendMessage: RateLimitSetting
   }
+  /** The web console's credential; the console is off when undefined. */
+  adminToken: string | undefined
 }
 
 export class ConfigError extends Error {
@@ -105,6 +108,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
     if (env.JWT_SECRET === undefined) problems.push('JWT_SECRET: required when NODE_ENV=production')
     else if (!isStrongSecret(env.JWT_SECRET)) problems.push('JWT_SECRET: too weak; use at least 32 random characters (e.g. `openssl rand -base64 48`)')
   }
+  if (env.ADMIN_TOKEN !== undefined && !isStrongSecret(env.ADMIN_TOKEN)) {
+    problems.push('ADMIN_TOKEN: too weak; use at least 32 random characters (e.g. `openssl rand -base64 32`)')
+  }
   if (problems.length > 0) throw new ConfigError(problems)
 
   const url = env.DATABASE_URL
@@ -131,7 +137,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
       requestChat: parseLimit(env.RATE_LIMIT_REQUEST_CHAT),
       acceptChat: parseLimit(env.RATE_LIMIT_ACCEPT_CHAT),
       sendMessage: parseLimit(env.RATE_LIMIT_SEND_MESSAGE)
-    }
+    },
+    adminToken: env.ADMIN_TOKEN
   }
 }
 
