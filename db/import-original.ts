@@ -77,6 +77,7 @@ async function importInto (trx: Transaction<Database>, source: ReturnType<typeof
       // imported before; if an operator erased it since, it stays erased
       report.users.already_imported++
       if (existing.has(mapped)) userMap.set(user.id, mapped)
+      if (typeof user.username === 'string') firstWithKey.set(usernameKey(user.username), user)
       continue
     }
     if (typeof user.username !== 'string' || !VALID_NAME.test(user.username)) {
