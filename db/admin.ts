@@ -57,9 +57,9 @@ export async function getStats (db: Kysely<Database>, days = 14, now = Date.now(
     db.selectFrom(table as 'users').select(eb => eb.fn.countAll<number>().as('n'))
   const firstDay = Math.floor(now / DAY_MS) - days + 1
   const perDay = await db.selectFrom('messages')
-    .select([sql<number>`created_at / ${DAY_MS}`.as('day'), eb => eb.fn.countAll<number>().as('n')])
+    .select([sql<number>`created_at / ${sql.lit(DAY_MS)}`.as('day'), eb => eb.fn.countAll<number>().as('n')])
     .where('created_at', '>=', firstDay * DAY_MS)
-    .groupBy(sql`created_at / ${DAY_MS}`)
+    .groupBy(sql`created_at / ${sql.lit(DAY_MS)}`)
     .execute()
   const byDay = new Map(perDay.map(row => [Number(row.day), Number(row.n)]))
   return {

@@ -74,8 +74,8 @@ export function parseOriginalTime (value: unknown): number | undefined {
   const [, y, mo, d, h, mi, s = '0', fraction = '0', zone = 'Z'] = match
   const ms = Number(fraction.padEnd(3, '0').slice(0, 3))
   const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms)
-  const check = new Date(utc)
-  if (Number.isNaN(utc) || check.getUTCDate() !== Number(d) || check.getUTCHours() !== Number(h) || check.getUTCMinutes() !== Number(mi) || check.getUTCSeconds() !== Number(s)) return undefined
+  // Date.UTC rolls 2024-02-30 over into March: a time that does not read back the same is not a time
+  if (Number.isNaN(utc) || new Date(utc).toISOString().slice(0, 19) !== `${y}-${mo}-${d}T${h}:${mi}:${s.padStart(2, '0')}`) return undefined
   if (zone.toUpperCase() === 'Z') return utc
   const sign = zone.startsWith('-') ? -1 : 1
   const digits = zone.slice(1).replace(':', '')

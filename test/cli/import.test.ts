@@ -213,7 +213,7 @@ t.test('the original\'s time formats are read as UTC', async t => {
   t.equal(parseOriginalTime('2024-01-01T10:00:00z'), Date.parse('2024-01-01T10:00:00Z'))
   t.equal(parseOriginalTime(1704103200), Date.parse('2024-01-01T10:00:00Z'), 'epoch seconds')
   t.equal(parseOriginalTime(1704103200000), Date.parse('2024-01-01T10:00:00Z'), 'epoch milliseconds')
-  for (const bad of ['2024-02-30 10:00:00', '2024-01-01 24:00:00', '2024-01-01 10:60:00', '2024-01-01', 'soon', '', null, Number.NaN, {}]) {
+  for (const bad of ['2024-02-30 10:00:00', '2024-13-01 10:00:00', '2024-01-01 24:00:00', '2024-01-01 10:60:00', '2024-01-01', 'soon', '', null, Number.NaN, {}]) {
     t.equal(parseOriginalTime(bad), undefined, String(bad))
   }
 })
