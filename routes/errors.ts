@@ -21,3 +21,6 @@ export const AlreadyRequested = createError<[string]>('ALREADY_REQUESTED', "You 
 export const AlreadyContacts = createError<[string]>('ALREADY_CONTACTS', "You and '%s' are already contacts.", 409)
 export const NoPendingRequest = createError<[string]>('NO_PENDING_REQUEST', "No pending chat request from '%s'.", 404)
 export const NotAContact = createError<[string]>('NOT_A_CONTACT', "You can only message accepted contacts; '%s' is not one.", 403)
+
+export const AdminUnauthorized = createError('ADMIN_UNAUTHORIZED', "Missing or wrong admin token; send 'Authorization: Bearer <ADMIN_TOKEN>'.", 401)
+export const InvalidTime = createError<[string]>('INVALID_TIME', "'%s' must be a date (2026-11-27) or an ISO 8601 time (2026-11-27T10:00:00Z).", 400)
