@@ -1,10 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { isoTimes, listMessages } from '../../../db/admin.js'
 import { parseUtcTime } from '../../../db/original.js'
-import { findUserByName } from '../../../db/users.js'
-import { InvalidTime, UserNotFound } from '../../errors.js'
+import { InvalidTime } from '../../errors.js'
 import { Timestamp, adminBearer, errorReplies } from '../../schemas.js'
-import { Username } from './schemas.js'
+import { Username, filterUserId } from './schemas.js'
 
 export const ListMessagesQuery = Type.Object({
   user: Type.Optional(Username),
@@ -35,11 +34,7 @@ const listMessagesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     const { user, since, before_id: beforeId, limit } = request.query
     const sinceMs = since === undefined ? undefined : parseUtcTime(since)
     if (since !== undefined && sinceMs === undefined) throw new InvalidTime('since')
-    let userId: number | undefined
-    if (user !== undefined) {
-      userId = (await findUserByName(fastify.db, user))?.id
-      if (userId === undefined) throw new UserNotFound(user)
-    }
+    const userId = await filterUserId(fastify.db, user)
     const rows = await listMessages(fastify.db, { userId, since: sinceMs, beforeId }, limit)
     return { items: rows.map(isoTimes) }
   })

@@ -1,9 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { isoTimes, listRequests } from '../../../db/admin.js'
-import { findUserByName } from '../../../db/users.js'
-import { UserNotFound } from '../../errors.js'
 import { Timestamp, adminBearer, errorReplies } from '../../schemas.js'
-import { PageQuery, PageReply, Username } from './schemas.js'
+import { PageQuery, PageReply, Username, filterUserId } from './schemas.js'
 
 export const ListRequestsQuery = Type.Object({
   status: Type.Union([Type.Literal('pending'), Type.Literal('accepted'), Type.Literal('all')], { default: 'pending' }),
@@ -31,11 +29,7 @@ const listRequestsRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const { status, user, page, per_page: perPage } = request.query
-    let userId: number | undefined
-    if (user !== undefined) {
-      userId = (await findUserByName(fastify.db, user))?.id
-      if (userId === undefined) throw new UserNotFound(user)
-    }
+    const userId = await filterUserId(fastify.db, user)
     const result = await listRequests(fastify.db, { status, userId }, { page, perPage })
     return { ...result, items: result.items.map(isoTimes) }
   })

@@ -1,5 +1,9 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Database } from '../../../db/schema.js'
+import { findUserByName } from '../../../db/users.js'
+import { UserNotFound } from '../../errors.js'
 import { Timestamp, Username } from '../../schemas.js'
 
 // The admin API's building blocks. Times are ISO 8601 strings, as everywhere on the wire.
@@ -50,6 +54,14 @@ export const ActionReply = Type.Object({
 /** Who acted, for the audit table. */
 export function consoleActor (request: FastifyRequest): string {
   return `console:${request.ip}`
+}
+
+/** The id of a user named in a filter, undefined without a filter; 404 for an unknown name. */
+export async function filterUserId (db: Kysely<Database>, name: string | undefined): Promise<number | undefined> {
+  if (name === undefined) return undefined
+  const user = await findUserByName(db, name)
+  if (user === undefined) throw new UserNotFound(name)
+  return user.id
 }
 
 export { Username }
