@@ -116,6 +116,11 @@ async function importInto (trx: Transaction<Database>, source: ReturnType<typeof
   await importChatRequests(trx, source.chatRequests(), userMap, report, now)
 
   const messageMap = await loadMap(trx, 'message')
+  // the mapping rows go in batches: half the round trips of a long history
+  const mapped: Array<{ kind: 'message', original_id: number, new_id: number }> = []
+  const flush = async (): Promise<void> => {
+    if (mapped.length > 0) await trx.insertInto('import_map').values(mapped.splice(0)).execute()
+  }
   for (const message of source.messages()) {
     if (messageMap.has(message.id)) { report.messages.already_imported++; continue }
     const senderId = userMap.get(message.sender_id)
@@ -132,9 +137,11 @@ async function importInto (trx: Transaction<Database>, source: ReturnType<typeof
       recipient_blob: String(message.recipient_blob),
       created_at: createdAt
     }).returning('id').executeTakeFirstOrThrow()
-    await trx.insertInto('import_map').values({ kind: 'message', original_id: message.id, new_id: stored.id }).execute()
+    mapped.push({ kind: 'message', original_id: message.id, new_id: stored.id })
+    if (mapped.length >= 500) await flush()
     report.messages.imported++
   }
+  await flush()
   return report
 }
 

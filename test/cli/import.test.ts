@@ -217,3 +217,18 @@ t.test('the original\'s time formats are read as UTC', async t => {
     t.equal(parseOriginalTime(bad), undefined, String(bad))
   }
 })
+
+t.test('a long history arrives whole and in order, and only once', async t => {
+  const env = await adminEnv(t)
+  const app = await build(t, env)
+  const file = join(tempDir(t), 'chat_server.db')
+  const count = 1234
+  writeOriginal(file, {
+    users: [[1, 'alice', werkzeugPbkdf2('pw', 's')], [2, 'bob', werkzeugPbkdf2('pw', 's')]],
+    messages: Array.from({ length: count }, (_, i) => [i + 1, 1 + (i % 2), 2 - (i % 2), `s${i}`, `r${i}`, '2024-01-01 10:00:00'] as [number, number, number, string, string, string])
+  })
+  t.match((await adminJson(env, 'import', file)).messages, { imported: count })
+  t.match((await adminJson(env, 'import', file)).messages, { imported: 0, already_imported: count })
+  const rows = await app.db.selectFrom('messages').select('sender_blob').orderBy('id').execute()
+  t.same(rows.map(row => row.sender_blob), Array.from({ length: count }, (_, i) => `s${i}`))
+})
