@@ -42,7 +42,7 @@ function emit (ctx: Context, data: unknown, human: () => string): number {
 function integer (options: Options, name: string, fallback: number, max: number): number {
   const value = options[name]
   if (value === undefined) return fallback
-  if (typeof value !== 'string' || !/^[0-9]{1,9}$/.test(value) || Number(value) < 1 || Number(value) > max) {
+  if (typeof value !== 'string' || !/^[0-9]{1,16}$/.test(value) || Number(value) < 1 || Number(value) > max) {
     throw new UsageError(`--${name} must be a whole number from 1 to ${max}`)
   }
   return Number(value)

@@ -169,7 +169,8 @@ t.test('messages: metadata only, newest first, by user, since, before an id', as
   const text = await admin(env, 'messages')
   t.match(text.out, /^id\s+sender\s+recipient\s+sent\s+sender blob\s+recipient blob\n\d+\s+alice\s+Bob\s+\S+\s+10\s+20\n/)
   t.notMatch(text.out, /SSSS|RRRR/)
-  for (const bad of [['--since', 'yesterday'], ['--since', '2024-13-01'], ['--limit', '1001'], ['--before-id', '-1']]) {
+  t.same((await adminJson(env, 'messages', '--before-id', '9007199254740991')).items.length, 3, 'any id up to 2^53 - 1')
+  for (const bad of [['--since', 'yesterday'], ['--since', '2024-13-01'], ['--limit', '1001'], ['--before-id', '-1'], ['--before-id', '9007199254740992'], ['--before-id', '1.5']]) {
     t.equal((await admin(env, 'messages', ...bad)).code, 2, bad.join(' '))
   }
   t.equal((await admin(env, 'messages', '--user', 'nobody')).code, 1)
