@@ -15,6 +15,7 @@ COPY routes ./routes
 COPY db ./db
 COPY migrations ./migrations
 COPY bin ./bin
+COPY cli ./cli
 RUN npm run build && npm prune --omit=dev
 
 FROM node:${NODE_VERSION}-bookworm-slim

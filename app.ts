@@ -16,6 +16,7 @@ import jwt from './plugins/external/jwt.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import swagger from './plugins/external/swagger.js'
 import accounts from './routes/accounts/index.js'
+import admin from './routes/admin/index.js'
 import contacts from './routes/contacts/index.js'
 import health from './routes/health/index.js'
 import keys from './routes/keys/index.js'
@@ -88,6 +89,7 @@ export async function app (fastify: FastifyInstance, opts: { config: Config }): 
   await fastify.register(keys)
   await fastify.register(contacts)
   await fastify.register(messages)
+  await fastify.register(admin)
 }
 
 /** Builds a ready-to-listen server for the given configuration. */

@@ -33,7 +33,8 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_SEND_MESSAGE_SENDER: Type.String({ ...Limit, default: '300/hour', description: 'per sending account, whatever its IPs' }),
   RATE_LIMIT_SEND_MESSAGE_PAIR: Type.String({ ...Limit, default: '120/hour', description: 'per sender to one recipient' }),
   RATE_LIMIT_LOGIN_FAILURES: Type.String({ ...Limit, default: '10/15m', description: 'failed password checks per account, whatever the IPs' }),
-  CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^(\\*|https?://[^\\s,/]+(, *https?://[^\\s,/]+)*)$', description: '* or comma-separated origins like https://chat.example.org' }))
+  CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^(\\*|https?://[^\\s,/]+(, *https?://[^\\s,/]+)*)$', description: '* or comma-separated origins like https://chat.example.org' })),
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'turns on the web console at /admin; at least 32 random characters' }))
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -67,6 +68,8 @@ export interface Config {
   }
   /** Origins allowed to call the API from a browser: none by default, '*' for any. */
   corsOrigins: string[]
+  /** The web console's credential; the console is off when undefined. */
+  adminToken: string | undefined
 }
 
 export class ConfigError extends Error {
@@ -116,6 +119,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
     if (env.JWT_SECRET === undefined) problems.push('JWT_SECRET: required when NODE_ENV=production')
     else if (!isStrongSecret(env.JWT_SECRET)) problems.push('JWT_SECRET: too weak; use at least 32 random characters (e.g. `openssl rand -base64 48`)')
   }
+  if (env.ADMIN_TOKEN !== undefined && !isStrongSecret(env.ADMIN_TOKEN)) {
+    problems.push('ADMIN_TOKEN: too weak; use at least 32 random characters (e.g. `openssl rand -base64 32`)')
+  }
   if (problems.length > 0) throw new ConfigError(problems)
 
   const url = env.DATABASE_URL
@@ -146,7 +152,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
       sendMessagePair: parseLimit(env.RATE_LIMIT_SEND_MESSAGE_PAIR),
       loginFailures: parseLimit(env.RATE_LIMIT_LOGIN_FAILURES)
     },
-    corsOrigins: env.CORS_ORIGINS === undefined ? [] : env.CORS_ORIGINS.split(',').map(origin => origin.trim())
+    corsOrigins: env.CORS_ORIGINS === undefined ? [] : env.CORS_ORIGINS.split(',').map(origin => origin.trim()),
+    adminToken: env.ADMIN_TOKEN
   }
 }
 

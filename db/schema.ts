@@ -57,6 +57,26 @@ export interface BlocksTable {
   created_at: number
 }
 
+export interface AdminAuditTable {
+  id: Generated<number>
+  created_at: number
+  /** 'cli:<os user>' or 'console:<ip>' */
+  actor: string
+  action: string
+  /** usually a username; null for actions on the whole server (import) */
+  target: string | null
+  /** a short human summary; never a password, token, key or blob */
+  detail: string | null
+}
+
+export type ImportedKind = 'user' | 'message'
+
+export interface ImportMapTable {
+  kind: ImportedKind
+  original_id: number
+  new_id: number
+}
+
 export interface Database {
   users: UsersTable
   public_keys: PublicKeysTable
@@ -64,4 +84,6 @@ export interface Database {
   messages: MessagesTable
   revoked_tokens: RevokedTokensTable
   blocks: BlocksTable
+  admin_audit: AdminAuditTable
+  import_map: ImportMapTable
 }

@@ -86,3 +86,15 @@ export async function eraseUser (db: Kysely<Database>, userId: number): Promise<
     return result.numDeletedRows > 0n
   })
 }
+
+/**
+ * Replaces a password hash by a stronger one of the same password (an imported Werkzeug hash
+ * by Argon2id at login). Only if the hash is still the one that was verified, so that a
+ * password change made meanwhile wins; tokens stay valid (the password did not change).
+ */
+export async function upgradePasswordHash (db: Kysely<Database>, userId: number, verifiedHash: string, newHash: string): Promise<boolean> {
+  const result = await db.updateTable('users').set({ password_hash: newHash })
+    .where('id', '=', userId).where('password_hash', '=', verifiedHash)
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}

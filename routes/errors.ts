@@ -27,3 +27,6 @@ export const NotBlocked = createError<[string]>('NOT_BLOCKED', "You have not blo
 export const YouBlocked = createError<[string]>('USER_BLOCKED', "You have blocked '%s'; unblock them first.", 409)
 export const NotYourContact = createError<[string]>('NOT_YOUR_CONTACT', "'%s' is not one of your contacts.", 404)
 export const AccountRateLimited = createError<[string, number]>('RATE_LIMITED', 'Too many %s for this account; retry in %s seconds.', 429)
+
+export const AdminUnauthorized = createError('ADMIN_UNAUTHORIZED', "Missing or wrong admin token; send 'Authorization: Bearer <ADMIN_TOKEN>'.", 401)
+export const InvalidTime = createError<[string]>('INVALID_TIME', "'%s' must be a date (2026-11-27) or an ISO 8601 time (2026-11-27T10:00:00Z).", 400)

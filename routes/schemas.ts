@@ -38,6 +38,9 @@ export function errorReplies<const S extends readonly number[]> (...statuses: S)
 /** Marks a route as needing `Authorization: Bearer <token>` in the OpenAPI document. */
 export const bearer = [{ bearerAuth: [] }]
 
+/** Marks a route as needing `Authorization: Bearer <ADMIN_TOKEN>` in the OpenAPI document. */
+export const adminBearer = [{ adminToken: [] }]
+
 export function iso (epochMs: number): string {
   return new Date(epochMs).toISOString()
 }

@@ -16,7 +16,8 @@ export default fp(async function swaggerPlugin (fastify) {
       },
       components: {
         securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The token returned by POST /login.' }
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The token returned by POST /login.' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'The ADMIN_TOKEN setting (the admin API exists only when it is set).' }
         }
       },
       tags: [
@@ -24,7 +25,8 @@ export default fp(async function swaggerPlugin (fastify) {
         { name: 'keys', description: 'Public key directory' },
         { name: 'contacts', description: 'Chat requests, contacts and blocks: nobody can message you until you accept, and a block is never revealed' },
         { name: 'messages', description: 'Encrypted messages, stored once per party' },
-        { name: 'health', description: 'Probes for orchestrators' }
+        { name: 'health', description: 'Probes for orchestrators' },
+        { name: 'admin', description: 'Operator API behind the web console at /admin (only when ADMIN_TOKEN is set)' }
       ]
     }
   })

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { findUserWithHash } from '../../db/users.js'
+import { findUserWithHash, upgradePasswordHash } from '../../db/users.js'
 import { AccountDisabled, InvalidCredentials } from '../errors.js'
 import { Password, Username, errorReplies } from '../schemas.js'
 
@@ -26,6 +26,9 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const valid = await fastify.checkPassword(request, reply, username, user?.password_hash, password)
     if (!valid || user === undefined) throw new InvalidCredentials()
     if (user.disabled_at !== null) throw new AccountDisabled()
+    if (fastify.passwords.needsRehash(user.password_hash)) {
+      await upgradePasswordHash(fastify.db, user.id, user.password_hash, await fastify.passwords.hash(password))
+    }
     return fastify.issueToken(user)
   })
 }
