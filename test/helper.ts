@@ -45,7 +45,7 @@ export interface ListedRoute {
   method: string
   url: string
   schema: FastifySchema & { security?: unknown[], hide?: boolean, querystring?: unknown, body?: unknown }
-  /** needs `Authorization: Bearer <token>` (documented as such in OpenAPI) */
+  /** needs a user's `Authorization: Bearer <token>` (documented with the bearerAuth scheme in OpenAPI) */
   protected: boolean
 }
 
@@ -61,7 +61,8 @@ export async function buildListingRoutes (t: Test, env: Record<string, string> =
     const schema = (route.schema ?? {}) as ListedRoute['schema']
     for (const method of [route.method].flat()) {
       if (method === 'HEAD' || schema.hide === true || route.url.startsWith('/docs')) continue
-      routes.push({ method, url: route.url, schema, protected: Array.isArray(schema.security) && schema.security.length > 0 })
+      const userToken = (schema.security ?? []).some(scheme => typeof scheme === 'object' && scheme !== null && 'bearerAuth' in scheme)
+      routes.push({ method, url: route.url, schema, protected: userToken })
     }
   })
   await app.register(fp(appPlugin), { config })
