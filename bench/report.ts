@@ -1,0 +1,64 @@
+import { cpus, totalmem } from 'node:os'
+
+// One row per measured scenario; the same rows become the JSON result and the Markdown table.
+
+export interface Row {
+  scenario: string
+  /** what drove it: "32 conn" or "1000 msg/s" */
+  load: string
+  rps: number
+  /** rps over the ceiling's rps in the same run */
+  ratio: number | null
+  p50: number
+  p99: number
+  max: number
+  errors: number
+  /** the issue's "must", and whether this run met it */
+  must: string
+  met: boolean | null
+  note: string
+}
+
+export interface Report {
+  date: string
+  db: 'sqlite' | 'postgres'
+  tool: string
+  smoke: boolean
+  seconds: number
+  machine: { cpu: string, cores: number, memoryGiB: number, node: string, load: number[] }
+  ceiling: { rps: number, runs: number[] }
+  rows: Row[]
+  skipped: Array<{ scenario: string, reason: string }>
+}
+
+export function machine (loadavg: number[]): Report['machine'] {
+  return {
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    load: loadavg.map(l => Math.round(l * 100) / 100)
+  }
+}
+
+const num = (n: number, digits = 0): string => Number.isFinite(n) ? n.toFixed(digits) : '-'
+const ms = (n: number): string => !Number.isFinite(n) ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1)
+
+export function markdown (report: Report): string {
+  const m = report.machine
+  const lines = [
+    `Run ${report.date} on ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, load average before ${m.load.join(' ')}; ` +
+      `${report.db === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, load by ${report.tool}, ${report.seconds} s per scenario${report.smoke ? ' (smoke run: numbers are not meaningful)' : ''}.`,
+    `Ceiling (bare Fastify hello-world, same run): ${num(report.ceiling.rps)} req/s (runs: ${report.ceiling.runs.map(r => num(r)).join(', ')}).`,
+    '',
+    '| scenario | load | req/s | × ceiling | p50 ms | p99 ms | max ms | errors | must | met | notes |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|---|---|'
+  ]
+  for (const r of report.rows) {
+    const ratio = r.ratio === null ? '' : `1/${num(1 / r.ratio, 1)}`
+    const met = r.met === null ? '' : r.met ? 'yes' : '**no**'
+    lines.push(`| ${r.scenario} | ${r.load} | ${num(r.rps)} | ${ratio} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.errors} | ${r.must} | ${met} | ${r.note} |`)
+  }
+  for (const s of report.skipped) lines.push(`| ${s.scenario} | | | | | | | | | | skipped: ${s.reason} |`)
+  return lines.join('\n') + '\n'
+}
