@@ -7,11 +7,8 @@ import { blob, type BenchUser } from './seed.js'
 // The real-time scenarios, against GET /ws (token in ?token=, events pushed as JSON;
 // a message event has type 'message' and the message id).
 
-/** false when the server answers /ws with 404, i.e. it has no WebSocket route. */
-export async function hasWebSocket (server: Served, token: string): Promise<boolean> {
-  const res = await fetch(`${server.url}/ws?token=${encodeURIComponent(token)}`)
-  await res.arrayBuffer()
-  return res.status !== 404
+class UpgradeRefused extends Error {
+  constructor (readonly status: number) { super(`/ws answered ${status}`) }
 }
 
 async function open (server: Served, token: string): Promise<WebSocket> {
@@ -19,9 +16,20 @@ async function open (server: Served, token: string): Promise<WebSocket> {
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => { resolve() })
     ws.once('error', reject)
-    ws.once('unexpected-response', (_req, res) => { reject(new Error(`/ws answered ${res.statusCode}`)) })
+    ws.once('unexpected-response', (_req, res) => { reject(new UpgradeRefused(res.statusCode ?? 0)) })
   })
   return ws
+}
+
+/** false when the server answers the upgrade to /ws with 404, i.e. it has no WebSocket route. */
+export async function hasWebSocket (server: Served, token: string): Promise<boolean> {
+  try {
+    (await open(server, token)).close()
+    return true
+  } catch (error) {
+    if (error instanceof UpgradeRefused && error.status === 404) return false
+    throw error
+  }
 }
 
 export interface DeliveryResult { sent: number, delivered: number, p50: number, p99: number, max: number, errors: number }
