@@ -13,6 +13,8 @@ export interface Served {
   pid: number
   /** Resident memory of the process, from /proc (Linux), in bytes. */
   rss: () => number
+  /** CPU time the process has used so far (all threads, user + system), in seconds. */
+  cpu: () => number
   stop: () => Promise<void>
 }
 
@@ -25,6 +27,16 @@ export async function freePort (): Promise<number> {
       server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
     })
   })
+}
+
+// /proc/<pid>/stat counts in clock ticks: 100 a second on Linux (getconf CLK_TCK)
+const TICKS = 100
+
+export function cpuOf (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // the fields after the command name (which may hold spaces) in parentheses
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / TICKS
 }
 
 export function rssOf (pid: number): number {
@@ -67,6 +79,7 @@ export async function startNode (
     port,
     pid,
     rss: () => rssOf(pid),
+    cpu: () => cpuOf(pid),
     async stop () {
       if (child.exitCode !== null || child.signalCode !== null) return
       child.kill('SIGTERM')

@@ -101,29 +101,38 @@ async function startServer (name: string, dbEnv: Record<string, string>): Promis
 let hello: Served | undefined
 const ceilingRuns: number[] = []
 
-/** The ceiling, measured again right before each scenario: on a shared machine it drifts. */
-async function ceiling (): Promise<number> {
-  if (hello === undefined) throw new Error('the hello-world is not running')
-  const result = await runLoad({ tool, url: hello.url, requests: [{ method: 'GET', path: '/' }], connections: CONNECTIONS, seconds: Math.min(2, seconds), workDir: work })
-  ceilingRuns.push(result.rps)
-  return result.rps
+/** Runs a load and measures the CPU time the target process spent on it. */
+async function drive (target: Served, requests: HttpRequest[], connections: number, secs: number): Promise<LoadResult & { cpuPerRequest: number }> {
+  const cpu0 = target.cpu()
+  const result = await runLoad({ tool, url: target.url, requests, connections, seconds: secs, workDir: work })
+  return { ...result, cpuPerRequest: (target.cpu() - cpu0) / result.requests }
 }
 
-type Measured = LoadResult & { ceiling: number }
+/** The ceiling, measured again right before each scenario: on a shared machine it drifts. */
+async function ceiling (): Promise<{ rps: number, cpuPerRequest: number }> {
+  if (hello === undefined) throw new Error('the hello-world is not running')
+  const result = await drive(hello, [{ method: 'GET', path: '/' }], CONNECTIONS, Math.min(2, seconds))
+  ceilingRuns.push(result.rps)
+  return result
+}
 
-async function measure (url: string, requests: HttpRequest[], connections = CONNECTIONS): Promise<Measured> {
-  if (!smoke) await runLoad({ tool, url, requests, connections, seconds: 1, workDir: work }) // warm-up, discarded
+type Measured = LoadResult & { ceiling: number, cpuPerRequest: number, ceilingCpuPerRequest: number }
+
+async function measure (target: Served, requests: HttpRequest[], connections = CONNECTIONS): Promise<Measured> {
+  if (!smoke) await runLoad({ tool, url: target.url, requests, connections, seconds: 1, workDir: work }) // warm-up, discarded
   const before = await ceiling()
-  return { ...await runLoad({ tool, url, requests, connections, seconds, workDir: work }), ceiling: before }
+  const result = await drive(target, requests, connections, seconds)
+  return { ...result, ceiling: before.rps, ceilingCpuPerRequest: before.cpuPerRequest }
 }
 
 interface Target { ratio?: number, p99?: number, text?: string }
 const targets = new Map<Row, Target>()
 
-function row (scenario: string, result: LoadResult & { ceiling?: number }, must: Target = {}, note = '', load = `${CONNECTIONS} conn`): Row {
+function row (scenario: string, result: LoadResult & Partial<Measured>, must: Target = {}, note = '', load = `${CONNECTIONS} conn`): Row {
   const ratio = result.ceiling === undefined ? null : result.rps / result.ceiling
   const text = must.text ?? [must.ratio === undefined ? '' : `1/${1 / must.ratio}`, must.p99 === undefined ? '' : `p99 < ${must.p99} ms`].filter(Boolean).join(', ')
-  const r: Row = { scenario, load, rps: result.rps, ceiling: result.ceiling ?? null, ratio, p50: result.p50, p99: result.p99, max: result.max, errors: result.errors, must: text, met: null, note }
+  const cpu = result.cpuPerRequest === undefined ? null : { us: result.cpuPerRequest * 1e6, ceilingUs: (result.ceilingCpuPerRequest ?? NaN) * 1e6 }
+  const r: Row = { scenario, load, rps: result.rps, ceiling: result.ceiling ?? null, ratio, cpu, p50: result.p50, p99: result.p99, max: result.max, errors: result.errors, must: text, met: null, note }
   rows.push(r)
   targets.set(r, must)
   log(`  ${scenario}: ${result.rps.toFixed(0)} req/s (${ratio === null ? 'no ratio' : `1/${(1 / ratio).toFixed(1)} of ceiling ${result.ceiling?.toFixed(0) ?? ''}`}), p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, max ${result.max.toFixed(1)} ms, ${result.errors} errors`)
@@ -181,11 +190,11 @@ async function syncPolls (api: Api, users: BenchUser[]): Promise<HttpRequest[] |
 }
 
 /** The polling and history scenarios over one conversation; shared by the main and growth runs. */
-async function readScenarios (api: Api, url: string, a: BenchUser, b: BenchUser, suffix: string, only: (name: string) => boolean, stored = ''): Promise<void> {
+async function readScenarios (api: Api, server: Served, a: BenchUser, b: BenchUser, suffix: string, only: (name: string) => boolean, stored = ''): Promise<void> {
   const page = (await api.expect(200, 'GET', messagesPath(b.name, 0, 1000), a.token)).messages as Array<{ id: number }>
   const lastId = page.at(-1)?.id ?? 0
   if (only('get_messages_poll')) {
-    row(`get_messages_poll${suffix}`, await measure(url, [
+    row(`get_messages_poll${suffix}`, await measure(server, [
       { method: 'GET', path: messagesPath(b.name, lastId), headers: auth(a) },
       { method: 'GET', path: messagesPath(a.name, lastId), headers: auth(b) }
     ]), { ratio: 1 / 5 }, `nothing new${stored}`)
@@ -193,11 +202,11 @@ async function readScenarios (api: Api, url: string, a: BenchUser, b: BenchUser,
   if (only('sync_poll')) {
     const polls = await syncPolls(api, [a, b])
     if (polls === undefined) skip(`sync_poll${suffix}`, 'server has no /sync')
-    else row(`sync_poll${suffix}`, await measure(url, polls), { ratio: 1 / 5 }, `nothing new${stored}`)
+    else row(`sync_poll${suffix}`, await measure(server, polls), { ratio: 1 / 5 }, `nothing new${stored}`)
   }
   if (only('get_messages_100')) {
     const got = (await api.expect(200, 'GET', messagesPath(b.name, 0), a.token)).messages.length
-    row(`get_messages_100${suffix}`, await measure(url, [
+    row(`get_messages_100${suffix}`, await measure(server, [
       { method: 'GET', path: messagesPath(b.name, 0), headers: auth(a) },
       { method: 'GET', path: messagesPath(a.name, 0), headers: auth(b) }
     ]), { ratio: 1 / 20 }, `${got} messages a reply${stored}`)
@@ -224,11 +233,11 @@ async function mainRun (): Promise<void> {
   const keyRequests: HttpRequest[] = users.map((user, i) => ({ method: 'GET', path: `/get_key?username=${users[(i + 1) % users.length]?.name ?? ''}`, headers: auth(user) }))
   const contactRequests: HttpRequest[] = users.map(user => ({ method: 'GET', path: '/get_contacts', headers: auth(user) }))
 
-  if (selected.has('get_key')) row('get_key', await measure(server.url, keyRequests), { ratio: 1 / 5 })
-  if (selected.has('get_contacts')) row('get_contacts', await measure(server.url, contactRequests), { ratio: 1 / 5 }, `${users.length - 1} contacts for user0, 1 or 2 for the others`)
-  await readScenarios(api, server.url, u0, u1, '', name => selected.has(name))
+  if (selected.has('get_key')) row('get_key', await measure(server, keyRequests), { ratio: 1 / 5 })
+  if (selected.has('get_contacts')) row('get_contacts', await measure(server, contactRequests), { ratio: 1 / 5 }, `${users.length - 1} contacts for user0, 1 or 2 for the others`)
+  await readScenarios(api, server, u0, u1, '', name => selected.has(name))
   if (selected.has('send_message')) {
-    row('send_message', await measure(server.url, sendRequests), { ratio: 1 / 10, p99: 15 }, `${senders.length} senders, 2 × 160-byte blobs`)
+    row('send_message', await measure(server, sendRequests), { ratio: 1 / 10, p99: 15 }, `${senders.length} senders, 2 × 160-byte blobs`)
   }
   if (selected.has('mixed')) {
     const lastId = (await api.expect(200, 'GET', messagesPath(u1.name, 0, 1000), u0.token)).messages.at(-1)?.id ?? 0
@@ -244,7 +253,7 @@ async function mainRun (): Promise<void> {
       const pick = (list: HttpRequest[]): HttpRequest => list[i % list.length] as HttpRequest
       mix.push(slot < 2 ? pick(sendRequests) : slot < 6 ? pick(polls) : slot < 8 ? pick(syncs) : slot === 8 ? pick(keyRequests) : pick(contactRequests))
     }
-    row('mixed', await measure(server.url, mix), { text: '' }, `20% send, 40% get_messages poll, 20% ${syncs === polls ? 'get_messages poll (no /sync)' : 'sync poll'}, 10% get_key, 10% get_contacts`)
+    row('mixed', await measure(server, mix), { text: '' }, `20% send, 40% get_messages poll, 20% ${syncs === polls ? 'get_messages poll (no /sync)' : 'sync poll'}, 10% get_key, 10% get_contacts`)
   }
   if (selected.has('login_storm')) await loginStorm(server, users, keyRequests)
   if (selected.has('ws_delivery') || selected.has('ws_sockets')) {
@@ -253,12 +262,12 @@ async function mainRun (): Promise<void> {
     } else {
       if (selected.has('ws_delivery')) {
         const r = await wsDelivery(server, pairs.slice(1), sizes.wsRate, seconds)
-        rows.push({ scenario: 'ws_delivery', load: `${sizes.wsRate} msg/s`, rps: r.delivered / seconds, ceiling: null, ratio: null, p50: r.p50, p99: r.p99, max: r.max, errors: r.errors, must: 'p99 < 5 ms at 1000 msg/s', met: smoke ? null : r.p99 < 5 && r.errors === 0, note: `${r.delivered}/${r.sent} delivered; from writing send_message to the event on the recipient's socket` })
+        rows.push({ scenario: 'ws_delivery', load: `${sizes.wsRate} msg/s`, rps: r.delivered / seconds, ceiling: null, ratio: null, cpu: null, p50: r.p50, p99: r.p99, max: r.max, errors: r.errors, must: 'p99 < 5 ms at 1000 msg/s', met: smoke ? null : r.p99 < 5 && r.errors === 0, note: `${r.delivered}/${r.sent} delivered; from writing send_message to the event on the recipient's socket` })
         log(`  ws_delivery: ${r.delivered}/${r.sent} delivered, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms`)
       }
       if (selected.has('ws_sockets')) {
         const r = await wsSockets(server, users.map(u => u.token), sizes.sockets)
-        rows.push({ scenario: 'ws_sockets', load: `${sizes.sockets} sockets`, rps: NaN, ceiling: null, ratio: null, p50: NaN, p99: NaN, max: NaN, errors: r.target - r.held, must: '10000 held', met: smoke ? null : r.held >= 10_000, note: `${r.held} held, ${(r.bytesPerSocket / 1024).toFixed(1)} KiB RSS each (RSS ${(r.rssBefore / 2 ** 20).toFixed(0)} → ${(r.rssAfter / 2 ** 20).toFixed(0)} MiB), opened in ${r.openSeconds.toFixed(1)} s` })
+        rows.push({ scenario: 'ws_sockets', load: `${sizes.sockets} sockets`, rps: NaN, ceiling: null, ratio: null, cpu: null, p50: NaN, p99: NaN, max: NaN, errors: r.target - r.held, must: '10000 held', met: smoke ? null : r.held >= 10_000, note: `${r.held} held, ${(r.bytesPerSocket / 1024).toFixed(1)} KiB RSS each (RSS ${(r.rssBefore / 2 ** 20).toFixed(0)} → ${(r.rssAfter / 2 ** 20).toFixed(0)} MiB), opened in ${r.openSeconds.toFixed(1)} s` })
         log(`  ws_sockets: ${r.held} held, ${(r.bytesPerSocket / 1024).toFixed(1)} KiB each`)
       }
     }
@@ -288,7 +297,7 @@ async function growthRun (name: string, total: number): Promise<void> {
   const server = await startServer(name, env)
   const api = new Api(server.url)
   const [a, b] = await Promise.all(history.pair.map(async n => ({ name: n, token: await api.login(n) })))
-  await readScenarios(api, server.url, a as BenchUser, b as BenchUser, `@${name.replace('growth_', '')}`, n => n !== 'sync_poll' || !smoke, `; ${total} messages stored`)
+  await readScenarios(api, server, a as BenchUser, b as BenchUser, `@${name.replace('growth_', '')}`, n => n !== 'sync_poll' || !smoke, `; ${total} messages stored`)
   await server.stop()
 }
 
@@ -297,7 +306,7 @@ async function main (): Promise<void> {
   const started = await startNode('hello-world', join(root, 'dist/bench/hello.js'), {}, join(work, 'hello.log'))
   hello = started
   cleanups.push(async () => { await started.stop() })
-  if (!smoke) await runLoad({ tool, url: started.url, requests: [{ method: 'GET', path: '/' }], connections: CONNECTIONS, seconds: 1, workDir: work })
+  if (!smoke) await drive(started, [{ method: 'GET', path: '/' }], CONNECTIONS, 1) // warm-up
   if (MAIN.some(name => selected.has(name))) await mainRun()
   if (selected.has('growth_10k')) await growthRun('growth_10k', smoke ? 1000 : 10_000)
   if (selected.has('growth_1m')) await growthRun('growth_1m', smoke ? 5000 : 1_000_000)

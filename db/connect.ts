@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.js'
+import { CachingSqliteDialect } from './sqlite-driver.js'
 
 export type DatabaseSettings =
   | { kind: 'sqlite', file: string }
@@ -34,5 +35,5 @@ export function connect (settings: DatabaseSettings): Connection {
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
-  return { kind: 'sqlite', db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }) }
+  return { kind: 'sqlite', db: new Kysely<Database>({ dialect: new CachingSqliteDialect(sqlite) }) }
 }
