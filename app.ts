@@ -1,6 +1,7 @@
 import { Ajv } from 'ajv'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import pino from 'pino'
 import type { Config } from './config.js'
 import auth from './plugins/app/auth.js'
 import configPlugin from './plugins/app/config.js'
@@ -22,6 +23,24 @@ const ajvOptions = { useDefaults: true, removeAdditional: true, allErrors: false
 const bodyAjv = new Ajv({ ...ajvOptions, coerceTypes: false })
 const textAjv = new Ajv({ ...ajvOptions, coerceTypes: 'array' })
 
+// Logs go to stdout without blocking: a write in flight takes the lines logged meanwhile
+// with it, and what is left is flushed when the process exits. One destination per process.
+let logStream: pino.DestinationStream | undefined
+function logDestination (): pino.DestinationStream {
+  logStream ??= pino.destination({ dest: 1, sync: false })
+  return logStream
+}
+
+/** One log line per request, when it completes, instead of Fastify's two (a third of a small read's logging cost). */
+class OneLineRequestLog extends LogController {
+  override incomingRequest (): void {}
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error != null) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+  }
+}
+
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
     logger: {
@@ -29,8 +48,10 @@ export function serverOptions (config: Config): FastifyServerOptions {
       redact: {
         paths: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]', 'password', 'old_password', 'new_password', 'token', 'public_key', 'sender_blob', 'recipient_blob', 'encrypted_blob'],
         censor: '[redacted]'
-      }
+      },
+      ...(config.logLevel === 'silent' ? {} : { stream: logDestination() })
     },
+    logController: new OneLineRequestLog(),
     // a hop count is accepted at run time though the typings omit it
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     bodyLimit: config.bodyLimit,

@@ -4,6 +4,7 @@ import SQLite from 'better-sqlite3'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.js'
+import { startCheckpointer } from './checkpointer.js'
 import { CachingSqliteDialect } from './sqlite-driver.js'
 
 export type DatabaseSettings =
@@ -35,5 +36,7 @@ export function connect (settings: DatabaseSettings): Connection {
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
-  return { kind: 'sqlite', db: new Kysely<Database>({ dialect: new CachingSqliteDialect(sqlite) }) }
+  const checkpointer = settings.file === ':memory:' ? undefined : startCheckpointer(sqlite, settings.file)
+  const dialect = new CachingSqliteDialect(sqlite, async () => { await checkpointer?.stop() })
+  return { kind: 'sqlite', db: new Kysely<Database>({ dialect }) }
 }

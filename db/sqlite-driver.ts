@@ -53,9 +53,12 @@ class CachingDriver implements Driver {
   #held: Promise<void> | undefined
   #release: (() => void) | undefined
 
-  constructor (db: SQLiteDatabase) {
+  readonly #beforeClose: () => Promise<void>
+
+  constructor (db: SQLiteDatabase, beforeClose: () => Promise<void>) {
     this.#db = db
     this.#connection = new CachingConnection(db)
+    this.#beforeClose = beforeClose
   }
 
   async init (): Promise<void> {}
@@ -98,6 +101,7 @@ class CachingDriver implements Driver {
   }
 
   async destroy (): Promise<void> {
+    await this.#beforeClose()
     this.#db.close()
   }
 }
@@ -109,12 +113,15 @@ function quote (identifier: string): string {
 /** Kysely's SqliteDialect over one better-sqlite3 database, with cached prepared statements. */
 export class CachingSqliteDialect implements Dialect {
   readonly #db: SQLiteDatabase
+  readonly #beforeClose: () => Promise<void>
 
-  constructor (db: SQLiteDatabase) {
+  /** `beforeClose` runs when Kysely is destroyed, before the database is closed. */
+  constructor (db: SQLiteDatabase, beforeClose: () => Promise<void> = async () => {}) {
     this.#db = db
+    this.#beforeClose = beforeClose
   }
 
-  createDriver (): Driver { return new CachingDriver(this.#db) }
+  createDriver (): Driver { return new CachingDriver(this.#db, this.#beforeClose) }
   createQueryCompiler (): QueryCompiler { return new SqliteQueryCompiler() }
   createAdapter (): DialectAdapter { return new SqliteAdapter() }
   createIntrospector (db: Kysely<any>): DatabaseIntrospector { return new SqliteIntrospector(db) }
