@@ -36,6 +36,9 @@ export function connect (settings: DatabaseSettings): Connection {
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
+  // Reads map the file instead of copying each page through a read() call: a conversation's
+  // messages lie scattered over a large table, so a page of history touches many pages.
+  sqlite.pragma('mmap_size = 1073741824')
   const checkpointer = settings.file === ':memory:' ? undefined : startCheckpointer(sqlite, settings.file)
   const dialect = new CachingSqliteDialect(sqlite, async () => { await checkpointer?.stop() })
   return { kind: 'sqlite', db: new Kysely<Database>({ dialect }) }
