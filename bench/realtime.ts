@@ -1,5 +1,5 @@
+import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
-import WebSocket from 'ws'
 import { fixedRate, percentile } from './load.js'
 import type { Served } from './processes.js'
 import { blob, type BenchUser } from './seed.js'
@@ -7,11 +7,23 @@ import { blob, type BenchUser } from './seed.js'
 // The real-time scenarios, against GET /ws (token in ?token=, events pushed as JSON;
 // a message event has type 'message' and the message id).
 
+// The client of the `ws` package, typed by hand for what is used here.
+interface ClientSocket {
+  readyState: number
+  once: ((event: 'open' | 'close', listener: () => void) => void) &
+  ((event: 'error', listener: (error: Error) => void) => void) &
+  ((event: 'unexpected-response', listener: (request: unknown, response: { statusCode?: number }) => void) => void)
+  on: (event: 'message', listener: (data: Buffer) => void) => void
+  close: () => void
+  terminate: () => void
+}
+const WebSocket = createRequire(import.meta.url)('ws') as { new (url: string): ClientSocket, OPEN: number, CLOSED: number }
+
 class UpgradeRefused extends Error {
   constructor (readonly status: number) { super(`/ws answered ${status}`) }
 }
 
-async function open (server: Served, token: string): Promise<WebSocket> {
+async function open (server: Served, token: string): Promise<ClientSocket> {
   const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`)
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => { resolve() })
@@ -46,7 +58,7 @@ export async function wsDelivery (
   const arrivals = new Map<number, number>() // message id -> time received
   const sockets = await Promise.all(pairs.map(async ([, recipient]) => await open(server, recipient.token)))
   for (const ws of sockets) {
-    ws.on('message', (data: WebSocket.RawData) => {
+    ws.on('message', (data: Buffer) => {
       const at = performance.now()
       let event: { type?: unknown, id?: unknown, message?: { id?: unknown }, data?: { id?: unknown } }
       try { event = JSON.parse(data.toString()) } catch { return }
@@ -88,7 +100,7 @@ export interface SocketsResult { target: number, held: number, bytesPerSocket: n
 /** Opens up to `target` authenticated sockets (tokens reused: several sockets per user are allowed). */
 export async function wsSockets (server: Served, tokens: string[], target: number): Promise<SocketsResult> {
   const rssBefore = server.rss()
-  const sockets: WebSocket[] = []
+  const sockets: ClientSocket[] = []
   const started = performance.now()
   let failure: unknown
   for (let i = 0; i < target && failure === undefined; i += 200) {
@@ -105,7 +117,7 @@ export async function wsSockets (server: Served, tokens: string[], target: numbe
   const rssAfter = server.rss()
   await Promise.all(sockets.map(async ws => {
     if (ws.readyState === WebSocket.CLOSED) return
-    const closed = new Promise(resolve => ws.once('close', resolve))
+    const closed = new Promise<void>(resolve => { ws.once('close', resolve) })
     ws.terminate()
     await closed
   }))
