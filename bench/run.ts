@@ -1,0 +1,342 @@
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import type { DatabaseSettings } from '../db/connect.js'
+import { availableTool, fixedRate, percentile, runLoad, type HttpRequest, type LoadResult } from './load.js'
+import { startNode, type Served } from './processes.js'
+import { hasWebSocket, wsDelivery, wsSockets } from './realtime.js'
+import { markdown, machine, type Report, type Row } from './report.js'
+import { Api, PASSWORD, blob, inBatches, seedStoredMessages, type BenchUser } from './seed.js'
+
+// `npm run bench [-- --db postgres] [--scenario <name>] [--smoke] [--seconds N] [--profile] [--server <script>]`
+// Builds nothing itself (the npm script compiles first); starts the real server and the
+// hello-world ceiling as processes, seeds, drives each scenario and writes the results.
+
+const here = dirname(fileURLToPath(import.meta.url)) // dist/bench
+const root = resolve(here, '../..')
+
+const { values: args } = parseArgs({
+  options: {
+    db: { type: 'string', default: 'sqlite' },
+    scenario: { type: 'string', multiple: true },
+    smoke: { type: 'boolean', default: false },
+    seconds: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    server: { type: 'string', default: join(root, 'dist/server.js') },
+    out: { type: 'string', default: join(root, 'bench/results') }
+  }
+})
+
+const MAIN = ['get_key', 'get_contacts', 'get_messages_poll', 'sync_poll', 'get_messages_100', 'send_message', 'mixed', 'login_storm', 'ws_delivery', 'ws_sockets'] as const
+const GROWTH = ['growth_10k', 'growth_1m'] as const
+const ALL: readonly string[] = [...MAIN, ...GROWTH]
+
+if (args.db !== 'sqlite' && args.db !== 'postgres') usage(`--db must be sqlite or postgres, not ${args.db}`)
+for (const name of args.scenario ?? []) if (!ALL.includes(name)) usage(`unknown scenario ${name}`)
+const selected = new Set(args.scenario ?? ALL)
+const smoke = args.smoke
+const seconds = Number(args.seconds ?? (smoke ? 1 : 5))
+if (!(seconds > 0)) usage('--seconds must be a positive number')
+const dbKind: 'sqlite' | 'postgres' = args.db === 'postgres' ? 'postgres' : 'sqlite'
+const postgresUrl = process.env.DATABASE_URL?.startsWith('postgres') === true ? process.env.DATABASE_URL : 'postgres://postgres@127.0.0.1:5432/test'
+
+const CONNECTIONS = 32
+const sizes = { users: smoke ? 8 : 32, history: 150, sockets: smoke ? 100 : 10_000, wsRate: smoke ? 100 : 1000 }
+
+function usage (problem: string): never {
+  process.stderr.write(`${problem}\nusage: npm run bench -- [--db sqlite|postgres] [--scenario <name>]... [--smoke] [--seconds N] [--profile] [--server <script>]\n  scenarios: ${ALL.join(', ')}\n`)
+  process.exit(2)
+}
+
+const work = mkdtempSync(join(tmpdir(), 'cryptachat-bench-'))
+const tool = availableTool()
+const cleanups: Array<() => Promise<void>> = []
+const rows: Row[] = []
+const skipped: Report['skipped'] = []
+const load0 = loadavg()
+
+function log (text: string): void {
+  process.stderr.write(text + '\n')
+}
+
+/** A fresh database: a temporary SQLite file, or a new PostgreSQL schema dropped at the end. */
+async function freshDatabase (name: string): Promise<{ env: Record<string, string>, settings: DatabaseSettings }> {
+  if (dbKind === 'sqlite') {
+    const file = join(work, `${name}.db`)
+    return { env: { DATABASE_URL: `sqlite:${file}` }, settings: { kind: 'sqlite', file } }
+  }
+  const schema = `bench_${name.replace(/[^a-z0-9]/g, '_')}_${randomBytes(4).toString('hex')}`
+  const client = new pg.Client({ connectionString: postgresUrl })
+  await client.connect()
+  await client.query(`create schema ${schema}`)
+  await client.end()
+  cleanups.push(async () => {
+    const dropper = new pg.Client({ connectionString: postgresUrl })
+    await dropper.connect()
+    await dropper.query(`drop schema ${schema} cascade`)
+    await dropper.end()
+  })
+  return { env: { DATABASE_URL: postgresUrl, DATABASE_SCHEMA: schema }, settings: { kind: 'postgres', url: postgresUrl, schema } }
+}
+
+let profiles = 0
+async function startServer (name: string, dbEnv: Record<string, string>): Promise<Served> {
+  const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, 'profiles')}`, `--cpu-prof-name=${dbKind}-${name}-${++profiles}.cpuprofile`] : []
+  const server = await startNode(`server (${name})`, args.server, {
+    // as an operator would run it, rate limits lifted; LOG_LEVEL stays the server default
+    NODE_ENV: 'production',
+    JWT_SECRET: randomBytes(48).toString('base64'),
+    DATA_DIR: join(work, `data-${name}`),
+    RATE_LIMIT: 'off',
+    ...dbEnv
+  }, join(work, `server-${name}.log`), { probe: '/readyz', nodeArgs })
+  cleanups.push(async () => { await server.stop() })
+  return server
+}
+
+let hello: Served | undefined
+const ceilingRuns: number[] = []
+
+/** Runs a load and measures the CPU time the target process spent on it. */
+async function drive (target: Served, requests: HttpRequest[], connections: number, secs: number): Promise<LoadResult & { cpuPerRequest: number }> {
+  const cpu0 = target.cpu()
+  const result = await runLoad({ tool, url: target.url, requests, connections, seconds: secs, workDir: work })
+  return { ...result, cpuPerRequest: (target.cpu() - cpu0) / result.requests }
+}
+
+/** The ceiling, measured again right before each scenario: on a shared machine it drifts. */
+async function ceiling (): Promise<{ rps: number, cpuPerRequest: number }> {
+  if (hello === undefined) throw new Error('the hello-world is not running')
+  const result = await drive(hello, [{ method: 'GET', path: '/' }], CONNECTIONS, Math.min(2, seconds))
+  ceilingRuns.push(result.rps)
+  return result
+}
+
+type Measured = LoadResult & { ceiling: number, cpuPerRequest: number, ceilingCpuPerRequest: number }
+
+async function measure (target: Served, requests: HttpRequest[], connections = CONNECTIONS): Promise<Measured> {
+  if (!smoke) await runLoad({ tool, url: target.url, requests, connections, seconds: 1, workDir: work }) // warm-up, discarded
+  const before = await ceiling()
+  const result = await drive(target, requests, connections, seconds)
+  return { ...result, ceiling: before.rps, ceilingCpuPerRequest: before.cpuPerRequest }
+}
+
+interface Target { ratio?: number, p99?: number, text?: string }
+const targets = new Map<Row, Target>()
+
+function row (scenario: string, result: LoadResult & Partial<Measured>, must: Target = {}, note = '', load = `${CONNECTIONS} conn`): Row {
+  const ratio = result.ceiling === undefined ? null : result.rps / result.ceiling
+  const text = must.text ?? [must.ratio === undefined ? '' : `1/${1 / must.ratio}`, must.p99 === undefined ? '' : `p99 < ${must.p99} ms`].filter(Boolean).join(', ')
+  const cpu = result.cpuPerRequest === undefined ? null : { us: result.cpuPerRequest * 1e6, ceilingUs: (result.ceilingCpuPerRequest ?? NaN) * 1e6 }
+  const r: Row = { scenario, load, rps: result.rps, ceiling: result.ceiling ?? null, ratio, cpu, p50: result.p50, p99: result.p99, max: result.max, errors: result.errors, must: text, met: null, note }
+  rows.push(r)
+  targets.set(r, must)
+  log(`  ${scenario}: ${result.rps.toFixed(0)} req/s (${ratio === null ? 'no ratio' : `1/${(1 / ratio).toFixed(1)} of ceiling ${result.ceiling?.toFixed(0) ?? ''}`}), p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, max ${result.max.toFixed(1)} ms, ${result.errors} errors`)
+  return r
+}
+
+/** Each target checked (not in a smoke run). */
+function judge (): void {
+  for (const r of rows) {
+    const must = targets.get(r)
+    const checks: boolean[] = []
+    if (must?.ratio !== undefined && r.ratio !== null) checks.push(r.ratio >= must.ratio)
+    if (must?.p99 !== undefined) checks.push(r.p99 < must.p99)
+    if (checks.length > 0) r.met = checks.every(Boolean)
+    // growth: the 1M figures within 10% of the 10k ones (as ratios: the machine drifts)
+    const base = r.scenario.endsWith('@1m') ? rows.find(x => x.scenario === r.scenario.replace('@1m', '@10k')) : undefined
+    if (base?.ratio != null && r.ratio !== null) {
+      r.must = 'within 10% of @10k'
+      r.met = r.ratio >= 0.9 * base.ratio
+    }
+    if (smoke) r.met = null
+  }
+}
+
+function skip (scenario: string, reason: string): void {
+  skipped.push({ scenario, reason })
+  log(`  ${scenario}: skipped: ${reason}`)
+}
+
+const auth = (user: BenchUser): Record<string, string> => ({ authorization: `Bearer ${user.token}` })
+const messagesPath = (other: string, sinceId: number, limit?: number): string =>
+  `/get_messages?username=${other}&since_id=${sinceId}${limit === undefined ? '' : `&limit=${limit}`}`
+
+/** The current sync cursor of a user, or undefined when the server has no /sync. */
+async function syncCursor (api: Api, user: BenchUser): Promise<string | undefined> {
+  let path = '/sync'
+  for (let page = 0; page < 1000; page++) {
+    const res = await api.call('GET', path, user.token)
+    if (res.status === 404) return undefined
+    if (res.status !== 200 || res.json?.next === undefined) throw new Error(`GET ${path}: ${res.status} ${JSON.stringify(res.json).slice(0, 200)}`)
+    if (res.json.has_more !== true) return String(res.json.next)
+    path = `/sync?since=${encodeURIComponent(res.json.next)}`
+  }
+  throw new Error('sync did not catch up after 1000 pages')
+}
+
+async function syncPolls (api: Api, users: BenchUser[]): Promise<HttpRequest[] | undefined> {
+  const requests: HttpRequest[] = []
+  for (const user of users) {
+    const cursor = await syncCursor(api, user)
+    if (cursor === undefined) return undefined
+    requests.push({ method: 'GET', path: `/sync?since=${encodeURIComponent(cursor)}`, headers: auth(user) })
+  }
+  return requests
+}
+
+/** The polling and history scenarios over one conversation; shared by the main and growth runs. */
+async function readScenarios (api: Api, server: Served, a: BenchUser, b: BenchUser, suffix: string, only: (name: string) => boolean, stored = ''): Promise<void> {
+  const page = (await api.expect(200, 'GET', messagesPath(b.name, 0, 1000), a.token)).messages as Array<{ id: number }>
+  const lastId = page.at(-1)?.id ?? 0
+  if (only('get_messages_poll')) {
+    row(`get_messages_poll${suffix}`, await measure(server, [
+      { method: 'GET', path: messagesPath(b.name, lastId), headers: auth(a) },
+      { method: 'GET', path: messagesPath(a.name, lastId), headers: auth(b) }
+    ]), { ratio: 1 / 5 }, `nothing new${stored}`)
+  }
+  if (only('sync_poll')) {
+    const polls = await syncPolls(api, [a, b])
+    if (polls === undefined) skip(`sync_poll${suffix}`, 'server has no /sync')
+    else row(`sync_poll${suffix}`, await measure(server, polls), { ratio: 1 / 5 }, `nothing new${stored}`)
+  }
+  if (only('get_messages_100')) {
+    const got = (await api.expect(200, 'GET', messagesPath(b.name, 0), a.token)).messages.length
+    row(`get_messages_100${suffix}`, await measure(server, [
+      { method: 'GET', path: messagesPath(b.name, 0), headers: auth(a) },
+      { method: 'GET', path: messagesPath(a.name, 0), headers: auth(b) }
+    ]), { ratio: 1 / 20 }, `${got} messages a reply${stored}`)
+  }
+}
+
+async function mainRun (): Promise<void> {
+  const { env } = await freshDatabase('main')
+  const server = await startServer('main', env)
+  const api = new Api(server.url)
+  log(`seeding ${sizes.users} users, keys, contacts and ${sizes.history} messages through the API`)
+  const users = await inBatches(Array.from({ length: sizes.users }, (_, i) => `user${i}`), 4, async name => await api.register(name))
+  const [u0, u1] = users as [BenchUser, BenchUser, ...BenchUser[]]
+  for (const user of users) await api.expect(200, 'POST', '/upload_key', user.token, { public_key: blob(32) })
+  const pairs: Array<[BenchUser, BenchUser]> = []
+  for (let i = 0; i + 1 < users.length; i += 2) pairs.push([users[i] as BenchUser, users[i + 1] as BenchUser])
+  for (const [a, b] of pairs) await api.befriend(a, b)
+  for (const user of users.slice(2)) await api.befriend(u0, user)
+  for (let i = 0; i < sizes.history; i++) await api.send(i % 2 === 0 ? u0 : u1, i % 2 === 0 ? u1 : u0)
+  const senders = pairs.slice(1).flatMap(([a, b]) => [[a, b], [b, a]] as Array<[BenchUser, BenchUser]>)
+  const sendRequests: HttpRequest[] = senders.map(([from, to]) => ({
+    method: 'POST', path: '/send_message', headers: auth(from), body: JSON.stringify({ recipient_username: to.name, sender_blob: blob(), recipient_blob: blob() })
+  }))
+  const keyRequests: HttpRequest[] = users.map((user, i) => ({ method: 'GET', path: `/get_key?username=${users[(i + 1) % users.length]?.name ?? ''}`, headers: auth(user) }))
+  const contactRequests: HttpRequest[] = users.map(user => ({ method: 'GET', path: '/get_contacts', headers: auth(user) }))
+
+  if (selected.has('get_key')) row('get_key', await measure(server, keyRequests), { ratio: 1 / 5 })
+  if (selected.has('get_contacts')) row('get_contacts', await measure(server, contactRequests), { ratio: 1 / 5 }, `${users.length - 1} contacts for user0, 1 or 2 for the others`)
+  await readScenarios(api, server, u0, u1, '', name => selected.has(name))
+  if (selected.has('send_message')) {
+    row('send_message', await measure(server, sendRequests), { ratio: 1 / 10, p99: 15 }, `${senders.length} senders, 2 × 160-byte blobs`)
+  }
+  if (selected.has('mixed')) {
+    const lastId = (await api.expect(200, 'GET', messagesPath(u1.name, 0, 1000), u0.token)).messages.at(-1)?.id ?? 0
+    const polls: HttpRequest[] = [
+      { method: 'GET', path: messagesPath(u1.name, lastId), headers: auth(u0) },
+      { method: 'GET', path: messagesPath(u0.name, lastId), headers: auth(u1) }
+    ]
+    const syncs = await syncPolls(api, [u0, u1]) ?? polls
+    // per 10 requests: 2 sends, 4 polls, 2 syncs, 1 key lookup, 1 contact list
+    const mix: HttpRequest[] = []
+    for (let i = 0; i < 10 * senders.length; i++) {
+      const slot = i % 10
+      const pick = (list: HttpRequest[]): HttpRequest => list[i % list.length] as HttpRequest
+      mix.push(slot < 2 ? pick(sendRequests) : slot < 6 ? pick(polls) : slot < 8 ? pick(syncs) : slot === 8 ? pick(keyRequests) : pick(contactRequests))
+    }
+    row('mixed', await measure(server, mix), { text: '' }, `20% send, 40% get_messages poll, 20% ${syncs === polls ? 'get_messages poll (no /sync)' : 'sync poll'}, 10% get_key, 10% get_contacts`)
+  }
+  if (selected.has('login_storm')) await loginStorm(server, users, keyRequests)
+  if (selected.has('ws_delivery') || selected.has('ws_sockets')) {
+    if (!await hasWebSocket(server, u0.token)) {
+      for (const name of ['ws_delivery', 'ws_sockets']) if (selected.has(name)) skip(name, 'server has no /ws')
+    } else {
+      if (selected.has('ws_delivery')) {
+        const r = await wsDelivery(server, pairs.slice(1), sizes.wsRate, seconds)
+        rows.push({ scenario: 'ws_delivery', load: `${sizes.wsRate} msg/s`, rps: r.delivered / seconds, ceiling: null, ratio: null, cpu: null, p50: r.p50, p99: r.p99, max: r.max, errors: r.errors, must: 'p99 < 5 ms at 1000 msg/s', met: smoke ? null : r.p99 < 5 && r.errors === 0, note: `${r.delivered}/${r.sent} delivered; from writing send_message to the event on the recipient's socket` })
+        log(`  ws_delivery: ${r.delivered}/${r.sent} delivered, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms`)
+      }
+      if (selected.has('ws_sockets')) {
+        const r = await wsSockets(server, users.map(u => u.token), sizes.sockets)
+        rows.push({ scenario: 'ws_sockets', load: `${sizes.sockets} sockets`, rps: NaN, ceiling: null, ratio: null, cpu: null, p50: NaN, p99: NaN, max: NaN, errors: r.target - r.held, must: '10000 held', met: smoke ? null : r.held >= 10_000, note: `${r.held} held, ${(r.bytesPerSocket / 1024).toFixed(1)} KiB RSS each (RSS ${(r.rssBefore / 2 ** 20).toFixed(0)} → ${(r.rssAfter / 2 ** 20).toFixed(0)} MiB), opened in ${r.openSeconds.toFixed(1)} s` })
+        log(`  ws_sockets: ${r.held} held, ${(r.bytesPerSocket / 1024).toFixed(1)} KiB each`)
+      }
+    }
+  }
+  await server.stop()
+}
+
+/** Logins saturate (wrk) while a fixed-rate prober measures get_key beside them. */
+async function loginStorm (server: Served, users: BenchUser[], keyRequests: HttpRequest[]): Promise<void> {
+  const logins: HttpRequest[] = users.map(user => ({ method: 'POST', path: '/login', body: JSON.stringify({ username: user.name, password: PASSWORD }) }))
+  const probeRate = 100
+  const [storm, probes] = await Promise.all([
+    runLoad({ tool, url: server.url, requests: logins, connections: 16, seconds, workDir: work }),
+    fixedRate(server.url, probeRate, seconds, i => keyRequests[i % keyRequests.length] as HttpRequest)
+  ])
+  row('login', storm, { text: '' }, 'bounded by Argon2id by design', '16 conn')
+  const latencies = probes.map(p => p.ms).sort((a, b) => a - b)
+  const probe: LoadResult = { requests: probes.length, rps: probeRate, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN, errors: probes.filter(p => p.status !== 200).length }
+  row('login_storm_get_key', probe, { p99: 20 }, 'get_key while logins saturate', `${probeRate} req/s`)
+}
+
+async function growthRun (name: string, total: number): Promise<void> {
+  const { env, settings } = await freshDatabase(name)
+  const started = performance.now()
+  const history = await seedStoredMessages(settings, total)
+  log(`seeded ${total} messages straight into the database in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  const server = await startServer(name, env)
+  const api = new Api(server.url)
+  const [a, b] = await Promise.all(history.pair.map(async n => ({ name: n, token: await api.login(n) })))
+  await readScenarios(api, server, a as BenchUser, b as BenchUser, `@${name.replace('growth_', '')}`, n => n !== 'sync_poll' || !smoke, `; ${total} messages stored`)
+  await server.stop()
+}
+
+async function main (): Promise<void> {
+  log(`bench: ${dbKind}, load by ${tool}${tool === 'autocannon' ? ' (wrk not installed)' : ''}, ${seconds} s per scenario, work dir ${work}`)
+  const started = await startNode('hello-world', join(root, 'dist/bench/hello.js'), {}, join(work, 'hello.log'))
+  hello = started
+  cleanups.push(async () => { await started.stop() })
+  if (!smoke) await drive(started, [{ method: 'GET', path: '/' }], CONNECTIONS, 1) // warm-up
+  if (MAIN.some(name => selected.has(name))) await mainRun()
+  if (selected.has('growth_10k')) await growthRun('growth_10k', smoke ? 1000 : 10_000)
+  if (selected.has('growth_1m')) await growthRun('growth_1m', smoke ? 5000 : 1_000_000)
+  judge()
+
+  const report: Report = {
+    date: new Date().toISOString(),
+    db: dbKind,
+    tool,
+    smoke,
+    seconds,
+    machine: machine(load0),
+    ceiling: { runs: ceilingRuns },
+    rows,
+    skipped
+  }
+  const table = markdown(report)
+  process.stdout.write('\n' + table)
+  mkdirSync(args.out, { recursive: true })
+  const base = join(args.out, `${dbKind}${smoke ? '-smoke' : args.scenario === undefined ? '' : '-partial'}`)
+  writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n')
+  writeFileSync(`${base}.md`, table)
+  log(`\nwrote ${base}.json and ${base}.md`)
+  const failed = rows.filter(r => r.errors > 0 && r.scenario !== 'ws_sockets')
+  if (smoke && failed.length > 0) throw new Error(`smoke run saw errors in: ${failed.map(r => r.scenario).join(', ')}`)
+}
+
+try {
+  await main()
+} finally {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(error => { log(`cleanup: ${String(error)}`) })
+  rmSync(work, { recursive: true, force: true })
+}

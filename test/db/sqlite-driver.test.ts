@@ -1,0 +1,120 @@
+import SQLite from 'better-sqlite3'
+import { Kysely, sql, type Generated } from 'kysely'
+import t, { type Test } from 'tap'
+import { CachingSqliteDialect } from '../../db/sqlite-driver.js'
+
+// The statement-caching SQLite dialect behind every SQLite database of the server: the
+// same results as Kysely's own driver, whatever the cache holds.
+
+interface Db { items: { id: Generated<number>, name: string, n: number } }
+
+function fresh (t: Test): Kysely<Db> {
+  const db = new Kysely<Db>({ dialect: new CachingSqliteDialect(new SQLite(':memory:')) })
+  t.teardown(async () => { await db.destroy() })
+  return db
+}
+
+async function withTable (t: Test): Promise<Kysely<Db>> {
+  const db = fresh(t)
+  await db.schema.createTable('items')
+    .addColumn('id', 'integer', col => col.primaryKey().autoIncrement())
+    .addColumn('name', 'text', col => col.notNull().unique())
+    .addColumn('n', 'integer', col => col.notNull())
+    .execute()
+  return db
+}
+
+const names = async (db: Kysely<Db>): Promise<string[]> =>
+  (await db.selectFrom('items').select('name').orderBy('id').execute()).map(r => r.name)
+
+t.test('a cached statement answers each call with its own parameters', async t => {
+  const db = await withTable(t)
+  const ids: number[] = []
+  for (const [i, name] of ['a', 'b', 'c'].entries()) {
+    ids.push((await db.insertInto('items').values({ name, n: i }).returning('id').executeTakeFirstOrThrow()).id)
+  }
+  t.same(ids, [1, 2, 3], 'insert ... returning goes through the cache too')
+  for (const [i, name] of ['a', 'b', 'c'].entries()) {
+    const row = await db.selectFrom('items').select(['id', 'n']).where('name', '=', name).executeTakeFirst()
+    t.same(row, { id: i + 1, n: i })
+  }
+  t.equal(await db.selectFrom('items').select('id').where('name', '=', 'zzz').executeTakeFirst(), undefined)
+  const updated = await db.updateTable('items').set({ n: 9 }).where('n', '>=', 1).executeTakeFirst()
+  t.equal(updated.numUpdatedRows, 2n)
+  const deleted = await db.deleteFrom('items').where('name', '=', 'a').executeTakeFirst()
+  t.equal(deleted.numDeletedRows, 1n)
+  const inserted = await db.insertInto('items').values({ name: 'd', n: 0 }).executeTakeFirst()
+  t.equal(inserted.insertId, 4n)
+  t.same(await names(db), ['b', 'c', 'd'])
+})
+
+t.test('a statement prepared before a schema change still sees the new schema', async t => {
+  const db = await withTable(t)
+  await db.insertInto('items').values({ name: 'a', n: 1 }).execute()
+  const all = sql<Record<string, unknown>>`select * from items`
+  t.same(Object.keys((await all.execute(db)).rows[0] ?? {}), ['id', 'name', 'n'])
+  await sql`alter table items add column extra text`.execute(db)
+  t.same(Object.keys((await all.execute(db)).rows[0] ?? {}), ['id', 'name', 'n', 'extra'])
+})
+
+t.test('transactions commit, roll back, and hold the one connection', async t => {
+  const db = await withTable(t)
+  await db.transaction().execute(async trx => {
+    await trx.insertInto('items').values({ name: 'kept', n: 1 }).execute()
+  })
+  await t.rejects(db.transaction().execute(async trx => {
+    await trx.insertInto('items').values({ name: 'dropped', n: 2 }).execute()
+    throw new Error('abort')
+  }), /abort/)
+  t.same(await names(db), ['kept'])
+
+  // a query outside a running transaction waits for it instead of joining it
+  const order: string[] = []
+  let outside: Promise<unknown> | undefined
+  await db.transaction().execute(async trx => {
+    await trx.insertInto('items').values({ name: 'inside', n: 3 }).execute()
+    outside = names(db).then(list => { order.push(`outside saw ${list.join(',')}`) })
+    await new Promise(resolve => setImmediate(resolve))
+    order.push('commit')
+  })
+  await outside
+  t.same(order, ['commit', 'outside saw kept,inside'])
+
+  // a failing statement releases the connection
+  await t.rejects(db.insertInto('items').values({ name: 'kept', n: 4 }).execute(), /UNIQUE/)
+  t.same(await names(db), ['kept', 'inside'])
+})
+
+t.test('savepoints roll back part of a transaction', async t => {
+  const db = await withTable(t)
+  const trx = await db.startTransaction().execute()
+  await trx.insertInto('items').values({ name: 'first', n: 1 }).execute()
+  const sp = await trx.savepoint('before "second"').execute()
+  await sp.insertInto('items').values({ name: 'second', n: 2 }).execute()
+  const back = await sp.rollbackToSavepoint('before "second"').execute()
+  const sp2 = await back.savepoint('third').execute()
+  await sp2.insertInto('items').values({ name: 'third', n: 3 }).execute()
+  await (await sp2.releaseSavepoint('third').execute()).commit().execute()
+  t.same(await names(db), ['first', 'third'])
+})
+
+t.test('more distinct statements than the cache holds still run', async t => {
+  const db = await withTable(t)
+  await db.insertInto('items').values({ name: 'a', n: 7 }).execute()
+  for (let i = 0; i < 1100; i++) {
+    const row = await sql<{ v: number }>`select n + ${sql.lit(i)} as v from items`.execute(db)
+    if (row.rows[0]?.v !== 7 + i) t.fail(`statement ${i} returned ${JSON.stringify(row.rows)}`)
+  }
+  t.same((await sql<{ v: number }>`select n as v from items`.execute(db)).rows, [{ v: 7 }])
+})
+
+t.test('streams rows of a select, and refuses to stream a write', async t => {
+  const db = await withTable(t)
+  await db.insertInto('items').values([{ name: 'a', n: 1 }, { name: 'b', n: 2 }]).execute()
+  const seen: string[] = []
+  for await (const row of db.selectFrom('items').select('name').orderBy('id').stream()) seen.push(row.name)
+  t.same(seen, ['a', 'b'])
+  await t.rejects(async () => {
+    for await (const row of db.deleteFrom('items').returning('name').stream()) seen.push(row.name)
+  }, /streams only/)
+})
