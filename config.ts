@@ -29,7 +29,12 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_LOGIN: Type.String({ ...Limit, default: '20/hour' }),
   RATE_LIMIT_REQUEST_CHAT: Type.String({ ...Limit, default: '30/hour' }),
   RATE_LIMIT_ACCEPT_CHAT: Type.String({ ...Limit, default: '30/hour' }),
-  RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '100/hour' })
+  RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '100/hour' }),
+  MESSAGE_RETENTION_DAYS: Type.Optional(Type.Integer({ minimum: 1, maximum: 36500, description: 'whole days; unset keeps messages forever' })),
+  RETENTION_SWEEP_INTERVAL: Type.String({ ...Duration, default: '1h' }),
+  WS_PING_INTERVAL: Type.String({ ...Duration, default: '30s' }),
+  WS_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 256 * 1024 * 1024, default: 1024 * 1024, description: 'bytes' }),
+  WS_DRAIN_TIMEOUT: Type.String({ ...Duration, default: '30s' })
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -56,6 +61,16 @@ export interface Config {
     requestChat: RateLimitSetting
     acceptChat: RateLimitSetting
     sendMessage: RateLimitSetting
+  }
+  /** Messages and events older than this many days are purged; undefined keeps them forever. */
+  messageRetentionDays: number | undefined
+  retentionSweepIntervalSeconds: number
+  webSocket: {
+    pingIntervalSeconds: number
+    /** Bytes a socket may have queued before the server waits for the peer to read. */
+    bufferLimit: number
+    /** How long a peer may take to drain a full buffer before it is dropped. */
+    drainTimeoutSeconds: number
   }
 }
 
@@ -101,6 +116,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
   })
   const tokenTtlSeconds = env.TOKEN_TTL === undefined ? 86400 : parseDuration(env.TOKEN_TTL)
   if (problems.length === 0 && tokenTtlSeconds < 60) problems.push('TOKEN_TTL: must be at least 60 seconds')
+  for (const name of ['RETENTION_SWEEP_INTERVAL', 'WS_PING_INTERVAL', 'WS_DRAIN_TIMEOUT'] as const) {
+    if (problems.length === 0 && parseDuration(env[name]) < 1) problems.push(`${name}: must be at least 1 second`)
+  }
   if (problems.length === 0 && env.NODE_ENV === 'production') {
     if (env.JWT_SECRET === undefined) problems.push('JWT_SECRET: required when NODE_ENV=production')
     else if (!isStrongSecret(env.JWT_SECRET)) problems.push('JWT_SECRET: too weak; use at least 32 random characters (e.g. `openssl rand -base64 48`)')
@@ -131,6 +149,13 @@ export function loadConfig (source: Record<string, string | undefined> = process
       requestChat: parseLimit(env.RATE_LIMIT_REQUEST_CHAT),
       acceptChat: parseLimit(env.RATE_LIMIT_ACCEPT_CHAT),
       sendMessage: parseLimit(env.RATE_LIMIT_SEND_MESSAGE)
+    },
+    messageRetentionDays: env.MESSAGE_RETENTION_DAYS,
+    retentionSweepIntervalSeconds: parseDuration(env.RETENTION_SWEEP_INTERVAL),
+    webSocket: {
+      pingIntervalSeconds: parseDuration(env.WS_PING_INTERVAL),
+      bufferLimit: env.WS_BUFFER_LIMIT,
+      drainTimeoutSeconds: parseDuration(env.WS_DRAIN_TIMEOUT)
     }
   }
 }

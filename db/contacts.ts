@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely'
 import { isUniqueViolation } from './errors.js'
+import { appendEvents } from './events.js'
 import type { Database, RequestStatus } from './schema.js'
+import type { User } from './users.js'
 
 // A pair of users has at most one chat_requests row, keyed by (user_lo, user_hi):
 // pending (requester asked requested) or accepted (they are contacts).
@@ -27,22 +29,26 @@ export async function getRelation (db: Kysely<Database>, a: number, b: number): 
 export type RequestOutcome = 'requested' | 'accepted' | 'already_requested' | 'already_contacts'
 
 /**
- * `requester` asks `requested` for a chat. If `requested` had already asked `requester`,
- * this accepts that request instead of creating a mirror one.
+ * `requester` asks `requested` for a chat (a `chat_request` event for `requested`). If
+ * `requested` had already asked `requester`, this accepts that request instead of
+ * creating a mirror one.
  */
-export async function requestChat (db: Kysely<Database>, requesterId: number, requestedId: number, now = Date.now()): Promise<RequestOutcome> {
+export async function requestChat (db: Kysely<Database>, requester: User, requested: User, now = Date.now()): Promise<RequestOutcome> {
   for (let attempt = 0; ; attempt++) {
-    const relation = await getRelation(db, requesterId, requestedId)
+    const relation = await getRelation(db, requester.id, requested.id)
     if (relation?.status === 'accepted') return 'already_contacts'
     if (relation !== undefined) {
-      if (relation.requester_id === requesterId) return 'already_requested'
-      if (await acceptChat(db, relation.requester_id, requesterId, now)) return 'accepted'
+      if (relation.requester_id === requester.id) return 'already_requested'
+      if (await acceptChat(db, requested, requester, now)) return 'accepted'
       continue // it changed under us: look again
     }
     try {
-      await db.insertInto('chat_requests')
-        .values({ requester_id: requesterId, requested_id: requestedId, ...pair(requesterId, requestedId), status: 'pending', created_at: now, updated_at: now })
-        .execute()
+      await db.transaction().execute(async trx => {
+        await trx.insertInto('chat_requests')
+          .values({ requester_id: requester.id, requested_id: requested.id, ...pair(requester.id, requested.id), status: 'pending', created_at: now, updated_at: now })
+          .execute()
+        await appendEvents(trx, [{ userId: requested.id, type: 'chat_request', payload: { requester_username: requester.username } }], now)
+      })
       return 'requested'
     } catch (error) {
       // a concurrent request for the same pair won the insert: decide again from its row
@@ -51,15 +57,25 @@ export async function requestChat (db: Kysely<Database>, requesterId: number, re
   }
 }
 
-/** Accepts the pending request of `requester` to `requested`; false when there is none. */
-export async function acceptChat (db: Kysely<Database>, requesterId: number, requestedId: number, now = Date.now()): Promise<boolean> {
-  const result = await db.updateTable('chat_requests')
-    .set({ status: 'accepted', updated_at: now })
-    .where('requester_id', '=', requesterId)
-    .where('requested_id', '=', requestedId)
-    .where('status', '=', 'pending')
-    .executeTakeFirst()
-  return result.numUpdatedRows > 0n
+/**
+ * Accepts the pending request of `requester` to `requested`, with a `chat_accepted` event
+ * for each of them naming the other; false when there is no such request.
+ */
+export async function acceptChat (db: Kysely<Database>, requester: User, requested: User, now = Date.now()): Promise<boolean> {
+  return await db.transaction().execute(async trx => {
+    const result = await trx.updateTable('chat_requests')
+      .set({ status: 'accepted', updated_at: now })
+      .where('requester_id', '=', requester.id)
+      .where('requested_id', '=', requested.id)
+      .where('status', '=', 'pending')
+      .executeTakeFirst()
+    if (result.numUpdatedRows === 0n) return false
+    await appendEvents(trx, [
+      { userId: requester.id, type: 'chat_accepted', payload: { username: requested.username } },
+      { userId: requested.id, type: 'chat_accepted', payload: { username: requester.username } }
+    ], now)
+    return true
+  })
 }
 
 export async function listPendingRequests (db: Kysely<Database>, userId: number): Promise<Array<{ requester_username: string, created_at: number }>> {
@@ -85,6 +101,16 @@ export async function listContacts (db: Kysely<Database>, userId: number): Promi
     .orderBy('users.username_key')
     .execute()
   return rows.map(row => row.username)
+}
+
+/** Ids of the user's accepted contacts. */
+export async function listContactIds (db: Kysely<Database>, userId: number): Promise<number[]> {
+  const rows = await db.selectFrom('chat_requests')
+    .select(eb => eb.case().when('user_lo', '=', userId).then(eb.ref('user_hi')).else(eb.ref('user_lo')).end().as('id'))
+    .where('status', '=', 'accepted')
+    .where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)]))
+    .execute()
+  return rows.map(row => Number(row.id))
 }
 
 export async function areContacts (db: Kysely<Database>, a: number, b: number): Promise<boolean> {

@@ -1,13 +1,15 @@
 import type { Migration, MigrationProvider } from 'kysely'
 import * as initial from './2026-11-27-0001-initial.js'
 import * as sessions from './2026-11-27-0002-sessions.js'
+import * as events from './2026-11-27-0003-events.js'
 
 // Listed by hand rather than read from the folder, so the same list works from the
 // TypeScript sources (tests) and from the compiled dist/ (the image). Names sort in the
 // order they must run; a migration, once released, is never edited.
 const migrations: Record<string, Migration> = {
   '2026-11-27-0001-initial': initial,
-  '2026-11-27-0002-sessions': sessions
+  '2026-11-27-0002-sessions': sessions,
+  '2026-11-27-0003-events': events
 }
 
 export const migrationProvider: MigrationProvider = {

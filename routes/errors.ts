@@ -21,3 +21,8 @@ export const AlreadyRequested = createError<[string]>('ALREADY_REQUESTED', "You 
 export const AlreadyContacts = createError<[string]>('ALREADY_CONTACTS', "You and '%s' are already contacts.", 409)
 export const NoPendingRequest = createError<[string]>('NO_PENDING_REQUEST', "No pending chat request from '%s'.", 404)
 export const NotAContact = createError<[string]>('NOT_A_CONTACT', "You can only message accepted contacts; '%s' is not one.", 403)
+
+export const ClientMsgIdReused = createError('CLIENT_MSG_ID_REUSED', 'This client_msg_id was already used for a message to someone else.', 409)
+export const MessageNotFound = createError<[number]>('MESSAGE_NOT_FOUND', 'Message %d is not a message you received.', 404)
+export const CursorExpired = createError('CURSOR_EXPIRED', 'This cursor is older than the events the server keeps; resync from scratch (omit since).', 410)
+export const CursorUnknown = createError('CURSOR_UNKNOWN', 'This cursor was not issued for this account by this server; resync from scratch (omit since).', 410)

@@ -2,6 +2,7 @@ import type { FastifyJWT } from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { findSessionUser } from '../../db/sessions.js'
+import type { User } from '../../db/users.js'
 import { AccountDisabled, AccountGone, InvalidToken, MalformedAuthorization, MissingToken, TokenExpired, TokenRevoked } from '../../routes/errors.js'
 
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*) *$/
@@ -11,11 +12,8 @@ const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*) *$/
 
 export default fp(async function authPlugin (fastify) {
   fastify.decorateRequest('token', null as unknown as FastifyRequest['token'])
-  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
-    const header = request.headers.authorization
-    if (header === undefined || header === '') throw new MissingToken()
-    const token = BEARER.exec(header)?.[1]
-    if (token === undefined) throw new MalformedAuthorization()
+
+  fastify.decorate('verifyToken', async function verifyToken (token: string): Promise<Session> {
     let payload: FastifyJWT['payload']
     try {
       payload = fastify.jwt.verify<FastifyJWT['payload']>(token)
@@ -27,14 +25,30 @@ export default fp(async function authPlugin (fastify) {
     if (user === undefined) throw new AccountGone()
     if (user.disabled) throw new AccountDisabled()
     if (user.revoked || user.token_version !== payload.ver) throw new TokenRevoked()
-    request.user = { id: user.id, username: user.username }
-    request.token = { jti: payload.jti, exp: payload.exp }
+    return { user: { id: user.id, username: user.username }, token: { jti: payload.jti, exp: payload.exp } }
+  })
+
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    const header = request.headers.authorization
+    if (header === undefined || header === '') throw new MissingToken()
+    const token = BEARER.exec(header)?.[1]
+    if (token === undefined) throw new MalformedAuthorization()
+    const session = await fastify.verifyToken(token)
+    request.user = session.user
+    request.token = session.token
   })
 }, { name: 'auth', dependencies: ['jwt', 'db'] })
+
+export interface Session {
+  user: User
+  token: FastifyRequest['token']
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate: (request: FastifyRequest) => Promise<void>
+    /** Checks a bare token (signature, expiry, revocation, account): its session, or the 401 to send. */
+    verifyToken: (token: string) => Promise<Session>
   }
   interface FastifyRequest {
     /** The verified token of an authenticated request (for logout). */
