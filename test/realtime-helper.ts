@@ -3,6 +3,7 @@ import { Value } from '@sinclair/typebox/value'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import { WebSocket } from 'ws'
+import { LocalHub } from '../plugins/app/hub.js'
 import { ServerFrame, type WireFrame } from '../routes/realtime/events.js'
 import { SyncReply } from '../routes/realtime/sync.js'
 import { befriend, call, user } from './helper.js'
@@ -138,4 +139,14 @@ export class Client {
 /** Waits until a condition holds (the test runner's timeout bounds the wait). */
 export async function eventually (condition: () => boolean | Promise<boolean>): Promise<void> {
   while (!await condition()) await new Promise(resolve => setTimeout(resolve, 20))
+}
+
+/** The app's hub as the in-process one, to see who listens. */
+export function hub (app: FastifyInstance): LocalHub {
+  if (!(app.hub instanceof LocalHub)) throw new Error('not the in-process hub')
+  return app.hub
+}
+
+export async function idOf (app: FastifyInstance, username: string): Promise<number> {
+  return (await app.db.selectFrom('users').select('id').where('username', '=', username).executeTakeFirstOrThrow()).id
 }
