@@ -65,9 +65,9 @@ export class Connection {
       const { code, message } = error as { code?: string, message: string }
       if (code === 'CURSOR_EXPIRED' || code === 'CURSOR_UNKNOWN') return this.#fail(CLOSE_RESYNC, code, message)
       if (code === 'ACCOUNT_GONE') return this.#fail(CLOSE_SESSION_ENDED, code, message)
-      throw error
+      return this.#crash(error)
     }
-    await this.#pump()
+    await this.#pump().catch(error => this.#crash(error))
   }
 
   #onSignal (signal: HubSignal): void {

@@ -1,8 +1,9 @@
 import t from 'tap'
 import { buildApp, serverOptions } from '../../app.js'
 import { revokeToken } from '../../db/sessions.js'
+import { eraseUser } from '../../db/users.js'
 import { build, login, testConfig, user } from '../helper.js'
-import { Client, eventually, listen, pair, send } from '../realtime-helper.js'
+import { Client, eventually, idOf, listen, pair, send } from '../realtime-helper.js'
 
 t.test('a message reaches every socket of the recipient and of the sender, each with its own copy', async t => {
   const app = await build(t)
@@ -172,4 +173,36 @@ t.test('tokens never reach the log, whichever way they come', async t => {
   t.match(log, /\/ws\?token=\[redacted\]/, 'the URL is logged without its token')
   t.notOk(log.includes(token.split('.')[2] ?? ''), 'no token signature in the log')
   t.notOk(log.includes(token.slice(0, -2)), 'no token in the log')
+})
+
+t.test('a socket closes when its token expires', async t => {
+  const app = await build(t)
+  const base = await listen(app)
+  await user(app, 'alice')
+  const { jti, user_id: userId } = jtiOf(await login(app, 'alice'))
+  const shortLived = app.jwt.sign({ user_id: userId, username: 'alice', jti, ver: 0 }, { expiresIn: 2 })
+  const client = await Client.open(base, shortLived)
+  await client.until('ready')
+  t.match(await client.next(), { type: 'error', code: 'TOKEN_EXPIRED' })
+  t.same(await client.closed, { code: 4401, reason: 'TOKEN_EXPIRED' })
+  t.equal((await Client.refused(base, shortLived)).body.code, 'TOKEN_EXPIRED')
+})
+
+t.test('a deleted account cannot open a socket, its events go, and its partner skips the messages that went with it', async t => {
+  const app = await build(t)
+  const base = await listen(app)
+  const [alice, bob] = await pair(app)
+  await send(app, alice, bob)
+  const bobSocket = await Client.open(base, bob.token)
+  await bobSocket.until('ready')
+  const aliceId = await idOf(app, 'alice')
+  await eraseUser(app.db, aliceId)
+  await app.hub.disconnectUser(aliceId)
+  t.equal((await Client.refused(base, alice.token)).body.code, 'ACCOUNT_GONE')
+  t.equal(await app.db.selectFrom('events').select('seq').where('user_id', '=', aliceId).executeTakeFirst(), undefined, 'its events went with it')
+  // bob's stream still works; the message event whose message is gone is skipped
+  const after = await Client.open(base, bob.token)
+  const frames = await after.until('ready')
+  t.same(frames.map(frame => frame.type), ['chat_request', 'chat_accepted', 'ready'])
+  for (const client of [bobSocket, after]) await client.close()
 })
