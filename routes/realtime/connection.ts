@@ -22,7 +22,8 @@ export interface ConnectionOptions {
 
 export class Connection {
   #after = 0
-  #pumping = false
+  // true until the starting cursor is known: a wake-up before then only marks a rerun
+  #pumping = true
   #again = false
   #ready = false
   #closed = false
@@ -67,6 +68,7 @@ export class Connection {
       if (code === 'ACCOUNT_GONE') return this.#fail(CLOSE_SESSION_ENDED, code, message)
       return this.#crash(error)
     }
+    this.#pumping = false
     await this.#pump().catch(error => this.#crash(error))
   }
 
