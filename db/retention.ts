@@ -18,27 +18,30 @@ export async function purgeBefore (db: Kysely<Database>, cutoff: number, batchSi
   let messages = 0
   for (;;) {
     const batch = await db.transaction().execute(async trx => {
-      const rows = await trx.selectFrom('messages')
-        .innerJoin('users', 'users.id', 'messages.recipient_id')
-        .select(['messages.id', 'messages.sender_id', 'messages.delivered_at', 'users.username as recipient_username'])
-        .where('messages.created_at', '<', cutoff)
-        .orderBy('messages.id')
-        .limit(batchSize)
+      // deleting first and reporting what this delete removed: of two instances sweeping
+      // at once, each message is deleted, and reported, by exactly one
+      const rows = await trx.deleteFrom('messages')
+        .where('id', 'in', eb => eb.selectFrom('messages').select('id').where('created_at', '<', cutoff).orderBy('id').limit(batchSize))
+        .returning(['id', 'sender_id', 'recipient_id', 'delivered_at'])
         .execute()
-      if (rows.length === 0) return 0
-      const undelivered = new Map<string, { senderId: number, username: string, ids: number[] }>()
-      for (const row of rows) {
-        if (row.delivered_at !== null) continue
-        const key = `${row.sender_id}:${row.recipient_username}`
-        const group = undelivered.get(key) ?? { senderId: row.sender_id, username: row.recipient_username, ids: [] }
+      const unacked = rows.filter(row => row.delivered_at === null)
+      if (unacked.length === 0) return rows.length
+      const names = new Map((await trx.selectFrom('users').select(['id', 'username'])
+        .where('id', 'in', [...new Set(unacked.map(row => row.recipient_id))])
+        .execute()).map(row => [row.id, row.username]))
+      const groups = new Map<string, { senderId: number, username: string, ids: number[] }>()
+      for (const row of unacked) {
+        const username = names.get(row.recipient_id)
+        if (username === undefined) continue // the recipient is gone: nobody to name
+        const key = `${row.sender_id}:${row.recipient_id}`
+        const group = groups.get(key) ?? { senderId: row.sender_id, username, ids: [] }
         group.ids.push(row.id)
-        undelivered.set(key, group)
+        groups.set(key, group)
       }
-      await appendEvents(trx, [...undelivered.values()].map(group => ({
-        userId: group.senderId, type: 'expired_undelivered' as const, payload: { username: group.username, message_ids: group.ids }
+      await appendEvents(trx, [...groups.values()].map(group => ({
+        userId: group.senderId, type: 'expired_undelivered' as const, payload: { username: group.username, message_ids: group.ids.sort((a, b) => a - b) }
       })), now)
-      for (const group of undelivered.values()) notify.add(group.senderId)
-      await trx.deleteFrom('messages').where('id', 'in', rows.map(row => row.id)).execute()
+      for (const group of groups.values()) notify.add(group.senderId)
       return rows.length
     })
     messages += batch

@@ -2,8 +2,8 @@ import fp from 'fastify-plugin'
 import { purgeBefore, type PurgeOutcome } from '../../db/retention.js'
 
 // With MESSAGE_RETENTION_DAYS set, a background sweep deletes older messages and events
-// at start and then every RETENTION_SWEEP_INTERVAL. Every instance may sweep: the
-// deletes are idempotent, and each expired message is deleted (and reported) once.
+// at start and then every RETENTION_SWEEP_INTERVAL. Every instance may sweep: each
+// expired message is deleted, and reported to its sender, by exactly one of them.
 
 const DAY_MS = 86_400_000
 const MAX_TIMER_MS = 2 ** 31 - 1

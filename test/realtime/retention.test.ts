@@ -71,3 +71,16 @@ t.test('the real-time settings are validated', async t => {
     t.throws(() => loadConfig({ [name]: value }), new RegExp(name), `${name}=${value}`)
   }
 })
+
+t.test('sweeps running at once report each expired message once', async t => {
+  const app = await build(t, { MESSAGE_RETENTION_DAYS: '1' })
+  const [alice, bob] = await pair(app)
+  for (let i = 0; i < 12; i++) await send(app, alice, bob)
+  const later = Date.now() + 2 * DAY
+  const outcomes = await Promise.all([1, 2, 3].map(async () => await app.retention.sweep(later)))
+  t.equal(outcomes.reduce((sum, outcome) => sum + (outcome?.messages ?? 0), 0), 12, 'each message deleted once')
+  const reported = (await sync(t, app, alice.token)).events
+    .flatMap(e => e.type === 'expired_undelivered' ? e.message_ids : [])
+  t.equal(reported.length, 12)
+  t.equal(new Set(reported).size, 12, 'each reported once')
+})
