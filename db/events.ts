@@ -13,7 +13,7 @@ export interface EventPayloads {
   chat_declined: { username: string }
   contact_removed: { username: string }
   key_changed: { username: string }
-  delivered: { username: string, up_to_id: number }
+  delivered: { username: string, message_ids: number[] }
   expired_undelivered: { username: string, message_ids: number[] }
 }
 export type EventType = keyof EventPayloads

@@ -83,28 +83,38 @@ export interface AckOutcome {
 }
 
 /**
- * The recipient acknowledges every message it received with id <= upToId. Each sender
- * whose messages were newly acknowledged gets one `delivered` event naming the highest.
+ * The recipient acknowledges message upToId and every earlier message it received: those
+ * with a smaller id, except any that reached its stream after upToId (on PostgreSQL ids
+ * are handed out before commit, so a smaller id can commit, and be delivered, later).
+ * Each sender whose messages were newly acknowledged gets one `delivered` event listing
+ * them.
  */
 export async function ackMessages (db: Kysely<Database>, recipient: User, upToId: number, now = Date.now()): Promise<AckOutcome> {
   return await db.transaction().execute(async trx => {
-    const target = await trx.selectFrom('messages').select('id')
-      .where('id', '=', upToId).where('recipient_id', '=', recipient.id)
+    const target = await trx.selectFrom('messages')
+      .leftJoin('events', join => join.onRef('events.message_id', '=', 'messages.id').on('events.user_id', '=', recipient.id))
+      .select(['messages.id', 'events.seq'])
+      .where('messages.id', '=', upToId).where('messages.recipient_id', '=', recipient.id)
       .executeTakeFirst()
     if (target === undefined) return { found: false, acknowledged: 0, notify: [] }
+    const { seq } = target
     const acked = await trx.updateTable('messages')
       .set({ delivered_at: now })
       .where('recipient_id', '=', recipient.id)
       .where('id', '<=', upToId)
       .where('delivered_at', 'is', null)
+      .$if(seq !== null, qb => qb.where(eb => eb.not(eb.exists(eb.selectFrom('events').select('events.seq')
+        .where('events.user_id', '=', recipient.id)
+        .where('events.seq', '>', seq ?? 0)
+        .whereRef('events.message_id', '=', 'messages.id')))))
       .returning(['id', 'sender_id'])
       .execute()
-    const highest = new Map<number, number>()
-    for (const { id, sender_id: senderId } of acked) highest.set(senderId, Math.max(id, highest.get(senderId) ?? 0))
-    await appendEvents(trx, [...highest].map(([senderId, id]) => ({
-      userId: senderId, type: 'delivered' as const, payload: { username: recipient.username, up_to_id: id }
+    const bySender = new Map<number, number[]>()
+    for (const { id, sender_id: senderId } of acked) bySender.set(senderId, [...bySender.get(senderId) ?? [], id])
+    await appendEvents(trx, [...bySender].map(([senderId, ids]) => ({
+      userId: senderId, type: 'delivered' as const, payload: { username: recipient.username, message_ids: ids.sort((a, b) => a - b) }
     })), now)
-    return { found: true, acknowledged: acked.length, notify: [...highest.keys()] }
+    return { found: true, acknowledged: acked.length, notify: [...bySender.keys()] }
   })
 }
 

@@ -34,6 +34,7 @@ export async function up (db: Kysely<any>): Promise<void> {
     .addPrimaryKeyConstraint('events_pk', ['user_id', 'seq'])
     .execute()
   await db.schema.createIndex('events_created').on('events').column('created_at').execute()
+  await db.schema.createIndex('events_message').on('events').column('message_id').execute()
 }
 
 export async function down (db: Kysely<any>): Promise<void> {

@@ -4,7 +4,7 @@ import { MessageNotFound } from '../errors.js'
 import { bearer, errorReplies } from '../schemas.js'
 
 export const AckMessagesBody = Type.Object({
-  up_to_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'the id of a message you received: it and every earlier message you received are acknowledged' })
+  up_to_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'the id of a message you received: it and every earlier message you received (smaller id, and before it in your event stream) are acknowledged' })
 })
 
 export const AckMessagesReply = Type.Object({

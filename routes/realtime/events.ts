@@ -34,9 +34,9 @@ export const ChatAcceptedEvent = event('chat_accepted', 'You and `username` are 
 export const ChatDeclinedEvent = event('chat_declined', '`username` declined your chat request.', { username: Username })
 export const ContactRemovedEvent = event('contact_removed', '`username` is no longer your contact.', { username: Username })
 export const KeyChangedEvent = event('key_changed', 'Your contact `username` uploaded a different public key: the safety number changed.', { username: Username })
-export const DeliveredEvent = event('delivered', '`username` acknowledged every message you sent them with id <= up_to_id.', {
+export const DeliveredEvent = event('delivered', '`username` acknowledged these messages you sent them (with POST /ack_messages).', {
   username: Username,
-  up_to_id: Type.Integer()
+  message_ids: Type.Array(Type.Integer())
 })
 export const ExpiredUndeliveredEvent = event('expired_undelivered', 'These messages you sent `username` were deleted by retention before being acknowledged.', {
   username: Username,

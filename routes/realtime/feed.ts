@@ -72,7 +72,7 @@ function toWire (user: User, event: StoredEvent): WireEvent | undefined {
     case 'chat_declined':
     case 'contact_removed':
     case 'key_changed': return { type: event.type, ...head, username: event.payload.username }
-    case 'delivered': return { type: event.type, ...head, username: event.payload.username, up_to_id: event.payload.up_to_id }
+    case 'delivered':
     case 'expired_undelivered': return { type: event.type, ...head, username: event.payload.username, message_ids: event.payload.message_ids }
   }
 }

@@ -15,7 +15,7 @@ pass it as \`since\`. Omit \`since\` to start from the oldest event kept. A curs
 **Events** (\`type\`, plus \`cursor\` and \`timestamp\`): \`message\` (to or from you, from any of your devices, with your own
 copy as \`encrypted_blob\`), \`chat_request\`, \`chat_accepted\` (both sides), \`chat_declined\`, \`contact_removed\`,
 \`key_changed\` (a contact uploaded a different public key: warn that the safety number changed), \`delivered\` (the
-recipient acknowledged your messages up to \`up_to_id\` with \`POST /ack_messages\`), \`expired_undelivered\` (retention
+recipient acknowledged your messages \`message_ids\` with \`POST /ack_messages\`), \`expired_undelivered\` (retention
 deleted messages you sent before they were acknowledged).
 
 **WebSocket \`GET /ws?since=<cursor>\`.** Authenticate with \`Sec-WebSocket-Protocol: bearer, <token>\` (the server answers

@@ -2,7 +2,7 @@ import t from 'tap'
 import { befriend, build, call, isError, snapshot, user } from '../helper.js'
 import { pair, send, sync } from '../realtime-helper.js'
 
-t.test('an ack gives the sender a delivered event up to the highest of its messages acknowledged', async t => {
+t.test('an ack gives each sender a delivered event listing its messages just acknowledged', async t => {
   const app = await build(t)
   const [alice, bob] = await pair(app)
   const carol = { name: 'carol', token: await user(app, 'carol') }
@@ -17,10 +17,9 @@ t.test('an ack gives the sender a delivered event up to the highest of its messa
   t.equal(res.statusCode, 200)
   t.same(res.json(), { message: 'Messages acknowledged.', acknowledged: 3 })
   const delivered = await sync(t, app, alice.token, { since: aliceBefore })
-  t.match(delivered.events, [{ type: 'delivered', username: 'bob', up_to_id: a2 }])
+  t.match(delivered.events, [{ type: 'delivered', username: 'bob', message_ids: [a1, a2] }])
   t.equal(delivered.events.length, 1)
-  t.match((await sync(t, app, carol.token)).events.at(-1), { type: 'delivered', username: 'bob', up_to_id: c1 })
-  t.ok(a1 < a2)
+  t.match((await sync(t, app, carol.token)).events.at(-1), { type: 'delivered', username: 'bob', message_ids: [c1] })
 
   // acking again changes nothing and tells nobody
   const again = await call(app, bob.token, { method: 'POST', url: '/ack_messages', payload: { up_to_id: a2 } })
@@ -28,7 +27,7 @@ t.test('an ack gives the sender a delivered event up to the highest of its messa
   t.same((await sync(t, app, alice.token, { since: delivered.next })).events, [])
 
   await call(app, bob.token, { method: 'POST', url: '/ack_messages', payload: { up_to_id: a3 } })
-  t.match((await sync(t, app, alice.token, { since: delivered.next })).events, [{ type: 'delivered', up_to_id: a3 }])
+  t.match((await sync(t, app, alice.token, { since: delivered.next })).events, [{ type: 'delivered', message_ids: [a3] }])
 })
 
 t.test('acks of ids the caller never received are refused and change nothing', async t => {
@@ -48,4 +47,24 @@ t.test('acks of ids the caller never received are refused and change nothing', a
   t.same(await snapshot(app), before)
   const row = await app.db.selectFrom('messages').select('delivered_at').executeTakeFirstOrThrow()
   t.equal(row.delivered_at, null)
+})
+
+t.test('a message with a smaller id that reached the stream later is not acknowledged with a larger one', async t => {
+  const app = await build(t)
+  const [alice, bob] = await pair(app)
+  const early = (await send(app, alice, bob)).json().id
+  const late = (await send(app, alice, bob)).json().id
+  // as if `early` had committed after `late` (PostgreSQL hands ids out before commit)
+  const bobId = (await app.db.selectFrom('users').select('id').where('username', '=', 'bob').executeTakeFirstOrThrow()).id
+  const seqOf = async (messageId: number): Promise<number> => (await app.db.selectFrom('events').select('seq')
+    .where('user_id', '=', bobId).where('message_id', '=', messageId).executeTakeFirstOrThrow()).seq
+  const [earlySeq, lateSeq] = [await seqOf(early), await seqOf(late)]
+  await app.db.updateTable('events').set({ seq: -1 }).where('user_id', '=', bobId).where('seq', '=', earlySeq).execute()
+  await app.db.updateTable('events').set({ seq: earlySeq }).where('user_id', '=', bobId).where('seq', '=', lateSeq).execute()
+  await app.db.updateTable('events').set({ seq: lateSeq }).where('user_id', '=', bobId).where('seq', '=', -1).execute()
+
+  const aliceCursor = (await sync(t, app, alice.token)).next
+  t.same((await call(app, bob.token, { method: 'POST', url: '/ack_messages', payload: { up_to_id: late } })).json().acknowledged, 1)
+  t.match((await sync(t, app, alice.token, { since: aliceCursor })).events, [{ type: 'delivered', message_ids: [late] }])
+  t.same((await call(app, bob.token, { method: 'POST', url: '/ack_messages', payload: { up_to_id: early } })).json().acknowledged, 1)
 })
