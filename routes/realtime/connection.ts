@@ -141,6 +141,7 @@ export class Connection {
   }
 
   #crash (error: unknown): void {
+    if (this.#closed) return // e.g. a read cut short by the server shutting down
     this.#log.error({ err: error, user_id: this.user.id }, 'websocket delivery failed')
     this.#fail(1011, 'INTERNAL', 'Internal server error; reconnect with your last cursor.')
   }
