@@ -17,9 +17,15 @@ export default fp(async function websocketPlugin (fastify) {
       request.log.debug({ err: error }, 'websocket error')
       socket.terminate()
     },
-    preClose (done) {
-      for (const client of fastify.websocketServer.clients) client.close(1001, 'server shutting down')
-      fastify.websocketServer.close(() => done())
+    // close every socket politely (a peer that does not answer within a second is cut)
+    // before the database closes under their readers
+    async preClose () {
+      await Promise.all([...fastify.websocketServer.clients].map(async client => await new Promise<void>(resolve => {
+        client.once('close', () => resolve())
+        client.close(1001, 'server shutting down')
+        setTimeout(() => client.terminate(), 1000).unref()
+      })))
+      await new Promise(resolve => fastify.websocketServer.close(resolve))
     }
   })
 }, { name: 'websocket' })

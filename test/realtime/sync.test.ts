@@ -82,3 +82,15 @@ t.test('bad sync queries are 400s, foreign cursors 410s, and nothing changes', a
   isError(t, await app.inject({ method: 'GET', url: '/sync' }), 401, 'MISSING_TOKEN')
   t.same(await snapshot(app), before)
 })
+
+t.test('a server shutting down answers its long-polls at once', async t => {
+  const app = await build(t)
+  const token = await user(app, 'alice')
+  const aliceId = await idOf(app, 'alice')
+  const waiting = call(app, token, { method: 'GET', url: '/sync?timeout=30' })
+  await eventually(() => hub(app).listenerCount(aliceId) === 1)
+  await app.close()
+  const res = await waiting
+  t.equal(res.statusCode, 200)
+  t.same(res.json().events, [])
+})

@@ -206,3 +206,13 @@ t.test('a deleted account cannot open a socket, its events go, and its partner s
   t.same(frames.map(frame => frame.type), ['chat_request', 'chat_accepted', 'ready'])
   for (const client of [bobSocket, after]) await client.close()
 })
+
+t.test('closing the server closes its sockets with 1001', async t => {
+  const app = await build(t)
+  const base = await listen(app)
+  const token = await user(app, 'alice')
+  const client = await Client.open(base, token)
+  await client.until('ready')
+  await app.close()
+  t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
+})
