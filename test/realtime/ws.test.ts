@@ -216,3 +216,16 @@ t.test('closing the server closes its sockets with 1001', async t => {
   await app.close()
   t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
 })
+
+t.test("another account's cursor closes the socket with 4410 CURSOR_UNKNOWN", async t => {
+  const app = await build(t)
+  const base = await listen(app)
+  const [alice, bob] = await pair(app)
+  const aliceSocket = await Client.open(base, alice.token, { since: '' })
+  const [first] = await aliceSocket.until('ready')
+  const bobSocket = await Client.open(base, bob.token, { since: first?.type === 'chat_accepted' ? first.cursor : 'none' })
+  t.match(await bobSocket.next(), { type: 'error', code: 'CURSOR_UNKNOWN' })
+  t.same(await bobSocket.closed, { code: 4410, reason: 'CURSOR_UNKNOWN' })
+  t.same(bobSocket.invalid, [])
+  await aliceSocket.close()
+})
