@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto'
 import { Ajv } from 'ajv'
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from './config.js'
+import accountLimits from './plugins/app/account-limits.js'
 import auth from './plugins/app/auth.js'
 import configPlugin from './plugins/app/config.js'
 import db from './plugins/app/db.js'
@@ -9,11 +11,15 @@ import errorHandler from './plugins/app/error-handler.js'
 import hub from './plugins/app/hub.js'
 import passwords from './plugins/app/passwords.js'
 import retention from './plugins/app/retention.js'
+import shutdown from './plugins/app/shutdown.js'
+import cors from './plugins/external/cors.js'
+import helmet from './plugins/external/helmet.js'
 import jwt from './plugins/external/jwt.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import swagger from './plugins/external/swagger.js'
 import websocket from './plugins/external/websocket.js'
 import accounts from './routes/accounts/index.js'
+import admin from './routes/admin/index.js'
 import contacts from './routes/contacts/index.js'
 import health from './routes/health/index.js'
 import keys from './routes/keys/index.js'
@@ -26,35 +32,43 @@ const ajvOptions = { useDefaults: true, removeAdditional: true, allErrors: false
 const bodyAjv = new Ajv({ ...ajvOptions, coerceTypes: false })
 const textAjv = new Ajv({ ...ajvOptions, coerceTypes: 'array' })
 
+// Never in a log line: credentials, keys and ciphertext, wherever a log call puts them
+// (top level, or one level down as in { body: ... } or { req: ... }).
+const SECRET_FIELDS = ['password', 'old_password', 'new_password', 'token', 'public_key', 'sender_blob', 'recipient_blob', 'encrypted_blob']
+export const redactPaths = [
+  'req.headers.authorization', 'req.headers["sec-websocket-protocol"]', 'req.headers.cookie', 'headers.authorization',
+  ...SECRET_FIELDS, ...SECRET_FIELDS.map(field => `*.${field}`)
+]
+
+/** The request line as logged, with any credential in the query string (`?token=`) censored. */
+function logRequest (request: FastifyRequest): Record<string, unknown> {
+  // a log call may pass anything as `req`: only a real request is reshaped
+  if (typeof request?.url !== 'string') return request as unknown as Record<string, unknown>
+  return {
+    method: request.method,
+    url: request.url.replace(/([?&](?:token|access_token|password)=)[^&#]*/gi, '$1[redacted]'),
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort
+  }
+}
+
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
     logger: {
       level: config.logLevel,
-      redact: {
-        paths: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]', 'password', 'old_password', 'new_password', 'token', 'public_key', 'sender_blob', 'recipient_blob', 'encrypted_blob'],
-        censor: '[redacted]'
-      },
-      // GET /ws?token=<jwt>: the token must not reach the logs with the URL
-      serializers: {
-        req: (request: FastifyRequest) => ({
-          method: request.method,
-          url: redactUrl(request.url),
-          host: request.host,
-          remoteAddress: request.ip,
-          remotePort: request.socket?.remotePort
-        })
-      }
+      redact: { paths: redactPaths, censor: '[redacted]' },
+      serializers: { req: logRequest }
     },
     // a hop count is accepted at run time though the typings omit it
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     bodyLimit: config.bodyLimit,
+    // our own ids (a client-sent x-request-id is not trusted); every log line of a request
+    // carries it as reqId, and the reply returns it as x-request-id for support requests
     requestIdHeader: false,
+    genReqId: () => randomUUID(),
     routerOptions: { ignoreTrailingSlash: true }
   }
-}
-
-export function redactUrl (url: string): string {
-  return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]')
 }
 
 /** The whole server as one plugin: third-party wrappers, our decorators, then the routes. */
@@ -62,6 +76,10 @@ export async function app (fastify: FastifyInstance, opts: { config: Config }): 
   fastify.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema))
   await fastify.register(configPlugin, { config: opts.config })
   await fastify.register(errorHandler)
+  await fastify.register(shutdown)
+  fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })
+  await fastify.register(helmet)
+  await fastify.register(cors)
   await fastify.register(swagger)
   await fastify.register(jwt)
   await fastify.register(rateLimit)
@@ -69,6 +87,7 @@ export async function app (fastify: FastifyInstance, opts: { config: Config }): 
   await fastify.register(db)
   await fastify.register(passwords)
   await fastify.register(auth)
+  await fastify.register(accountLimits)
   await fastify.register(hub)
   await fastify.register(retention)
 
@@ -78,6 +97,7 @@ export async function app (fastify: FastifyInstance, opts: { config: Config }): 
   await fastify.register(contacts)
   await fastify.register(messages)
   await fastify.register(realtime)
+  await fastify.register(admin)
 }
 
 /** Builds a ready-to-listen server for the given configuration. */

@@ -20,7 +20,7 @@ export const EnvSchema = Type.Object({
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   TOKEN_TTL: Type.Optional(Duration),
   TRUST_PROXY: Type.String({ default: 'false', description: 'false, true, a hop count, or comma-separated addresses/CIDRs' }),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   BODY_LIMIT: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 256 * 1024 }),
   MAX_KEY_LENGTH: Type.Integer({ minimum: 16, maximum: 1024 * 1024, default: 8 * 1024 }),
   MAX_BLOB_LENGTH: Type.Integer({ minimum: 16, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
@@ -30,6 +30,11 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_REQUEST_CHAT: Type.String({ ...Limit, default: '30/hour' }),
   RATE_LIMIT_ACCEPT_CHAT: Type.String({ ...Limit, default: '30/hour' }),
   RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '100/hour' }),
+  RATE_LIMIT_SEND_MESSAGE_SENDER: Type.String({ ...Limit, default: '300/hour', description: 'per sending account, whatever its IPs' }),
+  RATE_LIMIT_SEND_MESSAGE_PAIR: Type.String({ ...Limit, default: '120/hour', description: 'per sender to one recipient' }),
+  RATE_LIMIT_LOGIN_FAILURES: Type.String({ ...Limit, default: '10/15m', description: 'failed password checks per account, whatever the IPs' }),
+  CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^(\\*|https?://[^\\s,/]+(, *https?://[^\\s,/]+)*)$', description: '* or comma-separated origins like https://chat.example.org' })),
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'turns on the web console at /admin; at least 32 random characters' })),
   MESSAGE_RETENTION_DAYS: Type.Optional(Type.Integer({ minimum: 1, maximum: 36500, description: 'whole days; unset keeps messages forever' })),
   RETENTION_SWEEP_INTERVAL: Type.String({ ...Duration, default: '1h' }),
   WS_PING_INTERVAL: Type.String({ ...Duration, default: '30s' }),
@@ -50,7 +55,7 @@ export interface Config {
   jwtSecret: string | undefined
   tokenTtlSeconds: number
   trustProxy: boolean | number | string
-  logLevel: string
+  logLevel: Env['LOG_LEVEL']
   bodyLimit: number
   maxKeyLength: number
   maxBlobLength: number
@@ -61,7 +66,15 @@ export interface Config {
     requestChat: RateLimitSetting
     acceptChat: RateLimitSetting
     sendMessage: RateLimitSetting
+    /** per account rather than per IP */
+    sendMessageSender: RateLimitSetting
+    sendMessagePair: RateLimitSetting
+    loginFailures: RateLimitSetting
   }
+  /** Origins allowed to call the API from a browser: none by default, '*' for any. */
+  corsOrigins: string[]
+  /** The web console's credential; the console is off when undefined. */
+  adminToken: string | undefined
   /** Messages and events older than this many days are purged; undefined keeps them forever. */
   messageRetentionDays: number | undefined
   retentionSweepIntervalSeconds: number
@@ -114,14 +127,18 @@ export function loadConfig (source: Record<string, string | undefined> = process
     const hint = (error.schema as { description?: string }).description
     return `${name}=${JSON.stringify(source[name])}: ${error.message}${hint ? ` (${hint})` : ''}`
   })
+  if (problems.length > 0) throw new ConfigError(problems)
   const tokenTtlSeconds = env.TOKEN_TTL === undefined ? 86400 : parseDuration(env.TOKEN_TTL)
-  if (problems.length === 0 && tokenTtlSeconds < 60) problems.push('TOKEN_TTL: must be at least 60 seconds')
+  if (tokenTtlSeconds < 60) problems.push('TOKEN_TTL: must be at least 60 seconds')
   for (const name of ['RETENTION_SWEEP_INTERVAL', 'WS_PING_INTERVAL', 'WS_DRAIN_TIMEOUT'] as const) {
-    if (problems.length === 0 && parseDuration(env[name]) < 1) problems.push(`${name}: must be at least 1 second`)
+    if (parseDuration(env[name]) < 1) problems.push(`${name}: must be at least 1 second`)
   }
-  if (problems.length === 0 && env.NODE_ENV === 'production') {
+  if (env.NODE_ENV === 'production') {
     if (env.JWT_SECRET === undefined) problems.push('JWT_SECRET: required when NODE_ENV=production')
     else if (!isStrongSecret(env.JWT_SECRET)) problems.push('JWT_SECRET: too weak; use at least 32 random characters (e.g. `openssl rand -base64 48`)')
+  }
+  if (env.ADMIN_TOKEN !== undefined && !isStrongSecret(env.ADMIN_TOKEN)) {
+    problems.push('ADMIN_TOKEN: too weak; use at least 32 random characters (e.g. `openssl rand -base64 32`)')
   }
   if (problems.length > 0) throw new ConfigError(problems)
 
@@ -148,8 +165,13 @@ export function loadConfig (source: Record<string, string | undefined> = process
       login: parseLimit(env.RATE_LIMIT_LOGIN),
       requestChat: parseLimit(env.RATE_LIMIT_REQUEST_CHAT),
       acceptChat: parseLimit(env.RATE_LIMIT_ACCEPT_CHAT),
-      sendMessage: parseLimit(env.RATE_LIMIT_SEND_MESSAGE)
+      sendMessage: parseLimit(env.RATE_LIMIT_SEND_MESSAGE),
+      sendMessageSender: parseLimit(env.RATE_LIMIT_SEND_MESSAGE_SENDER),
+      sendMessagePair: parseLimit(env.RATE_LIMIT_SEND_MESSAGE_PAIR),
+      loginFailures: parseLimit(env.RATE_LIMIT_LOGIN_FAILURES)
     },
+    corsOrigins: env.CORS_ORIGINS === undefined ? [] : env.CORS_ORIGINS.split(',').map(origin => origin.trim()),
+    adminToken: env.ADMIN_TOKEN,
     messageRetentionDays: env.MESSAGE_RETENTION_DAYS,
     retentionSweepIntervalSeconds: parseDuration(env.RETENTION_SWEEP_INTERVAL),
     webSocket: {

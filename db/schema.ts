@@ -59,6 +59,32 @@ export interface RevokedTokensTable {
   expires_at: number
 }
 
+export interface BlocksTable {
+  blocker_id: number
+  blocked_id: number
+  created_at: number
+}
+
+export interface AdminAuditTable {
+  id: Generated<number>
+  created_at: number
+  /** 'cli:<os user>' or 'console:<ip>' */
+  actor: string
+  action: string
+  /** usually a username; null for actions on the whole server (import) */
+  target: string | null
+  /** a short human summary; never a password, token, key or blob */
+  detail: string | null
+}
+
+export type ImportedKind = 'user' | 'message'
+
+export interface ImportMapTable {
+  kind: ImportedKind
+  original_id: number
+  new_id: number
+}
+
 export interface EventsTable {
   user_id: number
   seq: number
@@ -75,5 +101,8 @@ export interface Database {
   chat_requests: ChatRequestsTable
   messages: MessagesTable
   revoked_tokens: RevokedTokensTable
+  blocks: BlocksTable
   events: EventsTable
+  admin_audit: AdminAuditTable
+  import_map: ImportMapTable
 }

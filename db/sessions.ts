@@ -21,10 +21,13 @@ export async function findSessionUser (db: Kysely<Database>, userId: number, jti
   return { id: row.id, username: row.username, token_version: row.token_version, disabled: row.disabled_at !== null, revoked: Boolean(row.revoked) }
 }
 
+/** Logout: the token `jti` stops working until it would have expired anyway (one transaction). */
 export async function revokeToken (db: Kysely<Database>, jti: string, userId: number, expiresAt: number): Promise<void> {
-  await db.insertInto('revoked_tokens').values({ jti, user_id: userId, expires_at: expiresAt })
-    .onConflict(oc => oc.column('jti').doNothing())
-    .execute()
+  await db.transaction().execute(async trx => {
+    await trx.insertInto('revoked_tokens').values({ jti, user_id: userId, expires_at: expiresAt })
+      .onConflict(oc => oc.column('jti').doNothing())
+      .execute()
+  })
 }
 
 /** Revocations of tokens that have expired anyway are no longer needed. */

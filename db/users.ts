@@ -46,15 +46,57 @@ export async function findUserById (db: Kysely<Database>, id: number): Promise<U
   return await db.selectFrom('users').select(['id', 'username']).where('id', '=', id).executeTakeFirst()
 }
 
+export async function findUserWithHashById (db: Kysely<Database>, id: number): Promise<UserWithHash | undefined> {
+  return await db.selectFrom('users').select(['id', 'username', 'password_hash', 'token_version', 'disabled_at'])
+    .where('id', '=', id)
+    .executeTakeFirst()
+}
+
 /**
- * Erases a user: their keys, requests and contacts (by cascade), every message they sent
+ * Replaces the password hash and moves token_version on, in one update, so that every
+ * token issued before stops working. `expectedHash` is the hash the old password was
+ * checked against: if another change won meanwhile, nothing is written and this returns
+ * undefined. Otherwise it returns the new token_version, for a fresh token.
+ */
+export async function changePassword (db: Kysely<Database>, userId: number, expectedHash: string, newHash: string): Promise<number | undefined> {
+  return await db.transaction().execute(async trx => {
+    const row = await trx.updateTable('users')
+      .set(eb => ({ password_hash: newHash, token_version: eb('token_version', '+', 1) }))
+      .where('id', '=', userId)
+      .where('password_hash', '=', expectedHash)
+      .returning('token_version')
+      .executeTakeFirst()
+    return row?.token_version
+  })
+}
+
+/**
+ * Erases a user in one transaction: their keys, requests, contacts and blocks (both ways), every message they sent
  * or received (both copies: the partner loses that history too), then the user row.
  */
 export async function eraseUser (db: Kysely<Database>, userId: number): Promise<boolean> {
   return await db.transaction().execute(async trx => {
     await trx.deleteFrom('messages').where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)])).execute()
     await trx.deleteFrom('revoked_tokens').where('user_id', '=', userId).execute()
+    // the foreign keys would cascade too; said here so that nothing is left to chance
+    await trx.deleteFrom('blocks').where(eb => eb.or([eb('blocker_id', '=', userId), eb('blocked_id', '=', userId)])).execute()
+    await trx.deleteFrom('chat_requests').where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)])).execute()
+    await trx.deleteFrom('public_keys').where('user_id', '=', userId).execute()
+    // their event stream; events of others that point at the messages above read as gone
+    await trx.deleteFrom('events').where('user_id', '=', userId).execute()
     const result = await trx.deleteFrom('users').where('id', '=', userId).executeTakeFirst()
     return result.numDeletedRows > 0n
   })
+}
+
+/**
+ * Replaces a password hash by a stronger one of the same password (an imported Werkzeug hash
+ * by Argon2id at login). Only if the hash is still the one that was verified, so that a
+ * password change made meanwhile wins; tokens stay valid (the password did not change).
+ */
+export async function upgradePasswordHash (db: Kysely<Database>, userId: number, verifiedHash: string, newHash: string): Promise<boolean> {
+  const result = await db.updateTable('users').set({ password_hash: newHash })
+    .where('id', '=', userId).where('password_hash', '=', verifiedHash)
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
 }

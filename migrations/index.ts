@@ -1,7 +1,9 @@
 import type { Migration, MigrationProvider } from 'kysely'
 import * as initial from './2026-11-27-0001-initial.js'
 import * as sessions from './2026-11-27-0002-sessions.js'
-import * as events from './2026-11-27-0003-events.js'
+import * as blocks from './2026-11-27-0003-blocks.js'
+import * as events from './2026-11-27-0004-events.js'
+import * as admin from './2026-11-27-0005-admin.js'
 
 // Listed by hand rather than read from the folder, so the same list works from the
 // TypeScript sources (tests) and from the compiled dist/ (the image). Names sort in the
@@ -9,7 +11,9 @@ import * as events from './2026-11-27-0003-events.js'
 const migrations: Record<string, Migration> = {
   '2026-11-27-0001-initial': initial,
   '2026-11-27-0002-sessions': sessions,
-  '2026-11-27-0003-events': events
+  '2026-11-27-0003-blocks': blocks,
+  '2026-11-27-0004-events': events,
+  '2026-11-27-0005-admin': admin
 }
 
 export const migrationProvider: MigrationProvider = {

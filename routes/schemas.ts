@@ -13,6 +13,12 @@ export const NewPassword = Type.String({ minLength: 8, maxLength: 1024, descript
 // Logging in accepts any length an older server may have allowed; only the upper bound stays.
 export const Password = Type.String({ minLength: 1, maxLength: 1024 })
 
+/**
+ * Pattern for opaque text the server stores (keys, blobs): anything but NUL, which
+ * PostgreSQL text cannot hold (a 500 there, found by the fuzz suite). Base64 never has it.
+ */
+export const NO_NUL = '^[^\\u0000]*$'
+
 export const Timestamp = Type.String({ description: 'ISO 8601 UTC', examples: ['2026-11-27T10:00:00.000Z'] })
 
 export const ErrorReply = Type.Object({
@@ -31,6 +37,9 @@ export function errorReplies<const S extends readonly number[]> (...statuses: S)
 
 /** Marks a route as needing `Authorization: Bearer <token>` in the OpenAPI document. */
 export const bearer = [{ bearerAuth: [] }]
+
+/** Marks a route as needing `Authorization: Bearer <ADMIN_TOKEN>` in the OpenAPI document. */
+export const adminBearer = [{ adminToken: [] }]
 
 export function iso (epochMs: number): string {
   return new Date(epochMs).toISOString()

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifySchema, type InjectOptions, type LightMyRequestResponse } from 'fastify'
+import fp from 'fastify-plugin'
 import pg from 'pg'
 import type { Test } from 'tap'
-import { buildApp } from '../app.js'
+import { app as appPlugin, buildApp, serverOptions } from '../app.js'
 import { loadConfig, type Config } from '../config.js'
 
 // Each test file gets its own fresh database: SQLite in memory by default, or, when
@@ -38,6 +39,35 @@ export async function build (t: Test, env: Record<string, string> = {}): Promise
   const app = await buildApp(await testConfig(t, env))
   t.teardown(async () => { await app.close() })
   return app
+}
+
+export interface ListedRoute {
+  method: string
+  url: string
+  schema: FastifySchema & { security?: unknown[], hide?: boolean, querystring?: unknown, body?: unknown }
+  /** needs `Authorization: Bearer <token>` (documented as such in OpenAPI) */
+  protected: boolean
+}
+
+/**
+ * The app as build() makes it, with the list of every route it registered (HEAD twins and
+ * the hidden /docs routes left out), so that a suite can cover routes it does not name.
+ */
+export async function buildListingRoutes (t: Test, env: Record<string, string> = {}): Promise<{ app: FastifyInstance, routes: ListedRoute[] }> {
+  const config = await testConfig(t, env)
+  const app = Fastify(serverOptions(config))
+  const routes: ListedRoute[] = []
+  app.addHook('onRoute', route => {
+    const schema = (route.schema ?? {}) as ListedRoute['schema']
+    for (const method of [route.method].flat()) {
+      if (method === 'HEAD' || schema.hide === true || route.url.startsWith('/docs')) continue
+      routes.push({ method, url: route.url, schema, protected: Array.isArray(schema.security) && schema.security.length > 0 })
+    }
+  })
+  await app.register(fp(appPlugin), { config })
+  await app.ready()
+  t.teardown(async () => { await app.close() })
+  return { app, routes }
 }
 
 export function bearer (token: string): Record<string, string> {
@@ -77,7 +107,7 @@ export async function befriend (app: FastifyInstance, a: { name: string, token: 
 /** Row counts of every table, to assert that a refused request changed nothing. */
 export async function snapshot (app: FastifyInstance): Promise<Record<string, number>> {
   const counts: Record<string, number> = {}
-  for (const table of ['users', 'public_keys', 'chat_requests', 'messages', 'revoked_tokens', 'events'] as const) {
+  for (const table of ['users', 'public_keys', 'chat_requests', 'messages', 'revoked_tokens', 'blocks', 'events', 'admin_audit', 'import_map'] as const) {
     const row = await app.db.selectFrom(table).select(eb => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
     counts[table] = Number(row.n)
   }

@@ -1,4 +1,5 @@
 import type { FastifyJWT } from '@fastify/jwt'
+import { randomUUID } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { findSessionUser } from '../../db/sessions.js'
@@ -37,7 +38,11 @@ export default fp(async function authPlugin (fastify) {
     request.user = session.user
     request.token = session.token
   })
-}, { name: 'auth', dependencies: ['jwt', 'db'] })
+  fastify.decorate('issueToken', function issueToken (user: { id: number, username: string, token_version: number }) {
+    const token = fastify.jwt.sign({ user_id: user.id, username: user.username, jti: randomUUID(), ver: user.token_version })
+    return { token, expires_in: fastify.config.tokenTtlSeconds }
+  })
+}, { name: 'auth', dependencies: ['jwt', 'db', 'config'] })
 
 export interface Session {
   user: User
@@ -49,6 +54,8 @@ declare module 'fastify' {
     authenticate: (request: FastifyRequest) => Promise<void>
     /** Checks a bare token (signature, expiry, revocation, account): its session, or the 401 to send. */
     verifyToken: (token: string) => Promise<Session>
+    /** A fresh token (with its own jti) for the user at its current token_version. */
+    issueToken: (user: { id: number, username: string, token_version: number }) => { token: string, expires_in: number }
   }
   interface FastifyRequest {
     /** The verified token of an authenticated request (for logout). */

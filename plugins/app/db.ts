@@ -11,7 +11,7 @@ export default fp(async function dbPlugin (fastify) {
   fastify.decorate('dbKind', kind)
   fastify.addHook('onClose', async () => { await db.destroy() })
   // Migrations run at start, so a fresh clone or a fresh volume just works.
-  const applied = await migrateToLatest(db, database.kind === 'postgres' ? database.schema : undefined)
+  const applied = await migrateToLatest(db)
   for (const migration of applied) fastify.log.info({ migration: migration.migrationName }, 'migration applied')
 }, { name: 'db', dependencies: ['config'] })
 

@@ -18,18 +18,26 @@ export default fp(async function swaggerPlugin (fastify) {
       },
       components: {
         securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The token returned by POST /login.' }
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The token returned by POST /login.' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'The ADMIN_TOKEN setting (the admin API exists only when it is set).' }
         }
       },
       tags: [
-        { name: 'accounts', description: 'Registration and login' },
+        { name: 'accounts', description: 'Registration, login, logout, password change and account deletion' },
         { name: 'keys', description: 'Public key directory' },
-        { name: 'contacts', description: 'Chat requests and contacts: nobody can message you until you accept' },
+        { name: 'contacts', description: 'Chat requests, contacts and blocks: nobody can message you until you accept, and a block is never revealed' },
         { name: 'messages', description: 'Encrypted messages, stored once per party' },
         { name: 'realtime', description: 'One cursor across all conversations: GET /sync (with long-poll) and the WebSocket GET /ws, both described under GET /sync' },
-        { name: 'health', description: 'Probes for orchestrators' }
+        { name: 'health', description: 'Probes for orchestrators' },
+        { name: 'admin', description: 'Operator API behind the web console at /admin (only when ADMIN_TOKEN is set)' }
       ]
     }
   })
-  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  // The UI gets its own CSP in place of helmet's: the plugin's, less upgrade-insecure-requests,
+  // which would break the page on a server reached over plain HTTP on a LAN.
+  await fastify.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    transformStaticCSP: header => header.replace(/ *upgrade-insecure-requests;?/, '').trim()
+  })
 }, { name: 'swagger' })

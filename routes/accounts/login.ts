@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { findUserWithHash } from '../../db/users.js'
+import { findUserWithHash, upgradePasswordHash } from '../../db/users.js'
 import { AccountDisabled, InvalidCredentials } from '../errors.js'
 import { Password, Username, errorReplies } from '../schemas.js'
 
@@ -14,20 +13,23 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/login', {
     schema: {
       summary: 'Log in and receive a token',
-      description: 'An unknown user and a wrong password get the same 401, after the same work.',
+      description: 'An unknown user and a wrong password get the same 401, after the same work. ' +
+        'Failed attempts are also limited per account (RATE_LIMIT_LOGIN_FAILURES), whatever the IP: then 429 with retry-after.',
       tags: ['accounts'],
       body: LoginBody,
       response: { 200: LoginReply, ...errorReplies(400, 401, 413, 415, 429) }
     },
     config: { rateLimit: fastify.routeRateLimit('login') }
-  }, async (request) => {
+  }, async (request, reply) => {
     const { username, password } = request.body
     const user = await findUserWithHash(fastify.db, username)
-    const valid = await fastify.passwords.verify(user?.password_hash, password)
+    const valid = await fastify.checkPassword(request, reply, username, user?.password_hash, password)
     if (!valid || user === undefined) throw new InvalidCredentials()
     if (user.disabled_at !== null) throw new AccountDisabled()
-    const token = fastify.jwt.sign({ user_id: user.id, username: user.username, jti: randomUUID(), ver: user.token_version })
-    return { token, expires_in: fastify.config.tokenTtlSeconds }
+    if (fastify.passwords.needsRehash(user.password_hash)) {
+      await upgradePasswordHash(fastify.db, user.id, user.password_hash, await fastify.passwords.hash(password))
+    }
+    return fastify.issueToken(user)
   })
 }
 

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestChat } from '../../db/contacts.js'
 import { findUserByName } from '../../db/users.js'
-import { AlreadyContacts, AlreadyRequested, SelfRequest, UserNotFound } from '../errors.js'
+import { AlreadyContacts, AlreadyRequested, SelfRequest, UserNotFound, YouBlocked } from '../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const RequestChatBody = Type.Object({ recipient_username: Username })
@@ -10,7 +10,8 @@ const requestChatRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/request_chat', {
     schema: {
       summary: 'Ask a user to become your contact',
-      description: 'If they had already asked you, this accepts their request instead (201, and the message says so).',
+      description: 'If they had already asked you, this accepts their request instead (201, and the message says so). ' +
+        'A request to someone who blocked you gets the same 201 and is never shown to them; asking someone you blocked is a 409 (unblock them first).',
       tags: ['contacts'],
       security: bearer,
       body: RequestChatBody,
@@ -23,10 +24,11 @@ const requestChatRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     const other = await findUserByName(fastify.db, request.body.recipient_username)
     if (other === undefined) throw new UserNotFound(request.body.recipient_username)
     if (other.id === me.id) throw new SelfRequest()
-    const outcome = await requestChat(fastify.db, me, other)
+    const { outcome, notified } = await requestChat(fastify.db, me, other)
     if (outcome === 'already_requested') throw new AlreadyRequested(other.username)
     if (outcome === 'already_contacts') throw new AlreadyContacts(other.username)
-    await fastify.hub.publish(outcome === 'accepted' ? [other.id, me.id] : [other.id])
+    if (outcome === 'blocked_by_you') throw new YouBlocked(other.username)
+    await fastify.hub.publish(notified)
     const message = outcome === 'accepted'
       ? `${other.username} had already asked you: you are now contacts.`
       : 'Chat request sent.'

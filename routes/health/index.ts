@@ -5,14 +5,16 @@ import { errorReplies } from '../schemas.js'
 const Status = Type.Object({ status: Type.String() })
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  // probes are frequent: log them only at warn and above (or quieter, if so configured)
+  const logLevel = ['error', 'fatal', 'silent'].includes(fastify.config.logLevel) ? fastify.config.logLevel : 'warn'
   fastify.get('/healthz', {
     schema: { summary: 'Liveness: the process is up', tags: ['health'], response: { 200: Status } },
-    logLevel: 'warn'
+    logLevel
   }, async () => ({ status: 'ok' }))
 
   fastify.get('/readyz', {
     schema: { summary: 'Readiness: the database answers', tags: ['health'], response: { 200: Status, ...errorReplies(503) } },
-    logLevel: 'warn'
+    logLevel
   }, async (request, reply) => {
     try {
       await sql`select 1`.execute(fastify.db)

@@ -3,7 +3,7 @@ import { areContacts } from '../../db/contacts.js'
 import { storeMessage } from '../../db/messages.js'
 import { findUserByName } from '../../db/users.js'
 import { ClientMsgIdReused, NotAContact, UserNotFound } from '../errors.js'
-import { Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
+import { NO_NUL, Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
 
 export const SendMessageReply = Type.Object({
   message: Type.String(),
@@ -12,7 +12,7 @@ export const SendMessageReply = Type.Object({
 })
 
 const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
-  const Blob = Type.String({ minLength: 1, maxLength: fastify.config.maxBlobLength, description: 'ciphertext, opaque to the server' })
+  const Blob = Type.String({ minLength: 1, maxLength: fastify.config.maxBlobLength, pattern: NO_NUL, description: 'ciphertext, opaque to the server (any text but NUL)' })
   const SendMessageBody = Type.Object({
     recipient_username: Username,
     sender_blob: Type.String({ ...Blob, description: "the sender's copy, encrypted for the sender" }),
@@ -27,12 +27,15 @@ const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/send_message', {
     schema: {
       summary: 'Send an encrypted message to an accepted contact',
+      description: 'Limited per IP (RATE_LIMIT_SEND_MESSAGE), per sending account (RATE_LIMIT_SEND_MESSAGE_SENDER) and per sender to one recipient (RATE_LIMIT_SEND_MESSAGE_PAIR). ' +
+        'A user who is not your contact, or who blocked you, gets the same 403.',
       tags: ['messages'],
       security: bearer,
       body: SendMessageBody,
       response: { 201: SendMessageReply, ...errorReplies(400, 401, 403, 404, 409, 413, 415, 429) }
     },
     onRequest: fastify.authenticate,
+    preHandler: async (request, reply) => { await fastify.limitSendMessage(request, reply, request.body.recipient_username) },
     config: { rateLimit: fastify.routeRateLimit('sendMessage') }
   }, async (request, reply) => {
     const { recipient_username: name, sender_blob: senderBlob, recipient_blob: recipientBlob } = request.body

@@ -15,6 +15,7 @@ export const CLOSE_RESYNC = 4410
 const PAGE_SIZE = 100
 
 export interface ConnectionOptions {
+  /** Ping period; the session is checked again at each ping too. */
   pingIntervalMs: number
   bufferLimit: number
   drainTimeoutMs: number
@@ -37,6 +38,8 @@ export class Connection {
     private readonly socket: WebSocket,
     private readonly user: User,
     private readonly token: { jti: string, exp: number },
+    /** Checks the socket's token again (throws its 401 once the session no longer works). */
+    private readonly verify: () => Promise<unknown>,
     private readonly options: ConnectionOptions,
     log: FastifyBaseLogger
   ) {
@@ -52,6 +55,9 @@ export class Connection {
       if (!this.#alive) return this.#terminate('no pong')
       this.#alive = false
       socket.ping()
+      // A session can end without a hub signal reaching us (the admin CLI is another
+      // process; a hint between instances can be lost): its socket closes here at the latest.
+      this.#recheck().catch(error => this.#crash(error))
     })
     const untilExpiry = this.token.exp * 1000 - Date.now()
     this.#timers.push(setTimeout(() => this.#fail(CLOSE_SESSION_ENDED, 'TOKEN_EXPIRED', 'Token has expired; log in again.'), Math.min(Math.max(untilExpiry, 0), 2 ** 31 - 1)))
@@ -77,6 +83,18 @@ export class Connection {
       this.#pump().catch(error => this.#crash(error))
     } else if (signal.jti === undefined || signal.jti === this.token.jti) {
       this.#fail(CLOSE_SESSION_ENDED, 'SESSION_ENDED', 'This session ended (logout, password change or account deletion).')
+    }
+  }
+
+  async #recheck (): Promise<void> {
+    try {
+      await this.verify()
+    } catch (error) {
+      if (this.#closed) return
+      const { statusCode, code, message } = error as { statusCode?: number, code?: string, message: string }
+      if (statusCode === 401) return this.#fail(CLOSE_SESSION_ENDED, code ?? 'SESSION_ENDED', message)
+      // the database may be briefly unreachable: keep the socket, check again at the next ping
+      this.#log.warn({ err: error, user_id: this.user.id }, 'websocket session check failed')
     }
   }
 

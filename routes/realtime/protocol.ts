@@ -24,7 +24,8 @@ The server sends JSON text frames: the events after \`since\`, then \`{"type":"r
 complete, then each new event as it is stored. Every socket of a user (phone, laptop) gets every event. What a client sends
 is ignored. The server pings every \`WS_PING_INTERVAL\` and drops a peer that did not answer the previous ping; a client too
 slow to read is dropped too. Before closing on purpose it sends \`{"type":"error","code","message"}\`; close codes:
-4401 the session ended (logout, password change, account deletion, token expiry: log in again), 4410 resync (cursor
+4401 the session ended (logout, password change, account deletion, disabled account, token expiry: log in again;
+the token is checked again at every ping), 4410 resync (cursor
 expired or unknown), 1001 server shutting down, 1011 server error. On any close, reconnect with the cursor of the last
 event you processed: nothing is missed and nothing comes twice.
 `.trim()

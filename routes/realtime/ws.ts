@@ -1,12 +1,15 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { IncomingHttpHeaders } from 'node:http'
-import { MissingToken } from '../errors.js'
+import { MissingToken, UpgradeRequired } from '../errors.js'
 import { Connection } from './connection.js'
 
 export const WsQuery = Type.Object({
   since: Type.Optional(Type.String({ maxLength: 40, pattern: '^([0-9]{1,15}-[0-9]{1,15})?$' })),
   token: Type.Optional(Type.String({ maxLength: 4096 }))
 })
+
+// X-HIDDEN (@fastify/swagger's hidden tag): not an OpenAPI operation; its protocol is described under GET /sync
+const WsSchema: { querystring: typeof WsQuery, tags: string[] } = { querystring: WsQuery, tags: ['X-HIDDEN'] }
 
 /** The token from `Sec-WebSocket-Protocol: bearer, <jwt>`, `?token=` or `Authorization: Bearer <jwt>`. */
 function tokenOf (headers: IncomingHttpHeaders, query: { token?: string | undefined }): string | undefined {
@@ -25,9 +28,10 @@ const ws: FastifyPluginAsyncTypebox = async (fastify) => {
     drainTimeoutMs: Math.min(webSocket.drainTimeoutSeconds * 1000, 2 ** 31 - 1)
   }
 
-  fastify.get('/ws', {
-    websocket: true,
-    schema: { querystring: WsQuery },
+  fastify.route({
+    method: 'GET',
+    url: '/ws',
+    schema: WsSchema,
     // authenticated before the upgrade: a bad token gets its HTTP 401, no socket
     preValidation: async (request) => {
       const token = tokenOf(request.headers, request.query as typeof WsQuery.static)
@@ -35,9 +39,14 @@ const ws: FastifyPluginAsyncTypebox = async (fastify) => {
       const session = await fastify.verifyToken(token)
       request.user = session.user
       request.token = session.token
-    }
-  }, async (socket, request) => {
-    await new Connection(fastify, socket, request.user, request.token, options, request.log).start(request.query.since)
+    },
+    wsHandler: async (socket, request) => {
+      const token = tokenOf(request.headers, request.query) ?? ''
+      const verify = async (): Promise<unknown> => await fastify.verifyToken(token)
+      await new Connection(fastify, socket, request.user, request.token, verify, options, request.log).start(request.query.since)
+    },
+    // a plain HTTP request (no Upgrade): a JSON error rather than an empty 404
+    handler: async () => { throw new UpgradeRequired() }
   })
 }
 

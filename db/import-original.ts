@@ -1,0 +1,191 @@
+import type { Kysely, Transaction } from 'kysely'
+import { recordAudit } from './admin.js'
+import { openOriginal, parseOriginalTime, type OriginalRequest } from './original.js'
+import type { Database, ImportedKind, RequestStatus } from './schema.js'
+import { usernameKey } from './users.js'
+
+// Brings the original server's users, keys, chat requests and messages over, in one
+// transaction. import_map remembers which original row became which of ours, so a second
+// run adds only what is new. A name that breaks our rules is reported and skipped with
+// everything that belongs to it; nothing is ever merged into another account.
+
+const VALID_NAME = /^[A-Za-z0-9_.-]{3,32}$/
+
+export interface SkippedUser { original_id: number, username: string, reason: string }
+export interface SkippedRow { original_id: number, reason: string }
+
+export interface ImportReport {
+  dry_run: boolean
+  users: { imported: number, already_imported: number, skipped: SkippedUser[] }
+  public_keys: { imported: number, kept_existing: number, skipped_with_user: number }
+  chat_requests: { pairs_imported: number, pairs_accepted_now: number, already_imported: number, mirrors_merged: number, skipped_with_user: number, skipped: SkippedRow[] }
+  messages: { imported: number, already_imported: number, skipped_with_user: number, unreadable_timestamps: number }
+}
+
+class DryRun extends Error {}
+
+export async function importOriginal (
+  db: Kysely<Database>, file: string, options: { actor: string, dryRun?: boolean, now?: number }
+): Promise<ImportReport> {
+  const source = openOriginal(file)
+  const now = options.now ?? Date.now()
+  let report: ImportReport | undefined
+  try {
+    await db.transaction().execute(async trx => {
+      report = await importInto(trx, source, now)
+      report.dry_run = options.dryRun === true
+      if (report.dry_run) throw new DryRun()
+      await recordAudit(trx, { actor: options.actor, action: 'import', target: null, detail: summary(file, report) }, now)
+    })
+  } catch (error) {
+    if (!(error instanceof DryRun)) throw error
+  } finally {
+    source.close()
+  }
+  return report!
+}
+
+export function summary (file: string, report: ImportReport): string {
+  const { users, public_keys: keys, chat_requests: requests, messages } = report
+  return `${file}: ${users.imported} users (${users.skipped.length} skipped), ${keys.imported} keys, ` +
+    `${requests.pairs_imported} chat pairs (${requests.pairs_accepted_now} now accepted), ${messages.imported} messages`
+}
+
+async function loadMap (trx: Transaction<Database>, kind: ImportedKind): Promise<Map<number, number>> {
+  const rows = await trx.selectFrom('import_map').select(['original_id', 'new_id']).where('kind', '=', kind).execute()
+  return new Map(rows.map(row => [Number(row.original_id), Number(row.new_id)]))
+}
+
+async function importInto (trx: Transaction<Database>, source: ReturnType<typeof openOriginal>, now: number): Promise<ImportReport> {
+  const report: ImportReport = {
+    dry_run: false,
+    users: { imported: 0, already_imported: 0, skipped: [] },
+    public_keys: { imported: 0, kept_existing: 0, skipped_with_user: 0 },
+    chat_requests: { pairs_imported: 0, pairs_accepted_now: 0, already_imported: 0, mirrors_merged: 0, skipped_with_user: 0, skipped: [] },
+    messages: { imported: 0, already_imported: 0, skipped_with_user: 0, unreadable_timestamps: 0 }
+  }
+
+  // users: original id -> our id, for those that exist here (imported now or before)
+  const userMap = new Map<number, number>()
+  const previous = await loadMap(trx, 'user')
+  const existing = new Set((await trx.selectFrom('users').select('id').execute()).map(row => row.id))
+  const firstWithKey = new Map<string, { id: number, username: string }>()
+  for (const user of source.users()) {
+    const skip = (reason: string): void => { report.users.skipped.push({ original_id: user.id, username: user.username, reason }) }
+    const mapped = previous.get(user.id)
+    if (mapped !== undefined) {
+      // imported before; if an operator erased it since, it stays erased
+      report.users.already_imported++
+      if (existing.has(mapped)) userMap.set(user.id, mapped)
+      if (typeof user.username === 'string') firstWithKey.set(usernameKey(user.username), user)
+      continue
+    }
+    if (typeof user.username !== 'string' || !VALID_NAME.test(user.username)) {
+      skip('name breaks the rules: 3 to 32 characters of a-z 0-9 _ . -')
+      continue
+    }
+    const key = usernameKey(user.username)
+    const first = firstWithKey.get(key)
+    if (first !== undefined) {
+      skip(`differs only in case from '${first.username}' (original id ${first.id}), which is kept`)
+      continue
+    }
+    firstWithKey.set(key, user)
+    const taken = await trx.selectFrom('users').select('username').where('username_key', '=', key).executeTakeFirst()
+    if (taken !== undefined) {
+      skip(`name taken on this server by '${taken.username}'`)
+      continue
+    }
+    const created = await trx.insertInto('users')
+      .values({ username: user.username, username_key: key, password_hash: String(user.password_hash), created_at: now })
+      .returning('id').executeTakeFirstOrThrow()
+    await trx.insertInto('import_map').values({ kind: 'user', original_id: user.id, new_id: created.id }).execute()
+    userMap.set(user.id, created.id)
+    report.users.imported++
+  }
+
+  for (const key of source.publicKeys()) {
+    const userId = userMap.get(key.user_id)
+    if (userId === undefined) { report.public_keys.skipped_with_user++; continue }
+    const result = await trx.insertInto('public_keys').values({ user_id: userId, public_key: String(key.public_key), updated_at: now })
+      .onConflict(oc => oc.column('user_id').doNothing()).executeTakeFirst()
+    if (Number(result.numInsertedOrUpdatedRows ?? 0n) > 0) report.public_keys.imported++
+    else report.public_keys.kept_existing++
+  }
+
+  await importChatRequests(trx, source.chatRequests(), userMap, report, now)
+
+  const messageMap = await loadMap(trx, 'message')
+  // the mapping rows go in batches: half the round trips of a long history
+  const mapped: Array<{ kind: 'message', original_id: number, new_id: number }> = []
+  const flush = async (): Promise<void> => {
+    if (mapped.length > 0) await trx.insertInto('import_map').values(mapped.splice(0)).execute()
+  }
+  for (const message of source.messages()) {
+    if (messageMap.has(message.id)) { report.messages.already_imported++; continue }
+    const senderId = userMap.get(message.sender_id)
+    const recipientId = userMap.get(message.recipient_id)
+    if (senderId === undefined || recipientId === undefined) { report.messages.skipped_with_user++; continue }
+    let createdAt = parseOriginalTime(message.timestamp)
+    if (createdAt === undefined) { report.messages.unreadable_timestamps++; createdAt = now }
+    const stored = await trx.insertInto('messages').values({
+      sender_id: senderId,
+      recipient_id: recipientId,
+      user_lo: Math.min(senderId, recipientId),
+      user_hi: Math.max(senderId, recipientId),
+      sender_blob: String(message.sender_blob),
+      recipient_blob: String(message.recipient_blob),
+      created_at: createdAt
+    }).returning('id').executeTakeFirstOrThrow()
+    mapped.push({ kind: 'message', original_id: message.id, new_id: stored.id })
+    if (mapped.length >= 500) await flush()
+    report.messages.imported++
+  }
+  await flush()
+  return report
+}
+
+/**
+ * The original kept one row per direction; we keep one per pair. Rows of the same pair merge:
+ * accepted if either was accepted, and (as a request to someone who asked you does now) two
+ * pending requests in opposite directions make the pair contacts.
+ */
+async function importChatRequests (
+  trx: Transaction<Database>, requests: OriginalRequest[], userMap: Map<number, number>, report: ImportReport, now: number
+): Promise<void> {
+  const pairs = new Map<string, { requester_id: number, requested_id: number, status: RequestStatus }>()
+  for (const request of requests) {
+    const requesterId = userMap.get(request.requester_id)
+    const requestedId = userMap.get(request.requested_id)
+    if (requesterId === undefined || requestedId === undefined) { report.chat_requests.skipped_with_user++; continue }
+    if (requesterId === requestedId) { report.chat_requests.skipped.push({ original_id: request.id, reason: 'a request to oneself' }); continue }
+    if (request.status !== 'pending' && request.status !== 'accepted') {
+      report.chat_requests.skipped.push({ original_id: request.id, reason: `status '${String(request.status)}' has no equivalent here` })
+      continue
+    }
+    const pairKey = `${Math.min(requesterId, requestedId)}:${Math.max(requesterId, requestedId)}`
+    const seen = pairs.get(pairKey)
+    if (seen === undefined) {
+      pairs.set(pairKey, { requester_id: requesterId, requested_id: requestedId, status: request.status })
+      continue
+    }
+    report.chat_requests.mirrors_merged++
+    const mirror = seen.requester_id !== requesterId
+    if (request.status === 'accepted' || mirror) seen.status = 'accepted'
+  }
+
+  for (const pair of pairs.values()) {
+    const lo = Math.min(pair.requester_id, pair.requested_id)
+    const hi = Math.max(pair.requester_id, pair.requested_id)
+    const here = await trx.selectFrom('chat_requests').select(['id', 'status']).where('user_lo', '=', lo).where('user_hi', '=', hi).executeTakeFirst()
+    if (here === undefined) {
+      await trx.insertInto('chat_requests').values({ ...pair, user_lo: lo, user_hi: hi, created_at: now, updated_at: now }).execute()
+      report.chat_requests.pairs_imported++
+    } else if (here.status === 'pending' && pair.status === 'accepted') {
+      await trx.updateTable('chat_requests').set({ status: 'accepted', updated_at: now }).where('id', '=', here.id).execute()
+      report.chat_requests.pairs_accepted_now++
+    } else {
+      report.chat_requests.already_imported++
+    }
+  }
+}

@@ -1,0 +1,31 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { eraseUser, findUserWithHashById } from '../../db/users.js'
+import { AccountGone, WrongPassword } from '../errors.js'
+import { MessageReply, Password, bearer, errorReplies } from '../schemas.js'
+
+export const DeleteAccountBody = Type.Object({ password: Password })
+
+const deleteAccount: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.post('/delete_account', {
+    schema: {
+      summary: 'Erase your account for good',
+      description: 'Erases your keys, chat requests, contacts, blocks and every message you sent or received: ' +
+        'your partners lose those conversations too, as on Signal. Your tokens stop working and the name can be registered again. ' +
+        'A wrong password is a 403 and counts as a failed password attempt for the account.',
+      tags: ['accounts'],
+      security: bearer,
+      body: DeleteAccountBody,
+      response: { 200: MessageReply, ...errorReplies(400, 401, 403, 413, 415, 429) }
+    },
+    onRequest: fastify.authenticate
+  }, async (request, reply) => {
+    const user = await findUserWithHashById(fastify.db, request.user.id)
+    if (user === undefined) throw new AccountGone()
+    if (!await fastify.checkPassword(request, reply, user.username, user.password_hash, request.body.password)) throw new WrongPassword()
+    if (!await eraseUser(fastify.db, user.id)) throw new AccountGone()
+    await fastify.hub.disconnectUser(user.id)
+    return { message: 'Account deleted.' }
+  })
+}
+
+export default deleteAccount

@@ -1,0 +1,27 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { deleteUser } from '../../../db/admin.js'
+import { findUserByName } from '../../../db/users.js'
+import { UserNotFound } from '../../errors.js'
+import { adminBearer, errorReplies } from '../../schemas.js'
+import { ActionReply, UserParams, consoleActor } from './schemas.js'
+
+const deleteUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.delete('/users/:username', {
+    schema: {
+      summary: 'Erase a user as delete_account does: keys, requests, contacts and both copies of every message',
+      tags: ['admin'],
+      security: adminBearer,
+      params: UserParams,
+      response: { 200: ActionReply, ...errorReplies(400, 401, 404) }
+    }
+  }, async (request) => {
+    const { username } = request.params
+    const user = await findUserByName(fastify.db, username)
+    if (user === undefined || await deleteUser(fastify.db, username, consoleActor(request)) === 'not_found') throw new UserNotFound(username)
+    // the console runs in the server: its sockets and long-polls end now, not at their next check
+    await fastify.hub.disconnectUser(user.id)
+    return { username, action: 'delete-user', changed: true }
+  })
+}
+
+export default deleteUserRoute

@@ -1,0 +1,23 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { getUserDetail, isoTimes } from '../../../db/admin.js'
+import { UserNotFound } from '../../errors.js'
+import { adminBearer, errorReplies } from '../../schemas.js'
+import { UserDetail, UserParams } from './schemas.js'
+
+const getUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/users/:username', {
+    schema: {
+      summary: 'One user: key fingerprint, contacts, request and message counts (never a key, blob or hash)',
+      tags: ['admin'],
+      security: adminBearer,
+      params: UserParams,
+      response: { 200: UserDetail, ...errorReplies(400, 401, 404) }
+    }
+  }, async (request) => {
+    const detail = await getUserDetail(fastify.db, request.params.username)
+    if (detail === undefined) throw new UserNotFound(request.params.username)
+    return isoTimes(detail)
+  })
+}
+
+export default getUserRoute

@@ -1,0 +1,31 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { isoTimes, listAudit } from '../../../db/admin.js'
+import { Timestamp, adminBearer, errorReplies } from '../../schemas.js'
+import { PageQuery, PageReply } from './schemas.js'
+
+export const AuditEntry = Type.Object({
+  id: Type.Integer(),
+  created_at: Timestamp,
+  actor: Type.String({ description: "'cli:<os user>' or 'console:<ip>'" }),
+  action: Type.String({ description: 'disable-user, enable-user, delete-user, import' }),
+  target: Type.Union([Type.String(), Type.Null()]),
+  detail: Type.Union([Type.String(), Type.Null()])
+})
+
+const listAuditRoute: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/audit', {
+    schema: {
+      summary: 'What operators did, from the CLI or this console, newest first',
+      tags: ['admin'],
+      security: adminBearer,
+      querystring: Type.Object(PageQuery),
+      response: { 200: PageReply(AuditEntry), ...errorReplies(400, 401) }
+    }
+  }, async (request) => {
+    const { page, per_page: perPage } = request.query
+    const result = await listAudit(fastify.db, { page, perPage })
+    return { ...result, items: result.items.map(isoTimes) }
+  })
+}
+
+export default listAuditRoute

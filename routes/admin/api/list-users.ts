@@ -1,0 +1,27 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { isoTimes, listUsers } from '../../../db/admin.js'
+import { adminBearer, errorReplies } from '../../schemas.js'
+import { PageQuery, PageReply, UserSummary } from './schemas.js'
+
+export const ListUsersQuery = Type.Object({
+  search: Type.Optional(Type.String({ maxLength: 64, description: 'part of the name, any case' })),
+  ...PageQuery
+})
+
+const listUsersRoute: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/users', {
+    schema: {
+      summary: 'Users by name, optionally those whose name contains `search`',
+      tags: ['admin'],
+      security: adminBearer,
+      querystring: ListUsersQuery,
+      response: { 200: PageReply(UserSummary), ...errorReplies(400, 401) }
+    }
+  }, async (request) => {
+    const { search, page, per_page: perPage } = request.query
+    const result = await listUsers(fastify.db, search, { page, perPage })
+    return { ...result, items: result.items.map(isoTimes) }
+  })
+}
+
+export default listUsersRoute

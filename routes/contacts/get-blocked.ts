@@ -1,0 +1,24 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { listBlocked } from '../../db/contacts.js'
+import { Timestamp, bearer, errorReplies, iso } from '../schemas.js'
+
+export const BlockedReply = Type.Object({
+  blocked: Type.Array(Type.Object({ username: Type.String(), timestamp: Timestamp }))
+})
+
+const getBlocked: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/get_blocked', {
+    schema: {
+      summary: 'List the users you have blocked',
+      tags: ['contacts'],
+      security: bearer,
+      response: { 200: BlockedReply, ...errorReplies(401) }
+    },
+    onRequest: fastify.authenticate
+  }, async (request) => {
+    const rows = await listBlocked(fastify.db, request.user.id)
+    return { blocked: rows.map(row => ({ username: row.username, timestamp: iso(row.created_at) })) }
+  })
+}
+
+export default getBlocked

@@ -1,0 +1,29 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { unblockUser } from '../../db/contacts.js'
+import { findUserByName } from '../../db/users.js'
+import { NotBlocked, UserNotFound } from '../errors.js'
+import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
+
+export const UnblockUserBody = Type.Object({ username: Username })
+
+const unblockUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.post('/unblock_user', {
+    schema: {
+      summary: 'Lift a block',
+      description: 'A chat request they sent while blocked was never shown to you; it is dropped as if declined, so they may ask again. ' +
+        'A contact ended by the block is not restored.',
+      tags: ['contacts'],
+      security: bearer,
+      body: UnblockUserBody,
+      response: { 200: MessageReply, ...errorReplies(400, 401, 404, 413, 415) }
+    },
+    onRequest: fastify.authenticate
+  }, async (request) => {
+    const other = await findUserByName(fastify.db, request.body.username)
+    if (other === undefined) throw new UserNotFound(request.body.username)
+    if (!await unblockUser(fastify.db, request.user.id, other.id)) throw new NotBlocked(other.username)
+    return { message: `${other.username} unblocked.` }
+  })
+}
+
+export default unblockUserRoute

@@ -1,0 +1,136 @@
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import t, { type Test } from 'tap'
+import { PASSWORD, befriend, buildListingRoutes, call, isError, login, snapshot, user } from './helper.js'
+
+// Every protected endpoint against every kind of caller who should not get at alice:
+// three live users with no right to her (a stranger, someone whose request she has not
+// answered, someone she blocked) and three dead tokens (a deleted user's, a logged-out
+// one, one from before a password change). Alice is the target of every request.
+
+type Live = 'stranger' | 'pending' | 'blocked'
+type Expect = number | [number, string] | ((res: LightMyRequestResponse, t: Test) => void)
+
+interface Cell {
+  request: InjectOptions
+  /** what each live caller gets; a refusal also leaves the database as it was */
+  live: Record<Live, Expect>
+  /** callers whose request alice may notice (a stranger's chat request, a caller's own block); for anyone else her view stays the same */
+  aliceSees?: Live[]
+}
+
+const everyone = (expect: Expect): Record<Live, Expect> => ({ stranger: expect, pending: expect, blocked: expect })
+// the caller's own event stream: for the blocked caller, only the acceptance from before the block (a block is never revealed)
+const ownStream = (types: string[]) => (res: LightMyRequestResponse, t: Test): void => {
+  t.equal(res.statusCode, 200)
+  t.same(res.json().events.map((event: { type: string }) => event.type), types, 'sync shows the caller only its own events')
+  t.notOk(res.body.includes('ALICE-TO-BOB'), 'never a message of someone else\'s conversation')
+}
+const only = (name: string) => (res: LightMyRequestResponse, t: Test): void => {
+  t.equal(res.statusCode, 200)
+  t.notMatch(res.body, /alice/i, `${name} never shows alice to them`)
+}
+
+// Read-only requests first, then those that change the caller's own state.
+const matrix: Record<string, Cell> = {
+  'GET /get_key': { request: { method: 'GET', url: '/get_key?username=alice' }, live: everyone(200) },
+  'GET /get_chat_requests': { request: { method: 'GET', url: '/get_chat_requests' }, live: everyone(only('get_chat_requests')) },
+  'GET /get_contacts': { request: { method: 'GET', url: '/get_contacts' }, live: everyone(only('get_contacts')) },
+  'GET /get_blocked': { request: { method: 'GET', url: '/get_blocked' }, live: everyone(only('get_blocked')) },
+  'GET /get_messages': {
+    request: { method: 'GET', url: '/get_messages?username=alice' },
+    live: everyone((res, t) => {
+      t.equal(res.statusCode, 200)
+      t.notOk(res.body.includes('ALICE-TO-BOB'), 'never a message of someone else\'s conversation')
+    })
+  },
+  'GET /sync': { request: { method: 'GET', url: '/sync' }, live: { stranger: ownStream([]), pending: ownStream([]), blocked: ownStream(['chat_accepted']) } },
+  // message 1 is alice's to bob: no caller received it
+  'POST /ack_messages': { request: { method: 'POST', url: '/ack_messages', payload: { up_to_id: 1 } }, live: everyone([404, 'MESSAGE_NOT_FOUND']) },
+  'POST /send_message': { request: { method: 'POST', url: '/send_message', payload: { recipient_username: 'alice', sender_blob: 's', recipient_blob: 'r' } }, live: everyone([403, 'NOT_A_CONTACT']) },
+  'POST /accept_chat': { request: { method: 'POST', url: '/accept_chat', payload: { requester_username: 'alice' } }, live: everyone([404, 'NO_PENDING_REQUEST']) },
+  'POST /decline_chat': { request: { method: 'POST', url: '/decline_chat', payload: { requester_username: 'alice' } }, live: everyone([404, 'NO_PENDING_REQUEST']) },
+  'POST /remove_contact': { request: { method: 'POST', url: '/remove_contact', payload: { username: 'alice' } }, live: everyone([404, 'NOT_YOUR_CONTACT']) },
+  'POST /unblock_user': { request: { method: 'POST', url: '/unblock_user', payload: { username: 'alice' } }, live: everyone([404, 'NOT_BLOCKED']) },
+  'POST /change_password': { request: { method: 'POST', url: '/change_password', payload: { old_password: 'not the password', new_password: 'whatever it is' } }, live: everyone([403, 'WRONG_PASSWORD']) },
+  'POST /delete_account': { request: { method: 'POST', url: '/delete_account', payload: { password: 'not the password' } }, live: everyone([403, 'WRONG_PASSWORD']) },
+  // a blocked user is answered exactly as a stranger: 201, and alice never sees it
+  'POST /request_chat': { request: { method: 'POST', url: '/request_chat', payload: { recipient_username: 'alice' } }, live: { stranger: 201, pending: [409, 'ALREADY_REQUESTED'], blocked: 201 }, aliceSees: ['stranger'] },
+  'POST /upload_key': { request: { method: 'POST', url: '/upload_key', payload: { public_key: 'my own key' } }, live: everyone(200) },
+  'POST /block_user': { request: { method: 'POST', url: '/block_user', payload: { username: 'alice' } }, live: everyone(200), aliceSees: ['stranger', 'pending'] },
+  'POST /logout': { request: { method: 'POST', url: '/logout' }, live: everyone(200) }
+}
+
+/** Alice with a key, a contact (bob) and a conversation; the caller `name` in its relation to her. */
+async function scene (app: FastifyInstance, name: string): Promise<{ alice: string, caller: string }> {
+  const alice = { name: 'alice', token: await user(app, 'alice') }
+  const bob = { name: 'bob', token: await user(app, 'bob') }
+  await befriend(app, alice, bob)
+  await call(app, alice.token, { method: 'POST', url: '/upload_key', payload: { public_key: 'ALICE-KEY' } })
+  await call(app, alice.token, { method: 'POST', url: '/send_message', payload: { recipient_username: 'bob', sender_blob: 'ALICE-TO-BOB', recipient_blob: 'ALICE-TO-BOB' } })
+  const caller = { name, token: await user(app, name) }
+  if (name === 'pending') await call(app, caller.token, { method: 'POST', url: '/request_chat', payload: { recipient_username: 'alice' } })
+  if (name === 'blocked') {
+    await befriend(app, caller, alice)
+    await call(app, alice.token, { method: 'POST', url: '/block_user', payload: { username: name } })
+  }
+  return { alice: alice.token, caller: caller.token }
+}
+
+t.test('every protected route is in the matrix', async t => {
+  const { routes } = await buildListingRoutes(t)
+  const listed = routes.filter(route => route.protected).map(route => `${route.method} ${route.url}`).sort()
+  t.same(listed, Object.keys(matrix).sort(), 'a new protected route needs its row here')
+  t.ok(routes.filter(route => !route.protected).every(route => !/^\/(get_|send_|accept_|decline_|block_|unblock_|remove_|upload_|change_|delete_|logout)/.test(route.url)),
+    'no route that acts on an account is left unprotected')
+})
+
+for (const who of ['stranger', 'pending', 'blocked'] as const) {
+  t.test(`a ${who} gets the right answer from every protected route, and alice's side never changes`, async t => {
+    const { app } = await buildListingRoutes(t)
+    const { alice } = await scene(app, who)
+    const aliceView = async (): Promise<unknown[]> => await Promise.all(['/get_key?username=alice', '/get_contacts', '/get_chat_requests', '/get_messages?username=bob', '/get_blocked']
+      .map(async url => (await call(app, alice, { method: 'GET', url })).json()))
+    let seenByAlice = await aliceView()
+    for (const [route, cell] of Object.entries(matrix)) {
+      const token = await login(app, who) // fresh each time: logout and password checks must not leak into the next row
+      const before = await snapshot(app)
+      const res = await call(app, token, cell.request)
+      const expect = cell.live[who]
+      if (typeof expect === 'function') expect(res, t)
+      else if (typeof expect === 'number') t.equal(res.statusCode, expect, `${route}: ${res.body.slice(0, 120)}`)
+      else {
+        isError(t, res, expect[0], expect[1])
+        t.same(await snapshot(app), before, `${route}: a refusal writes nothing`)
+      }
+      const seenNow = await aliceView()
+      if (cell.aliceSees?.includes(who) !== true) t.same(seenNow, seenByAlice, `${route}: alice sees nothing of it`)
+      seenByAlice = seenNow
+    }
+  })
+}
+
+t.test('dead tokens get a 401 from every protected route (including routes added later) and write nothing', async t => {
+  const { app, routes } = await buildListingRoutes(t)
+  await scene(app, 'stranger')
+  const deleted = await user(app, 'erin')
+  await call(app, deleted, { method: 'POST', url: '/delete_account', payload: { password: PASSWORD } })
+  const loggedOut = await user(app, 'frank')
+  await call(app, loggedOut, { method: 'POST', url: '/logout' })
+  const stale = await user(app, 'grace')
+  const staleTwin = await login(app, 'grace')
+  await call(app, staleTwin, { method: 'POST', url: '/change_password', payload: { old_password: PASSWORD, new_password: 'a new password' } })
+  const dead: Array<[string, string, string]> = [['deleted user', deleted, 'ACCOUNT_GONE'], ['logged out', loggedOut, 'TOKEN_REVOKED'], ['before password change', stale, 'TOKEN_REVOKED']]
+  const before = await snapshot(app)
+  const protectedRoutes = routes.filter(route => route.protected)
+  t.ok(protectedRoutes.length >= Object.keys(matrix).length)
+  for (const route of protectedRoutes) {
+    const cell = matrix[`${route.method} ${route.url}`]
+    const request: InjectOptions = cell?.request ?? { method: route.method as InjectOptions['method'], url: route.url, ...(route.method === 'GET' ? {} : { payload: {} }) }
+    for (const [label, token, code] of dead) {
+      const res = await call(app, token, request)
+      t.comment(`${label} -> ${route.method} ${route.url}`)
+      isError(t, res, 401, code)
+    }
+  }
+  t.same(await snapshot(app), before)
+})

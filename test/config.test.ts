@@ -1,0 +1,75 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../config.js'
+
+t.test('defaults follow the original server', async t => {
+  const config = loadConfig({})
+  t.match(config, {
+    env: 'development',
+    port: 5000,
+    host: '127.0.0.1',
+    dataDir: './data',
+    database: { kind: 'sqlite', file: './data/cryptachat.db' },
+    tokenTtlSeconds: 86400,
+    trustProxy: false,
+    logLevel: 'info',
+    maxKeyLength: 8192,
+    maxBlobLength: 65536,
+    rateLimit: {
+      enabled: true,
+      register: { max: 10, timeWindow: 3_600_000 },
+      login: { max: 20, timeWindow: 3_600_000 },
+      requestChat: { max: 30, timeWindow: 3_600_000 },
+      acceptChat: { max: 30, timeWindow: 3_600_000 },
+      sendMessage: { max: 100, timeWindow: 3_600_000 }
+    }
+  })
+})
+
+t.test('values are parsed from their text', async t => {
+  const config = loadConfig({
+    PORT: '8080',
+    DATA_DIR: '/var/lib/cc',
+    DATABASE_URL: 'postgres://u@db/cc',
+    DATABASE_SCHEMA: 'chat',
+    TOKEN_TTL: '30m',
+    TRUST_PROXY: '2',
+    RATE_LIMIT: 'off',
+    RATE_LIMIT_SEND_MESSAGE: '1000/15m',
+    RATE_LIMIT_LOGIN: '5/minute'
+  })
+  t.equal(config.port, 8080)
+  t.same(config.database, { kind: 'postgres', url: 'postgres://u@db/cc', schema: 'chat' })
+  t.equal(config.tokenTtlSeconds, 1800)
+  t.equal(config.trustProxy, 2)
+  t.equal(config.rateLimit.enabled, false)
+  t.same(config.rateLimit.sendMessage, { max: 1000, timeWindow: 900_000 })
+  t.same(config.rateLimit.login, { max: 5, timeWindow: 60_000 })
+  t.same(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).database, { kind: 'sqlite', file: ':memory:' })
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
+  t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8,127.0.0.1' }).trustProxy, '10.0.0.0/8,127.0.0.1')
+  t.equal(loadConfig({ PORT: '' }).port, 5000, 'an empty value means unset')
+})
+
+t.test('every bad value is named in one error', async t => {
+  let error: unknown
+  try {
+    loadConfig({ PORT: 'abc', LOG_LEVEL: 'loud', RATE_LIMIT_LOGIN: 'many', DATABASE_URL: 'mysql://x', TOKEN_TTL: '1 day' })
+  } catch (caught) {
+    error = caught
+  }
+  if (!(error instanceof ConfigError)) throw new Error('expected a ConfigError')
+  const text = error.problems.join('\n')
+  for (const name of ['PORT', 'LOG_LEVEL', 'RATE_LIMIT_LOGIN', 'DATABASE_URL', 'TOKEN_TTL']) t.match(text, name)
+  t.match(text, /"abc"/, 'the bad value is quoted')
+  t.throws(() => loadConfig({ PORT: '70000' }), /PORT/)
+  t.throws(() => loadConfig({ TOKEN_TTL: '5' }), /TOKEN_TTL/)
+  t.throws(() => loadConfig({ MAX_BLOB_LENGTH: '-1' }), /MAX_BLOB_LENGTH/)
+})
+
+t.test('production refuses to start without a strong JWT_SECRET', async t => {
+  t.throws(() => loadConfig({ NODE_ENV: 'production' }), /JWT_SECRET: required/)
+  t.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'secret' }), /JWT_SECRET: too weak/)
+  t.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'a'.repeat(64) }), /JWT_SECRET: too weak/)
+  const strong = 'kJ8s-2nQ_vX9pL4mR7tY1wZ3cB6eH0gF5dA'
+  t.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: strong }).jwtSecret, strong)
+})

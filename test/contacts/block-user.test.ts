@@ -1,0 +1,103 @@
+import t from 'tap'
+import { befriend, build, call, isError, snapshot, user } from '../helper.js'
+
+const send = (to: string): { method: 'POST', url: string, payload: object } => ({ method: 'POST', url: '/send_message', payload: { recipient_username: to, sender_blob: 's', recipient_blob: 'r' } })
+const ask = (to: string): { method: 'POST', url: string, payload: object } => ({ method: 'POST', url: '/request_chat', payload: { recipient_username: to } })
+
+t.test('a blocked user sees exactly what a stranger sees', async t => {
+  const app = await build(t)
+  const alice = await user(app, 'alice')
+  const mallory = await user(app, 'mallory')
+  const stranger = await user(app, 'stranger')
+  await call(app, alice, { method: 'POST', url: '/upload_key', payload: { public_key: 'alice key' } })
+  t.equal((await call(app, alice, { method: 'POST', url: '/block_user', payload: { username: 'Mallory' } })).statusCode, 200)
+
+  const fromBlocked = [await call(app, mallory, ask('alice')), await call(app, mallory, ask('alice')), await call(app, mallory, send('alice')), await call(app, mallory, { method: 'GET', url: '/get_key?username=alice' })]
+  const fromStranger = [await call(app, stranger, ask('alice')), await call(app, stranger, ask('alice')), await call(app, stranger, send('alice')), await call(app, stranger, { method: 'GET', url: '/get_key?username=alice' })]
+  t.same(fromBlocked.map(res => [res.statusCode, res.body]), fromStranger.map(res => [res.statusCode, res.body]), 'same statuses and bodies')
+  t.same(fromBlocked.map(res => res.statusCode), [201, 409, 403, 200])
+
+  const pending = (await call(app, alice, { method: 'GET', url: '/get_chat_requests' })).json().pending_requests
+  t.same(pending.map((p: { requester_username: string }) => p.requester_username), ['stranger'], 'the blocked request is never shown')
+  isError(t, await call(app, alice, { method: 'POST', url: '/accept_chat', payload: { requester_username: 'mallory' } }), 404, 'NO_PENDING_REQUEST')
+  isError(t, await call(app, alice, { method: 'POST', url: '/decline_chat', payload: { requester_username: 'mallory' } }), 404, 'NO_PENDING_REQUEST')
+  isError(t, await call(app, alice, ask('mallory')), 409, 'USER_BLOCKED')
+  t.same((await call(app, alice, { method: 'GET', url: '/get_blocked' })).json().blocked.map((b: { username: string }) => b.username), ['mallory'])
+})
+
+t.test('blocking an accepted contact ends the contact both ways', async t => {
+  const app = await build(t)
+  const alice = { name: 'alice', token: await user(app, 'alice') }
+  const bob = { name: 'bob', token: await user(app, 'bob') }
+  await befriend(app, alice, bob)
+  t.equal((await call(app, bob.token, send('alice'))).statusCode, 201)
+  await call(app, alice.token, { method: 'POST', url: '/block_user', payload: { username: 'bob' } })
+  t.same((await call(app, alice.token, { method: 'GET', url: '/get_contacts' })).json(), { contacts: [] })
+  t.same((await call(app, bob.token, { method: 'GET', url: '/get_contacts' })).json(), { contacts: [] })
+  isError(t, await call(app, bob.token, send('alice')), 403, 'NOT_A_CONTACT')
+  isError(t, await call(app, alice.token, send('bob')), 403, 'NOT_A_CONTACT')
+  t.equal((await call(app, bob.token, ask('alice'))).statusCode, 201, 'bob may ask again and is told nothing')
+  t.same((await call(app, alice.token, { method: 'GET', url: '/get_chat_requests' })).json(), { pending_requests: [] })
+})
+
+t.test('blocking ends a pending request either way, and a mirror request cannot turn into a contact', async t => {
+  const app = await build(t)
+  const alice = await user(app, 'alice')
+  const bob = await user(app, 'bob')
+  await call(app, alice, ask('bob'))
+  await call(app, alice, { method: 'POST', url: '/block_user', payload: { username: 'bob' } })
+  t.equal((await snapshot(app)).chat_requests, 0)
+  t.same((await call(app, bob, { method: 'GET', url: '/get_chat_requests' })).json(), { pending_requests: [] })
+  t.equal((await call(app, bob, ask('alice'))).statusCode, 201)
+  t.same((await call(app, alice, { method: 'GET', url: '/get_contacts' })).json(), { contacts: [] })
+})
+
+t.test('unblock lifts the block and drops the hidden request as if declined', async t => {
+  const app = await build(t)
+  const alice = await user(app, 'alice')
+  const bob = await user(app, 'bob')
+  await call(app, alice, { method: 'POST', url: '/block_user', payload: { username: 'bob' } })
+  await call(app, alice, { method: 'POST', url: '/block_user', payload: { username: 'bob' } })
+  t.equal((await snapshot(app)).blocks, 1, 'blocking twice is one block')
+  await call(app, bob, ask('alice'))
+  const res = await call(app, alice, { method: 'POST', url: '/unblock_user', payload: { username: 'bob' } })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { message: 'bob unblocked.' })
+  t.same(await snapshot(app), { users: 2, public_keys: 0, chat_requests: 0, messages: 0, revoked_tokens: 0, blocks: 0, events: 0, admin_audit: 0, import_map: 0 }, 'the hidden request never made an event')
+  t.same((await call(app, alice, { method: 'GET', url: '/get_blocked' })).json(), { blocked: [] })
+  t.equal((await call(app, bob, ask('alice'))).statusCode, 201)
+  t.equal((await call(app, alice, { method: 'POST', url: '/accept_chat', payload: { requester_username: 'bob' } })).statusCode, 200)
+  t.equal((await call(app, bob, send('alice'))).statusCode, 201)
+})
+
+t.test('a block is one-way: the blocked user can still block back, and each lifts only their own', async t => {
+  const app = await build(t)
+  const alice = await user(app, 'alice')
+  const bob = await user(app, 'bob')
+  await call(app, alice, { method: 'POST', url: '/block_user', payload: { username: 'bob' } })
+  t.equal((await call(app, bob, { method: 'POST', url: '/block_user', payload: { username: 'alice' } })).statusCode, 200)
+  t.equal((await call(app, bob, { method: 'POST', url: '/unblock_user', payload: { username: 'alice' } })).statusCode, 200)
+  t.same((await call(app, bob, { method: 'GET', url: '/get_blocked' })).json(), { blocked: [] })
+  t.equal((await call(app, alice, { method: 'GET', url: '/get_blocked' })).json().blocked.length, 1)
+})
+
+t.test('block and unblock refusals: yourself, unknown users, not blocked, bad bodies', async t => {
+  const app = await build(t)
+  const alice = await user(app, 'alice')
+  await user(app, 'bob')
+  const before = await snapshot(app)
+  isError(t, await call(app, alice, { method: 'POST', url: '/block_user', payload: { username: 'ALICE' } }), 400, 'SELF_BLOCK')
+  isError(t, await call(app, alice, { method: 'POST', url: '/block_user', payload: { username: 'nobody' } }), 404, 'USER_NOT_FOUND')
+  isError(t, await call(app, alice, { method: 'POST', url: '/unblock_user', payload: { username: 'nobody' } }), 404, 'USER_NOT_FOUND')
+  isError(t, await call(app, alice, { method: 'POST', url: '/unblock_user', payload: { username: 'bob' } }), 404, 'NOT_BLOCKED')
+  for (const url of ['/block_user', '/unblock_user']) {
+    for (const payload of [{}, { username: null }, { username: 'b' }, { username: 'bob<script>' }, { user: 'bob' }]) {
+      const res = await call(app, alice, { method: 'POST', url, payload })
+      isError(t, res, 400, 'VALIDATION_ERROR')
+      t.match(res.json().message, /username/)
+    }
+    isError(t, await app.inject({ method: 'POST', url, payload: { username: 'bob' } }), 401, 'MISSING_TOKEN')
+  }
+  isError(t, await app.inject({ method: 'GET', url: '/get_blocked' }), 401, 'MISSING_TOKEN')
+  t.same(await snapshot(app), before)
+})

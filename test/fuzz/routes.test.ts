@@ -1,0 +1,229 @@
+import fc from 'fast-check'
+import type { FastifyInstance, InjectOptions } from 'fastify'
+import t from 'tap'
+import { findUserWithHash } from '../../db/users.js'
+import { PASSWORD, befriend, buildListingRoutes, call, register, snapshot, user, type ListedRoute } from '../helper.js'
+
+// Property-based fuzzing of every route the app lists: bodies, query strings and headers
+// derived from each route's own schema, valid-looking and hostile mixed. For every request:
+// no 5xx, every error is the one JSON error shape, and a refused request writes nothing.
+// FUZZ_SEED (a number, or "random") and FUZZ_RUNS (per route) make a longer run:
+//   FUZZ_RUNS=2000 FUZZ_SEED=random npm run fuzz
+
+const SEED = process.env.FUZZ_SEED === 'random' ? Date.now() % 2 ** 31 : Number(process.env.FUZZ_SEED ?? 20261127)
+const RUNS = Number(process.env.FUZZ_RUNS ?? 40)
+
+interface Schema {
+  type?: string
+  properties?: Record<string, Schema>
+  required?: string[]
+  items?: Schema
+  pattern?: string
+  minLength?: number
+  maxLength?: number
+  minimum?: number
+  maximum?: number
+}
+
+// Names and secrets that exist in the fuzzed database, so that generated requests reach past validation.
+const KNOWN = ['alice', 'ALICE', 'bob', 'carol', 'mallory', 'nobody', PASSWORD]
+const NASTY_STRINGS = ['', ' ', '\u0000', 'null', 'undefined', 'NaN', 'Infinity', '-1', '1e999', '9'.repeat(400), '0x1f', "'; drop table users; --",
+  '" or 1=1 --', '<script>alert(1)</script>', '../../etc/passwd', '%00', '%', '__proto__', 'constructor', 'alice ', '\u202Ealice', 'ａｌｉｃｅ',
+  '\uD800', '🙂'.repeat(40), 'a'.repeat(70_000)]
+const NASTY_VALUES: unknown[] = [null, true, false, 0, -1, 1.5, -0, 2 ** 53, 1e308, [], {}, ['alice'], { $gt: '' }, { toString: 'x' }, [[[[[]]]]]]
+
+function plausible (schema: Schema): fc.Arbitrary<unknown> {
+  switch (schema.type) {
+    case 'string': {
+      const min = schema.minLength ?? 0
+      const max = schema.maxLength ?? 64
+      const options: Array<fc.Arbitrary<unknown>> = [fc.string({ minLength: min, maxLength: Math.min(max, 64) }), fc.constantFrom(...KNOWN)]
+      if (schema.pattern !== undefined) {
+        options.push(fc.stringMatching(new RegExp(schema.pattern), { size: 'small' }).filter(s => s.length >= min && s.length <= max))
+      }
+      return fc.oneof(...options)
+    }
+    case 'integer': return fc.integer({ min: schema.minimum ?? -(2 ** 31), max: Math.min(schema.maximum ?? 2 ** 31, Number.MAX_SAFE_INTEGER) })
+    case 'number': return fc.double()
+    case 'boolean': return fc.boolean()
+    case 'array': return fc.array(plausible(schema.items ?? {}), { maxLength: 4 })
+    case 'object': return objectOf(schema)
+    default: return fc.jsonValue({ maxDepth: 2 })
+  }
+}
+
+function hostile (schema: Schema): fc.Arbitrary<unknown> {
+  const options: Array<fc.Arbitrary<unknown>> = [
+    fc.constantFrom(...NASTY_STRINGS, ...NASTY_VALUES),
+    fc.anything({ maxDepth: 2 }),
+    fc.string({ unit: 'binary', maxLength: 40 })
+  ]
+  if (schema.maxLength !== undefined) options.push(fc.constant('x'.repeat(schema.maxLength + 1)))
+  if (schema.maximum !== undefined) options.push(fc.constant(schema.maximum + 1))
+  return fc.oneof(...options)
+}
+
+function valueFor (schema: Schema): fc.Arbitrary<unknown> {
+  return fc.oneof({ arbitrary: plausible(schema), weight: 3 }, { arbitrary: hostile(schema), weight: 2 })
+}
+
+/** Objects shaped by the schema: its fields mostly present, sometimes missing, plus stray fields. */
+function objectOf (schema: Schema): fc.Arbitrary<Record<string, unknown>> {
+  const model = Object.fromEntries(Object.entries(schema.properties ?? {}).map(([key, property]) => [key, valueFor(property)]))
+  const extra = fc.dictionary(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('id', 'user_id', 'is_admin', 'status', 'constructor')), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 })
+  return fc.tuple(fc.oneof({ arbitrary: fc.record(model), weight: 3 }, { arbitrary: fc.record(model, { requiredKeys: [] }), weight: 1 }), fc.oneof(fc.constant({}), extra))
+    .map(([fields, stray]) => ({ ...stray, ...fields }))
+}
+
+const RAW_BODIES = ['', '{', '{"a":', 'null', '[]', '"text"', '1e999', '['.repeat(10_000), '{"__proto__":{"polluted":true}}',
+  '{"constructor":{"prototype":{"polluted":true}}}', '\u0000', '{"username":"alice","username":"bob"}', '\uFEFF{}', `{"x":"${'a'.repeat(300_000)}"}`]
+
+function bodyFor (route: ListedRoute): fc.Arbitrary<string | undefined> {
+  const shaped = route.schema.body === undefined ? fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }) : objectOf(route.schema.body as Schema)
+  return fc.oneof(
+    { arbitrary: shaped.map(value => JSON.stringify(value)), weight: 8 },
+    { arbitrary: fc.jsonValue({ maxDepth: 3 }).map(value => JSON.stringify(value)), weight: 1 },
+    { arbitrary: fc.constantFrom(...RAW_BODIES), weight: 1 },
+    { arbitrary: fc.string({ unit: 'binary', maxLength: 100 }), weight: 1 },
+    { arbitrary: fc.constant(undefined), weight: 1 }
+  )
+}
+
+const RAW_QUERIES = ['%', '%E0%A4%A', 'a[b]=c', '&&&', '=', '==x', 'username', 'username=', 'username[]=alice', 'username[$ne]=x', 'since_id=1e999',
+  'since_id=Infinity', 'since_id=-1', `since_id=${'9'.repeat(400)}`, 'limit=0', 'limit=1001', 'token=abc', 'username=%ED%A0%80', 'username=%FF%FE', 'username=alice%00']
+
+/** encodeURIComponent, except that a lone surrogate goes out as its (invalid) UTF-8 bytes instead of throwing */
+function percentEncode (text: string): string {
+  try {
+    return encodeURIComponent(text)
+  } catch {
+    return [...Buffer.from(text)].map(byte => `%${byte.toString(16).padStart(2, '0')}`).join('')
+  }
+}
+
+function queryFor (route: ListedRoute): fc.Arbitrary<string> {
+  const schema = route.schema.querystring as Schema | undefined
+  const shaped = objectOf(schema ?? { properties: {} }).chain(fields => fc.tuple(
+    fc.constant(fields),
+    fc.constantFrom(...Object.keys(fields).concat(['']))
+  )).map(([fields, repeated]) => Object.entries(fields)
+    .flatMap(([key, value]) => {
+      const text = typeof value === 'string' ? value : JSON.stringify(value) ?? ''
+      const pair = `${percentEncode(key)}=${percentEncode(text)}`
+      return key === repeated ? [pair, pair] : [pair]
+    }).join('&'))
+  return fc.oneof({ arbitrary: shaped, weight: 6 }, { arbitrary: fc.constantFrom(...RAW_QUERIES), weight: 1 }, { arbitrary: fc.constant(''), weight: 1 })
+}
+
+const CONTENT_TYPES = ['application/json', 'application/json; charset=utf-8', 'APPLICATION/JSON', 'text/plain', 'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x', 'application/json; charset=utf-16', 'application/xml', '']
+
+interface Tokens { valid: () => Promise<string>, dead: string[] }
+
+function authorizationFor (tokens: Tokens): fc.Arbitrary<(() => Promise<string>) | string | undefined> {
+  const forged = fc.constantFrom(...tokens.dead).chain(token => fc.constantFrom(
+    `Bearer ${token}`, `Bearer ${token}x`, `Bearer ${token.split('.').slice(0, 2).join('.')}.`, `Bearer ${noneAlg(token)}`, `bearer ${token}`, `Bearer  ${token} `
+  ))
+  return fc.oneof(
+    { arbitrary: fc.constant(tokens.valid), weight: 8 },
+    { arbitrary: forged, weight: 3 },
+    { arbitrary: fc.constantFrom(undefined, '', 'Bearer', 'Bearer ', 'Basic YWxpY2U6cGFzcw==', 'Bearer a.b.c', `Bearer ${'a'.repeat(10_000)}`, 'Bearer ..', 'Bearer e30.e30.'), weight: 2 },
+    { arbitrary: fc.string({ maxLength: 60 }).map(text => `Bearer ${text}`), weight: 1 },
+    { arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 60 }), weight: 1 }
+  )
+}
+
+/** The token with its header switched to alg "none" and no signature. */
+function noneAlg (token: string): string {
+  const [, payload = ''] = token.split('.')
+  return `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${payload}.`
+}
+
+function requestFor (route: ListedRoute, tokens: Tokens): fc.Arbitrary<{ options: InjectOptions, auth: (() => Promise<string>) | string | undefined }> {
+  return fc.record({
+    method: fc.oneof({ arbitrary: fc.constant(route.method), weight: 8 }, { arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'), weight: 1 }),
+    path: fc.oneof({ arbitrary: fc.constant(route.url), weight: 8 }, { arbitrary: fc.constantFrom(`${route.url}/`, route.url.toUpperCase(), `/${route.url}`, `${route.url}/x`, `${route.url}%00`), weight: 1 }),
+    query: queryFor(route),
+    body: bodyFor(route),
+    contentType: fc.oneof({ arbitrary: fc.constant('application/json'), weight: 6 }, { arbitrary: fc.constantFrom(...CONTENT_TYPES), weight: 1 }),
+    auth: authorizationFor(tokens),
+    accept: fc.constantFrom(undefined, '*/*', 'text/html', 'application/xml'),
+    forwarded: fc.constantFrom(undefined, '1.2.3.4', 'garbage', '::1, 10.0.0.1', '')
+  }).map(({ method, path, query, body, contentType, auth, accept, forwarded }) => {
+    const headers: Record<string, string> = {}
+    if (body !== undefined && contentType !== '') headers['content-type'] = contentType
+    if (accept !== undefined) headers.accept = accept
+    if (forwarded !== undefined) headers['x-forwarded-for'] = forwarded
+    const options: InjectOptions = { method: method as InjectOptions['method'], url: query === '' ? path : `${path}?${query}`, headers, ...(body === undefined ? {} : { payload: body }) }
+    return { options, auth }
+  })
+}
+
+function describe (options: InjectOptions): string {
+  return JSON.stringify({ ...options, payload: typeof options.payload === 'string' ? options.payload.slice(0, 300) : options.payload }).slice(0, 1000)
+}
+
+/** Alice (whose token the fuzzer mostly uses) with a contact, a pending request, a block and a conversation. */
+async function world (app: FastifyInstance): Promise<Tokens> {
+  const alice = { name: 'alice', token: await user(app, 'alice') }
+  const bob = { name: 'bob', token: await user(app, 'bob') }
+  const carol = await user(app, 'carol')
+  const mallory = await user(app, 'mallory')
+  await befriend(app, alice, bob)
+  await call(app, carol, { method: 'POST', url: '/request_chat', payload: { recipient_username: 'alice' } })
+  await call(app, alice.token, { method: 'POST', url: '/block_user', payload: { username: 'mallory' } })
+  await call(app, alice.token, { method: 'POST', url: '/upload_key', payload: { public_key: 'alice key' } })
+  await call(app, bob.token, { method: 'POST', url: '/send_message', payload: { recipient_username: 'alice', sender_blob: 's', recipient_blob: 'r' } })
+  await call(app, mallory, { method: 'POST', url: '/logout' })
+  const gone = await user(app, 'gone')
+  await call(app, gone, { method: 'POST', url: '/delete_account', payload: { password: PASSWORD } })
+  return {
+    // a fresh token each time: the fuzzer may log alice out, change her password or even delete her
+    async valid () {
+      let row = await findUserWithHash(app.db, 'alice')
+      if (row === undefined) {
+        await register(app, 'alice')
+        row = await findUserWithHash(app.db, 'alice')
+      }
+      return app.issueToken(row ?? { id: 0, username: 'alice', token_version: 0 }).token
+    },
+    dead: [mallory, gone, alice.token]
+  }
+}
+
+t.test('fuzzing every route', async t => {
+  const { app, routes } = await buildListingRoutes(t)
+  const tokens = await world(app)
+  const targets = [...routes, { method: 'GET', url: '/no_such_route', schema: {}, protected: false }]
+  t.comment(`fuzz: seed=${SEED} runs=${RUNS} per route, ${targets.length} routes (FUZZ_SEED, FUZZ_RUNS to change)`)
+  process.stderr.write(`fuzz: seed=${SEED} runs=${RUNS} per route, ${targets.length} routes\n`)
+  const seen: Record<number, number> = {}
+
+  for (const [index, route] of targets.entries()) {
+    await t.test(`${route.method} ${route.url}`, async t => {
+      await fc.assert(fc.asyncProperty(requestFor(route, tokens), async ({ options, auth }) => {
+        const authorization = typeof auth === 'function' ? `Bearer ${await auth()}` : auth
+        const request = { ...options, headers: { ...(options.headers as Record<string, string>), ...(authorization === undefined ? {} : { authorization }) } }
+        const before = await snapshot(app)
+        const res = await app.inject(request)
+        seen[res.statusCode] = (seen[res.statusCode] ?? 0) + 1
+        const where = `${res.statusCode} ${res.body.slice(0, 300)} for ${describe(options)}`
+        if (res.statusCode >= 500) throw new Error(`server error: ${where}`)
+        if (res.statusCode < 400) return
+        if (request.method !== 'HEAD') {
+          if (!/^application\/json/.test(String(res.headers['content-type']))) throw new Error(`error is not JSON: ${where}`)
+          const body = res.json()
+          const shaped = body.statusCode === res.statusCode && typeof body.error === 'string' && typeof body.message === 'string' &&
+            body.message.length > 0 && typeof body.code === 'string' && body.code.length > 0
+          if (!shaped) throw new Error(`error shape: ${where}`)
+        }
+        const after = await snapshot(app)
+        if (JSON.stringify(after) !== JSON.stringify(before)) throw new Error(`a refused request wrote ${JSON.stringify(before)} -> ${JSON.stringify(after)}: ${where}`)
+      }), { seed: SEED + index, numRuns: RUNS })
+      t.pass(`${RUNS} requests: no 5xx, JSON errors, refusals wrote nothing`)
+    })
+  }
+  t.comment(`statuses seen: ${JSON.stringify(seen)}`)
+  process.stderr.write(`fuzz statuses: ${JSON.stringify(seen)}\n`)
+  t.ok(Object.keys(seen).some(status => Number(status) < 300), 'some requests got through, so the fuzzer reaches the handlers')
+})

@@ -1,0 +1,41 @@
+import t from 'tap'
+import { isWerkzeugHash, verifyWerkzeugHash } from '../../plugins/app/werkzeug-hashes.js'
+import { werkzeugPbkdf2, werkzeugScrypt } from '../fixtures/original.js'
+
+// Werkzeug 3's defaults, computed with Python's hashlib as werkzeug.security does
+// (hashlib.pbkdf2_hmac / hashlib.scrypt with the salt string's bytes, hex digest).
+const PASSWORD = 'hunter2 original'
+const PYTHON_PBKDF2 = 'pbkdf2:sha256:600000$Xk3pQ9zLmN2rT5vW$10c1efa984564843b0b7762b3c664830366558d5b7ae3599d162a4cd9fbb0c63'
+const PYTHON_SCRYPT = 'scrypt:32768:8:1$Xk3pQ9zLmN2rT5vW$51f93752e76a2c4ff959341612a3f624bd4687e24ea09f5d69330c160cc26416c9877b3c0cc49d69b9c65be9e6c0a0b0928a2c5335663139b71588255f2a7ffb'
+
+t.test('hashes made by Python with werkzeug\'s defaults verify (scrypt n=2^15 needs more than the default maxmem)', async t => {
+  t.equal(await verifyWerkzeugHash(PYTHON_PBKDF2, PASSWORD), true)
+  t.equal(await verifyWerkzeugHash(PYTHON_SCRYPT, PASSWORD), true)
+  t.equal(await verifyWerkzeugHash(PYTHON_PBKDF2, 'hunter2 Original'), false)
+  t.equal(await verifyWerkzeugHash(PYTHON_SCRYPT, PASSWORD + ' '), false)
+})
+
+t.test('other digests and parameters, and non-ASCII passwords', async t => {
+  for (const stored of [werkzeugPbkdf2('pässwörd ✓', 'abc', 1000, 'sha1'), werkzeugPbkdf2('pässwörd ✓', 'abc', 2000, 'sha512'), werkzeugScrypt('pässwörd ✓', 'abc', 2048, 4, 2)]) {
+    t.ok(isWerkzeugHash(stored), stored.split('$')[0] ?? '')
+    t.equal(await verifyWerkzeugHash(stored, 'pässwörd ✓'), true)
+    t.equal(await verifyWerkzeugHash(stored, 'passwörd ✓'), false)
+  }
+})
+
+t.test('malformed, unsupported or unbounded hashes are refused, never thrown', async t => {
+  const good = werkzeugPbkdf2('secret password', 'salt')
+  const hex = good.split('$')[2]!
+  for (const stored of [
+    '', 'plain text', '$argon2id$v=19$m=19456,t=2,p=1$abc$def', 'sha256$salt$' + hex, 'md5:1000$salt$' + hex,
+    'pbkdf2:sha256$salt$' + hex, // werkzeug always writes the iterations; without them the count is a guess
+    'pbkdf2:sha256:0$salt$' + hex, 'pbkdf2:sha256:99999999$salt$' + hex, 'pbkdf2:md5:1000$salt$' + hex,
+    'pbkdf2:sha256:1000$salt$' + hex.slice(2), 'pbkdf2:sha256:1000$salt$' + hex.toUpperCase(), 'pbkdf2:sha256:1000$$' + hex,
+    'scrypt:1000:8:1$salt$' + hex + hex, 'scrypt:1048576:64:16$salt$' + hex + hex, 'scrypt:16384:8$salt$' + hex + hex,
+    'scrypt:16384:8:1$salt$' + hex
+  ]) {
+    t.equal(isWerkzeugHash(stored), false, `not verifiable: ${stored.slice(0, 40)}`)
+    t.equal(await verifyWerkzeugHash(stored, 'secret password'), false)
+  }
+  t.equal(await verifyWerkzeugHash(good, 'secret password'), true)
+})

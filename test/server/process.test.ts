@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { once } from 'node:events'
+import pg from 'pg'
+import t from 'tap'
+import { freshDatabaseEnv } from '../helper.js'
+
+// The real server process, as `npm start` runs it (from the TypeScript sources here).
+
+const root = join(import.meta.dirname, '..', '..')
+
+function start (env: Record<string, string>): { child: ChildProcess, output: () => string } {
+  let output = ''
+  const child = spawn(process.execPath, [...process.execArgv, join(root, 'server.ts')], {
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  child.stdout?.on('data', chunk => { output += String(chunk) })
+  child.stderr?.on('data', chunk => { output += String(chunk) })
+  return { child, output: () => output }
+}
+
+async function listening (server: ReturnType<typeof start>): Promise<string> {
+  for (let i = 0; i < 300; i++) {
+    const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(server.output())
+    if (match?.[1] !== undefined) return match[1]
+    if (server.child.exitCode !== null) throw new Error(`server exited: ${server.output()}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  throw new Error(`server did not listen: ${server.output()}`)
+}
+
+t.test('serves on SQLite in DATA_DIR, keeps sessions across restarts, and shuts down gracefully', async t => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'cc-server-'))
+  t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
+  const env = { DATA_DIR: dataDir, LOG_LEVEL: 'info' }
+
+  let server = start(env)
+  let url = await listening(server)
+  t.same(await (await fetch(`${url}/readyz`)).json(), { status: 'ready' })
+  await fetch(`${url}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'correct horse' }) })
+  const { token } = await (await fetch(`${url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'correct horse' }) })).json() as { token: string }
+  t.ok((await stat(join(dataDir, 'cryptachat.db'))).isFile(), 'SQLite file under DATA_DIR')
+  t.equal(((await stat(join(dataDir, 'jwt-secret'))).mode & 0o777), 0o600, 'generated secret readable by the owner only')
+
+  // a request in flight when SIGTERM arrives still gets its answer
+  const inFlight = fetch(`${url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'correct horse' }) })
+  await new Promise(resolve => setTimeout(resolve, 5))
+  server.child.kill('SIGTERM')
+  const [code] = await once(server.child, 'exit')
+  t.equal(code, 0, 'clean exit')
+  t.equal((await inFlight).status, 200, 'in-flight request finished')
+  t.match(server.output(), /server closing/)
+  t.notMatch(server.output(), /correct horse|eyJ/, 'no password or token in the logs')
+
+  server = start(env)
+  url = await listening(server)
+  const res = await fetch(`${url}/get_contacts`, { headers: { authorization: `Bearer ${token}` } })
+  t.equal(res.status, 200, 'a token from before the restart still works')
+  server.child.kill('SIGINT')
+  t.equal((await once(server.child, 'exit'))[0], 0)
+  t.ok(await readFile(join(dataDir, 'jwt-secret'), 'utf8'))
+})
+
+t.test('a bad setting stops the start with a clear message', async t => {
+  const server = start({ PORT: 'abc', LOG_LEVEL: 'loud' })
+  const [code] = await once(server.child, 'exit')
+  t.equal(code, 78)
+  t.match(server.output(), /PORT="abc"/)
+  t.match(server.output(), /LOG_LEVEL="loud"/)
+})
+
+t.test('runs on the database DATABASE_URL names', async t => {
+  const env = await freshDatabaseEnv(t)
+  const server = start({ ...env, JWT_SECRET: 'x'.repeat(40) })
+  t.teardown(() => { server.child.kill('SIGTERM') })
+  const url = await listening(server)
+  t.same(await (await fetch(`${url}/readyz`)).json(), { status: 'ready' })
+  const res = await fetch(`${url}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'correct horse' }) })
+  t.equal(res.status, 201)
+  if (env.DATABASE_SCHEMA !== undefined) {
+    const client = new pg.Client({ connectionString: env.DATABASE_URL })
+    await client.connect()
+    const { rows } = await client.query(`select username from ${env.DATABASE_SCHEMA}.users`)
+    await client.end()
+    t.same(rows, [{ username: 'alice' }], 'the user is in PostgreSQL, in its schema')
+  }
+})
