@@ -9,19 +9,23 @@ import auth from './plugins/app/auth.js'
 import configPlugin from './plugins/app/config.js'
 import db from './plugins/app/db.js'
 import errorHandler from './plugins/app/error-handler.js'
+import hub from './plugins/app/hub.js'
 import passwords from './plugins/app/passwords.js'
+import retention from './plugins/app/retention.js'
 import shutdown from './plugins/app/shutdown.js'
 import cors from './plugins/external/cors.js'
 import helmet from './plugins/external/helmet.js'
 import jwt from './plugins/external/jwt.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import swagger from './plugins/external/swagger.js'
+import websocket from './plugins/external/websocket.js'
 import accounts from './routes/accounts/index.js'
 import admin from './routes/admin/index.js'
 import contacts from './routes/contacts/index.js'
 import health from './routes/health/index.js'
 import keys from './routes/keys/index.js'
 import messages from './routes/messages/index.js'
+import realtime from './routes/realtime/index.js'
 
 // JSON bodies are typed strictly ({"public_key": true} is a 400, not the key "true");
 // query strings are text, so they alone are converted to their declared types.
@@ -100,16 +104,20 @@ export async function app (fastify: FastifyInstance, opts: { config: Config }): 
   await fastify.register(swagger)
   await fastify.register(jwt)
   await fastify.register(rateLimit)
+  await fastify.register(websocket)
   await fastify.register(db)
   await fastify.register(passwords)
   await fastify.register(auth)
   await fastify.register(accountLimits)
+  await fastify.register(hub)
+  await fastify.register(retention)
 
   await fastify.register(health)
   await fastify.register(accounts)
   await fastify.register(keys)
   await fastify.register(contacts)
   await fastify.register(messages)
+  await fastify.register(realtime)
   await fastify.register(admin)
 }
 

@@ -34,7 +34,12 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_SEND_MESSAGE_PAIR: Type.String({ ...Limit, default: '120/hour', description: 'per sender to one recipient' }),
   RATE_LIMIT_LOGIN_FAILURES: Type.String({ ...Limit, default: '10/15m', description: 'failed password checks per account, whatever the IPs' }),
   CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^(\\*|https?://[^\\s,/]+(, *https?://[^\\s,/]+)*)$', description: '* or comma-separated origins like https://chat.example.org' })),
-  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'turns on the web console at /admin; at least 32 random characters' }))
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'turns on the web console at /admin; at least 32 random characters' })),
+  MESSAGE_RETENTION_DAYS: Type.Optional(Type.Integer({ minimum: 1, maximum: 36500, description: 'whole days; unset keeps messages forever' })),
+  RETENTION_SWEEP_INTERVAL: Type.String({ ...Duration, default: '1h' }),
+  WS_PING_INTERVAL: Type.String({ ...Duration, default: '30s' }),
+  WS_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 256 * 1024 * 1024, default: 1024 * 1024, description: 'bytes' }),
+  WS_DRAIN_TIMEOUT: Type.String({ ...Duration, default: '30s' })
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -70,6 +75,16 @@ export interface Config {
   corsOrigins: string[]
   /** The web console's credential; the console is off when undefined. */
   adminToken: string | undefined
+  /** Messages and events older than this many days are purged; undefined keeps them forever. */
+  messageRetentionDays: number | undefined
+  retentionSweepIntervalSeconds: number
+  webSocket: {
+    pingIntervalSeconds: number
+    /** Bytes a socket may have queued before the server waits for the peer to read. */
+    bufferLimit: number
+    /** How long a peer may take to drain a full buffer before it is dropped. */
+    drainTimeoutSeconds: number
+  }
 }
 
 export class ConfigError extends Error {
@@ -115,6 +130,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (problems.length > 0) throw new ConfigError(problems)
   const tokenTtlSeconds = env.TOKEN_TTL === undefined ? 86400 : parseDuration(env.TOKEN_TTL)
   if (tokenTtlSeconds < 60) problems.push('TOKEN_TTL: must be at least 60 seconds')
+  for (const name of ['RETENTION_SWEEP_INTERVAL', 'WS_PING_INTERVAL', 'WS_DRAIN_TIMEOUT'] as const) {
+    if (parseDuration(env[name]) < 1) problems.push(`${name}: must be at least 1 second`)
+  }
   if (env.NODE_ENV === 'production') {
     if (env.JWT_SECRET === undefined) problems.push('JWT_SECRET: required when NODE_ENV=production')
     else if (!isStrongSecret(env.JWT_SECRET)) problems.push('JWT_SECRET: too weak; use at least 32 random characters (e.g. `openssl rand -base64 48`)')
@@ -153,7 +171,14 @@ export function loadConfig (source: Record<string, string | undefined> = process
       loginFailures: parseLimit(env.RATE_LIMIT_LOGIN_FAILURES)
     },
     corsOrigins: env.CORS_ORIGINS === undefined ? [] : env.CORS_ORIGINS.split(',').map(origin => origin.trim()),
-    adminToken: env.ADMIN_TOKEN
+    adminToken: env.ADMIN_TOKEN,
+    messageRetentionDays: env.MESSAGE_RETENTION_DAYS,
+    retentionSweepIntervalSeconds: parseDuration(env.RETENTION_SWEEP_INTERVAL),
+    webSocket: {
+      pingIntervalSeconds: parseDuration(env.WS_PING_INTERVAL),
+      bufferLimit: env.WS_BUFFER_LIMIT,
+      drainTimeoutSeconds: parseDuration(env.WS_DRAIN_TIMEOUT)
+    }
   }
 }
 

@@ -1,9 +1,13 @@
-import type { Kysely } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import { isUniqueViolation } from './errors.js'
+import { appendEvents } from './events.js'
 import type { Database, RequestStatus } from './schema.js'
+import type { User } from './users.js'
 
 // A pair of users has at most one chat_requests row, keyed by (user_lo, user_hi):
-// pending (requester asked requested) or accepted (they are contacts).
+// pending (requester asked requested) or accepted (they are contacts). Each change and the
+// events it gives (db/events.ts) commit in one transaction; callers publish after commit.
+// A block is never revealed: nothing done by a blocked user gives the blocker an event.
 
 export interface Relation {
   id: number
@@ -26,17 +30,24 @@ export async function getRelation (db: Kysely<Database>, a: number, b: number): 
 
 export type RequestOutcome = 'requested' | 'accepted' | 'already_requested' | 'already_contacts' | 'blocked_by_you'
 
+export interface RequestResult {
+  outcome: RequestOutcome
+  /** Users who got an event (to wake after commit): none when the request is hidden by a block. */
+  notified: number[]
+}
+
 /**
- * `requester` asks `requested` for a chat, in one transaction. If `requested` had already
- * asked `requester`, this accepts that request instead of creating a mirror one. When
- * `requested` has blocked `requester`, the request is stored as any other (so asking twice
- * gets the same answer as from a stranger) but stays hidden from `requested`.
+ * `requester` asks `requested` for a chat, in one transaction, with a `chat_request` event
+ * for `requested`. If `requested` had already asked `requester`, this accepts that request
+ * instead of creating a mirror one. When `requested` has blocked `requester`, the request
+ * is stored as any other (so asking twice gets the same answer as from a stranger) but
+ * stays hidden from `requested`: no event.
  */
-export async function requestChat (db: Kysely<Database>, requesterId: number, requestedId: number, now = Date.now()): Promise<RequestOutcome> {
+export async function requestChat (db: Kysely<Database>, requester: User, requested: User, now = Date.now()): Promise<RequestResult> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const outcome = await db.transaction().execute(trx => requestChatOnce(trx, requesterId, requestedId, now))
-      if (outcome !== 'changed') return outcome
+      const result = await db.transaction().execute(trx => requestChatOnce(trx, requester, requested, now))
+      if (result !== 'changed') return result
     } catch (error) {
       // a concurrent request for the same pair won the insert: decide again from its row
       if (!isUniqueViolation(error)) throw error
@@ -45,60 +56,84 @@ export async function requestChat (db: Kysely<Database>, requesterId: number, re
   }
 }
 
-async function requestChatOnce (trx: Kysely<Database>, requesterId: number, requestedId: number, now: number): Promise<RequestOutcome | 'changed'> {
-  if (await isBlocked(trx, requesterId, requestedId)) return 'blocked_by_you'
-  const relation = await getRelation(trx, requesterId, requestedId)
-  if (relation?.status === 'accepted') return 'already_contacts'
+async function requestChatOnce (trx: Transaction<Database>, requester: User, requested: User, now: number): Promise<RequestResult | 'changed'> {
+  const none = (outcome: RequestOutcome): RequestResult => ({ outcome, notified: [] })
+  if (await isBlocked(trx, requester.id, requested.id)) return none('blocked_by_you')
+  const relation = await getRelation(trx, requester.id, requested.id)
+  if (relation?.status === 'accepted') return none('already_contacts')
   if (relation !== undefined) {
-    if (relation.requester_id === requesterId) return 'already_requested'
-    if (await acceptPending(trx, relation.requester_id, requesterId, now)) return 'accepted'
+    if (relation.requester_id === requester.id) return none('already_requested')
+    if (await acceptPending(trx, requested, requester, now)) return { outcome: 'accepted', notified: [requested.id, requester.id] }
     // refused because they block us: to us it looks like any request sent
-    return await isBlocked(trx, requestedId, requesterId) ? 'requested' : 'changed'
+    return await isBlocked(trx, requested.id, requester.id) ? none('requested') : 'changed'
   }
   await trx.insertInto('chat_requests')
-    .values({ requester_id: requesterId, requested_id: requestedId, ...pair(requesterId, requestedId), status: 'pending', created_at: now, updated_at: now })
+    .values({ requester_id: requester.id, requested_id: requested.id, ...pair(requester.id, requested.id), status: 'pending', created_at: now, updated_at: now })
     .execute()
-  return 'requested'
+  if (await isBlocked(trx, requested.id, requester.id)) return none('requested')
+  await appendEvents(trx, [{ userId: requested.id, type: 'chat_request', payload: { requester_username: requester.username } }], now)
+  return { outcome: 'requested', notified: [requested.id] }
 }
 
-/** Accepts the pending request of `requester` to `requested`; false when there is none (or it is hidden by a block). */
-export async function acceptChat (db: Kysely<Database>, requesterId: number, requestedId: number, now = Date.now()): Promise<boolean> {
-  return await db.transaction().execute(trx => acceptPending(trx, requesterId, requestedId, now))
+/**
+ * Accepts the pending request of `requester` to `requested`, with a `chat_accepted` event
+ * for each of them naming the other; false when there is none (or it is hidden by a block).
+ */
+export async function acceptChat (db: Kysely<Database>, requester: User, requested: User, now = Date.now()): Promise<boolean> {
+  return await db.transaction().execute(trx => acceptPending(trx, requester, requested, now))
 }
 
-async function acceptPending (trx: Kysely<Database>, requesterId: number, requestedId: number, now: number): Promise<boolean> {
+async function acceptPending (trx: Transaction<Database>, requester: User, requested: User, now: number): Promise<boolean> {
   const result = await trx.updateTable('chat_requests')
     .set({ status: 'accepted', updated_at: now })
-    .where('requester_id', '=', requesterId)
-    .where('requested_id', '=', requestedId)
+    .where('requester_id', '=', requester.id)
+    .where('requested_id', '=', requested.id)
     .where('status', '=', 'pending')
-    .where(eb => eb.not(eb.exists(blockBetween(trx, requesterId, requestedId))))
+    .where(eb => eb.not(eb.exists(blockBetween(trx, requester.id, requested.id))))
     .executeTakeFirst()
-  return result.numUpdatedRows > 0n
+  if (result.numUpdatedRows === 0n) return false
+  await appendEvents(trx, [
+    { userId: requester.id, type: 'chat_accepted', payload: { username: requested.username } },
+    { userId: requested.id, type: 'chat_accepted', payload: { username: requester.username } }
+  ], now)
+  return true
 }
 
-/** Declines (deletes) the pending request of `requester` to `requested`; false when there is none visible. */
-export async function declineChat (db: Kysely<Database>, requesterId: number, requestedId: number): Promise<boolean> {
+/**
+ * `decliner` declines (deletes) the pending request of `requester`, with a `chat_declined`
+ * event for `requester`; false when there is none visible.
+ */
+export async function declineChat (db: Kysely<Database>, requester: User, decliner: User, now = Date.now()): Promise<boolean> {
   return await db.transaction().execute(async trx => {
     const result = await trx.deleteFrom('chat_requests')
-      .where('requester_id', '=', requesterId)
-      .where('requested_id', '=', requestedId)
+      .where('requester_id', '=', requester.id)
+      .where('requested_id', '=', decliner.id)
       .where('status', '=', 'pending')
-      .where(eb => eb.not(eb.exists(blockBy(trx, requestedId, requesterId))))
+      .where(eb => eb.not(eb.exists(blockBy(trx, decliner.id, requester.id))))
       .executeTakeFirst()
-    return result.numDeletedRows > 0n
+    if (result.numDeletedRows === 0n) return false
+    await appendEvents(trx, [{ userId: requester.id, type: 'chat_declined', payload: { username: decliner.username } }], now)
+    return true
   })
 }
 
-/** Ends an accepted contact, from either side; false when they were not contacts. */
-export async function removeContact (db: Kysely<Database>, a: number, b: number): Promise<boolean> {
+/**
+ * Ends an accepted contact, from either side, with a `contact_removed` event for both (the
+ * remover's other devices learn it too); false when they were not contacts.
+ */
+export async function removeContact (db: Kysely<Database>, me: User, other: User, now = Date.now()): Promise<boolean> {
   return await db.transaction().execute(async trx => {
-    const { user_lo: lo, user_hi: hi } = pair(a, b)
+    const { user_lo: lo, user_hi: hi } = pair(me.id, other.id)
     const result = await trx.deleteFrom('chat_requests')
       .where('user_lo', '=', lo).where('user_hi', '=', hi)
       .where('status', '=', 'accepted')
       .executeTakeFirst()
-    return result.numDeletedRows > 0n
+    if (result.numDeletedRows === 0n) return false
+    await appendEvents(trx, [
+      { userId: other.id, type: 'contact_removed', payload: { username: me.username } },
+      { userId: me.id, type: 'contact_removed', payload: { username: other.username } }
+    ], now)
+    return true
   })
 }
 
@@ -111,26 +146,30 @@ export interface BlockOutcome {
 
 /**
  * `blocker` blocks `blocked`, in one transaction: the block row, and the end of whatever
- * was between them (a contact, or a pending request either way).
+ * was between them (a contact, or a pending request either way). An ended contact gives
+ * the blocker's own devices a `contact_removed`; the blocked side gets nothing.
  */
-export async function blockUser (db: Kysely<Database>, blockerId: number, blockedId: number, now = Date.now()): Promise<BlockOutcome> {
+export async function blockUser (db: Kysely<Database>, blocker: User, blocked: User, now = Date.now()): Promise<BlockOutcome> {
   return await db.transaction().execute(async trx => {
     const inserted = await trx.insertInto('blocks')
-      .values({ blocker_id: blockerId, blocked_id: blockedId, created_at: now })
+      .values({ blocker_id: blocker.id, blocked_id: blocked.id, created_at: now })
       .onConflict(oc => oc.columns(['blocker_id', 'blocked_id']).doNothing())
       .executeTakeFirst()
-    const { user_lo: lo, user_hi: hi } = pair(blockerId, blockedId)
+    const { user_lo: lo, user_hi: hi } = pair(blocker.id, blocked.id)
     const ended = await trx.deleteFrom('chat_requests')
       .where('user_lo', '=', lo).where('user_hi', '=', hi)
       .returning('status')
       .execute()
-    return { newlyBlocked: Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0, endedContact: ended.some(row => row.status === 'accepted') }
+    const endedContact = ended.some(row => row.status === 'accepted')
+    if (endedContact) await appendEvents(trx, [{ userId: blocker.id, type: 'contact_removed', payload: { username: blocked.username } }], now)
+    return { newlyBlocked: Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0, endedContact }
   })
 }
 
 /**
  * Lifts a block, in one transaction. A request the blocked user sent meanwhile was never
- * shown: it goes away as if declined, so they may ask again. False when there was no block.
+ * shown: it goes away as if declined (silently: it never existed for the blocker, and the
+ * requester must not learn of the block), so they may ask again. False when there was no block.
  */
 export async function unblockUser (db: Kysely<Database>, blockerId: number, blockedId: number): Promise<boolean> {
   return await db.transaction().execute(async trx => {
@@ -199,6 +238,16 @@ export async function listContacts (db: Kysely<Database>, userId: number): Promi
     .orderBy('users.username_key')
     .execute()
   return rows.map(row => row.username)
+}
+
+/** Ids of the user's accepted contacts. */
+export async function listContactIds (db: Kysely<Database>, userId: number): Promise<number[]> {
+  const rows = await db.selectFrom('chat_requests')
+    .select(eb => eb.case().when('user_lo', '=', userId).then(eb.ref('user_hi')).else(eb.ref('user_lo')).end().as('id'))
+    .where('status', '=', 'accepted')
+    .where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)]))
+    .execute()
+  return rows.map(row => Number(row.id))
 }
 
 /** Accepted contacts with no block either way (a block ends a contact; this also holds against a race). */

@@ -1,5 +1,8 @@
 import { sql, type Kysely } from 'kysely'
+import { isUniqueViolation } from './errors.js'
+import { appendEvents } from './events.js'
 import type { Database } from './schema.js'
+import type { User } from './users.js'
 
 export interface StoredMessage {
   id: number
@@ -14,16 +17,105 @@ export interface ConversationMessage {
   encrypted_blob: string
 }
 
-export async function insertMessage (
+export interface SentMessage extends StoredMessage {
+  recipient_id: number
+  /** True when client_msg_id matched a message stored before: nothing new was stored. */
+  duplicate: boolean
+}
+
+/**
+ * Stores a message and, in the same transaction, a `message` event for each party.
+ * With a client_msg_id already used by this sender, returns that stored message instead.
+ */
+export async function storeMessage (
   db: Kysely<Database>,
-  message: { sender_id: number, recipient_id: number, sender_blob: string, recipient_blob: string },
+  message: { sender: User, recipient: User, sender_blob: string, recipient_blob: string, client_msg_id?: string | undefined },
   now = Date.now()
-): Promise<StoredMessage> {
-  const { sender_id: s, recipient_id: r } = message
-  return await db.insertInto('messages')
-    .values({ ...message, user_lo: Math.min(s, r), user_hi: Math.max(s, r), created_at: now })
-    .returning(['id', 'created_at'])
-    .executeTakeFirstOrThrow()
+): Promise<SentMessage> {
+  const { sender, recipient, client_msg_id: clientMsgId } = message
+  if (clientMsgId !== undefined) {
+    const existing = await findByClientMsgId(db, sender.id, clientMsgId)
+    if (existing !== undefined) return existing
+  }
+  try {
+    return await db.transaction().execute(async trx => {
+      const stored = await trx.insertInto('messages')
+        .values({
+          sender_id: sender.id,
+          recipient_id: recipient.id,
+          user_lo: Math.min(sender.id, recipient.id),
+          user_hi: Math.max(sender.id, recipient.id),
+          sender_blob: message.sender_blob,
+          recipient_blob: message.recipient_blob,
+          client_msg_id: clientMsgId ?? null,
+          created_at: now
+        })
+        .returning(['id', 'created_at'])
+        .executeTakeFirstOrThrow()
+      const payload = { sender_username: sender.username, recipient_username: recipient.username }
+      await appendEvents(trx, [
+        { userId: recipient.id, type: 'message', payload, messageId: stored.id },
+        { userId: sender.id, type: 'message', payload, messageId: stored.id }
+      ], now)
+      return { ...stored, recipient_id: recipient.id, duplicate: false }
+    })
+  } catch (error) {
+    // a concurrent retry with the same client_msg_id stored it first
+    const existing = clientMsgId !== undefined && isUniqueViolation(error) ? await findByClientMsgId(db, sender.id, clientMsgId) : undefined
+    if (existing === undefined) throw error
+    return existing
+  }
+}
+
+async function findByClientMsgId (db: Kysely<Database>, senderId: number, clientMsgId: string): Promise<SentMessage | undefined> {
+  const row = await db.selectFrom('messages').select(['id', 'created_at', 'recipient_id'])
+    .where('sender_id', '=', senderId).where('client_msg_id', '=', clientMsgId)
+    .executeTakeFirst()
+  return row === undefined ? undefined : { ...row, duplicate: true }
+}
+
+export interface AckOutcome {
+  /** False when up_to_id is not a message the caller received: nothing was acknowledged. */
+  found: boolean
+  acknowledged: number
+  /** Senders that were sent a `delivered` event. */
+  notify: number[]
+}
+
+/**
+ * The recipient acknowledges message upToId and every earlier message it received: those
+ * with a smaller id, except any that reached its stream after upToId (on PostgreSQL ids
+ * are handed out before commit, so a smaller id can commit, and be delivered, later).
+ * Each sender whose messages were newly acknowledged gets one `delivered` event listing
+ * them.
+ */
+export async function ackMessages (db: Kysely<Database>, recipient: User, upToId: number, now = Date.now()): Promise<AckOutcome> {
+  return await db.transaction().execute(async trx => {
+    const target = await trx.selectFrom('messages')
+      .leftJoin('events', join => join.onRef('events.message_id', '=', 'messages.id').on('events.user_id', '=', recipient.id))
+      .select(['messages.id', 'events.seq'])
+      .where('messages.id', '=', upToId).where('messages.recipient_id', '=', recipient.id)
+      .executeTakeFirst()
+    if (target === undefined) return { found: false, acknowledged: 0, notify: [] }
+    const { seq } = target
+    const acked = await trx.updateTable('messages')
+      .set({ delivered_at: now })
+      .where('recipient_id', '=', recipient.id)
+      .where('id', '<=', upToId)
+      .where('delivered_at', 'is', null)
+      .$if(seq !== null, qb => qb.where(eb => eb.not(eb.exists(eb.selectFrom('events').select('events.seq')
+        .where('events.user_id', '=', recipient.id)
+        .where('events.seq', '>', seq ?? 0)
+        .whereRef('events.message_id', '=', 'messages.id')))))
+      .returning(['id', 'sender_id'])
+      .execute()
+    const bySender = new Map<number, number[]>()
+    for (const { id, sender_id: senderId } of acked) bySender.set(senderId, [...bySender.get(senderId) ?? [], id])
+    await appendEvents(trx, [...bySender].map(([senderId, ids]) => ({
+      userId: senderId, type: 'delivered' as const, payload: { username: recipient.username, message_ids: ids.sort((a, b) => a - b) }
+    })), now)
+    return { found: true, acknowledged: acked.length, notify: [...bySender.keys()] }
+  })
 }
 
 // A bound LIMIT makes SQLite plan the statement again on every call (an empty poll: 14 µs

@@ -12,6 +12,10 @@ export interface UsersTable {
   token_version: Generated<number>
   /** Set by an operator: the user cannot log in and its tokens stop working. */
   disabled_at: number | null
+  /** The seq of the user's latest event (bumped in the event's own transaction). */
+  event_seq: Generated<number>
+  /** The highest seq deleted by retention: a cursor below it has missed events. */
+  event_floor: Generated<number>
 }
 
 export interface PublicKeysTable {
@@ -42,6 +46,10 @@ export interface MessagesTable {
   sender_blob: string
   recipient_blob: string
   created_at: number
+  /** The sender's idempotency key: a retry with the same one stores nothing new. */
+  client_msg_id: string | null
+  /** When the recipient acknowledged it. */
+  delivered_at: number | null
 }
 
 export interface RevokedTokensTable {
@@ -77,6 +85,16 @@ export interface ImportMapTable {
   new_id: number
 }
 
+export interface EventsTable {
+  user_id: number
+  seq: number
+  type: string
+  /** JSON of the event's fields (never a blob: message events point at message_id). */
+  payload: string
+  message_id: number | null
+  created_at: number
+}
+
 export interface Database {
   users: UsersTable
   public_keys: PublicKeysTable
@@ -84,6 +102,7 @@ export interface Database {
   messages: MessagesTable
   revoked_tokens: RevokedTokensTable
   blocks: BlocksTable
+  events: EventsTable
   admin_audit: AdminAuditTable
   import_map: ImportMapTable
 }

@@ -82,6 +82,8 @@ export async function eraseUser (db: Kysely<Database>, userId: number): Promise<
     await trx.deleteFrom('blocks').where(eb => eb.or([eb('blocker_id', '=', userId), eb('blocked_id', '=', userId)])).execute()
     await trx.deleteFrom('chat_requests').where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)])).execute()
     await trx.deleteFrom('public_keys').where('user_id', '=', userId).execute()
+    // their event stream; events of others that point at the messages above read as gone
+    await trx.deleteFrom('events').where('user_id', '=', userId).execute()
     const result = await trx.deleteFrom('users').where('id', '=', userId).executeTakeFirst()
     return result.numDeletedRows > 0n
   })

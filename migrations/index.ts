@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely'
 import * as initial from './2026-11-27-0001-initial.js'
 import * as sessions from './2026-11-27-0002-sessions.js'
 import * as blocks from './2026-11-27-0003-blocks.js'
+import * as events from './2026-11-27-0004-events.js'
 import * as admin from './2026-11-27-0005-admin.js'
 
 // Listed by hand rather than read from the folder, so the same list works from the
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   '2026-11-27-0001-initial': initial,
   '2026-11-27-0002-sessions': sessions,
   '2026-11-27-0003-blocks': blocks,
+  '2026-11-27-0004-events': events,
   '2026-11-27-0005-admin': admin
 }
 

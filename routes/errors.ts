@@ -30,3 +30,9 @@ export const AccountRateLimited = createError<[string, number]>('RATE_LIMITED', 
 
 export const AdminUnauthorized = createError('ADMIN_UNAUTHORIZED', "Missing or wrong admin token; send 'Authorization: Bearer <ADMIN_TOKEN>'.", 401)
 export const InvalidTime = createError<[string]>('INVALID_TIME', "'%s' must be a date (2026-11-27) or an ISO 8601 time (2026-11-27T10:00:00Z).", 400)
+
+export const ClientMsgIdReused = createError('CLIENT_MSG_ID_REUSED', 'This client_msg_id was already used for a message to someone else.', 409)
+export const MessageNotFound = createError<[number]>('MESSAGE_NOT_FOUND', 'Message %d is not a message you received.', 404)
+export const CursorExpired = createError('CURSOR_EXPIRED', 'This cursor is older than the events the server keeps; resync from scratch (omit since).', 410)
+export const UpgradeRequired = createError('UPGRADE_REQUIRED', 'GET /ws is a WebSocket: open it with an Upgrade: websocket request, or use GET /sync over plain HTTP.', 426)
+export const CursorUnknown = createError('CURSOR_UNKNOWN', 'This cursor was not issued for this account by this server; resync from scratch (omit since).', 410)

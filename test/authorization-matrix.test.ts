@@ -19,6 +19,12 @@ interface Cell {
 }
 
 const everyone = (expect: Expect): Record<Live, Expect> => ({ stranger: expect, pending: expect, blocked: expect })
+// the caller's own event stream: for the blocked caller, only the acceptance from before the block (a block is never revealed)
+const ownStream = (types: string[]) => (res: LightMyRequestResponse, t: Test): void => {
+  t.equal(res.statusCode, 200)
+  t.same(res.json().events.map((event: { type: string }) => event.type), types, 'sync shows the caller only its own events')
+  t.notOk(res.body.includes('ALICE-TO-BOB'), 'never a message of someone else\'s conversation')
+}
 const only = (name: string) => (res: LightMyRequestResponse, t: Test): void => {
   t.equal(res.statusCode, 200)
   t.notMatch(res.body, /alice/i, `${name} never shows alice to them`)
@@ -37,6 +43,9 @@ const matrix: Record<string, Cell> = {
       t.notOk(res.body.includes('ALICE-TO-BOB'), 'never a message of someone else\'s conversation')
     })
   },
+  'GET /sync': { request: { method: 'GET', url: '/sync' }, live: { stranger: ownStream([]), pending: ownStream([]), blocked: ownStream(['chat_accepted']) } },
+  // message 1 is alice's to bob: no caller received it
+  'POST /ack_messages': { request: { method: 'POST', url: '/ack_messages', payload: { up_to_id: 1 } }, live: everyone([404, 'MESSAGE_NOT_FOUND']) },
   'POST /send_message': { request: { method: 'POST', url: '/send_message', payload: { recipient_username: 'alice', sender_blob: 's', recipient_blob: 'r' } }, live: everyone([403, 'NOT_A_CONTACT']) },
   'POST /accept_chat': { request: { method: 'POST', url: '/accept_chat', payload: { requester_username: 'alice' } }, live: everyone([404, 'NO_PENDING_REQUEST']) },
   'POST /decline_chat': { request: { method: 'POST', url: '/decline_chat', payload: { requester_username: 'alice' } }, live: everyone([404, 'NO_PENDING_REQUEST']) },

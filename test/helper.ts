@@ -108,7 +108,7 @@ export async function befriend (app: FastifyInstance, a: { name: string, token: 
 /** Row counts of every table, to assert that a refused request changed nothing. */
 export async function snapshot (app: FastifyInstance): Promise<Record<string, number>> {
   const counts: Record<string, number> = {}
-  for (const table of ['users', 'public_keys', 'chat_requests', 'messages', 'revoked_tokens', 'blocks'] as const) {
+  for (const table of ['users', 'public_keys', 'chat_requests', 'messages', 'revoked_tokens', 'blocks', 'events', 'admin_audit', 'import_map'] as const) {
     const row = await app.db.selectFrom(table).select(eb => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
     counts[table] = Number(row.n)
   }

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { findSessionUser } from '../../db/sessions.js'
+import type { User } from '../../db/users.js'
 import { AccountDisabled, AccountGone, InvalidToken, MalformedAuthorization, MissingToken, TokenExpired, TokenRevoked } from '../../routes/errors.js'
 
 const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*) *$/
@@ -12,11 +13,8 @@ const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*) *$/
 
 export default fp(async function authPlugin (fastify) {
   fastify.decorateRequest('token', null as unknown as FastifyRequest['token'])
-  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
-    const header = request.headers.authorization
-    if (header === undefined || header === '') throw new MissingToken()
-    const token = BEARER.exec(header)?.[1]
-    if (token === undefined) throw new MalformedAuthorization()
+
+  fastify.decorate('verifyToken', async function verifyToken (token: string): Promise<Session> {
     let payload: FastifyJWT['payload']
     try {
       payload = fastify.jwt.verify<FastifyJWT['payload']>(token)
@@ -28,8 +26,17 @@ export default fp(async function authPlugin (fastify) {
     if (user === undefined) throw new AccountGone()
     if (user.disabled) throw new AccountDisabled()
     if (user.revoked || user.token_version !== payload.ver) throw new TokenRevoked()
-    request.user = { id: user.id, username: user.username }
-    request.token = { jti: payload.jti, exp: payload.exp }
+    return { user: { id: user.id, username: user.username }, token: { jti: payload.jti, exp: payload.exp } }
+  })
+
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    const header = request.headers.authorization
+    if (header === undefined || header === '') throw new MissingToken()
+    const token = BEARER.exec(header)?.[1]
+    if (token === undefined) throw new MalformedAuthorization()
+    const session = await fastify.verifyToken(token)
+    request.user = session.user
+    request.token = session.token
   })
   fastify.decorate('issueToken', function issueToken (user: { id: number, username: string, token_version: number }) {
     const token = fastify.jwt.sign({ user_id: user.id, username: user.username, jti: randomUUID(), ver: user.token_version })
@@ -37,9 +44,16 @@ export default fp(async function authPlugin (fastify) {
   })
 }, { name: 'auth', dependencies: ['jwt', 'db', 'config'] })
 
+export interface Session {
+  user: User
+  token: FastifyRequest['token']
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate: (request: FastifyRequest) => Promise<void>
+    /** Checks a bare token (signature, expiry, revocation, account): its session, or the 401 to send. */
+    verifyToken: (token: string) => Promise<Session>
     /** A fresh token (with its own jti) for the user at its current token_version. */
     issueToken: (user: { id: number, username: string, token_version: number }) => { token: string, expires_in: number }
   }

@@ -12,7 +12,9 @@ export default fp(async function swaggerPlugin (fastify) {
         title: 'CryptaChat Server',
         version: '1.0.0',
         description: 'Relay for end-to-end-encrypted chat. The server stores public keys and encrypted blobs; it never sees plaintext. ' +
-          'Every error is `{ statusCode, error, message, code }`.'
+          'Every error is `{ statusCode, error, message, code }`. ' +
+          'Messages and contact events can be received three ways: polling GET /get_messages, long-polling GET /sync, ' +
+          'or the WebSocket GET /ws (not listed here: see GET /sync for its protocol).'
       },
       components: {
         securitySchemes: {
@@ -25,6 +27,7 @@ export default fp(async function swaggerPlugin (fastify) {
         { name: 'keys', description: 'Public key directory' },
         { name: 'contacts', description: 'Chat requests, contacts and blocks: nobody can message you until you accept, and a block is never revealed' },
         { name: 'messages', description: 'Encrypted messages, stored once per party' },
+        { name: 'realtime', description: 'One cursor across all conversations: GET /sync (with long-poll) and the WebSocket GET /ws, both described under GET /sync' },
         { name: 'health', description: 'Probes for orchestrators' },
         { name: 'admin', description: 'Operator API behind the web console at /admin (only when ADMIN_TOKEN is set)' }
       ]

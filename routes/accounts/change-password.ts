@@ -29,6 +29,8 @@ const changePasswordRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     const version = await changePassword(fastify.db, user.id, user.password_hash, await fastify.passwords.hash(newPassword))
     // undefined: a concurrent change won, so the old password checked here is no longer the password
     if (version === undefined) throw new WrongPassword()
+    // every socket and long-poll of the account ran on a token that no longer works
+    await fastify.hub.disconnectUser(user.id)
     return { message: 'Password changed; other sessions have been logged out.', ...fastify.issueToken({ ...user, token_version: version }) }
   })
 }

@@ -23,6 +23,7 @@ const deleteAccount: FastifyPluginAsyncTypebox = async (fastify) => {
     if (user === undefined) throw new AccountGone()
     if (!await fastify.checkPassword(request, reply, user.username, user.password_hash, request.body.password)) throw new WrongPassword()
     if (!await eraseUser(fastify.db, user.id)) throw new AccountGone()
+    await fastify.hub.disconnectUser(user.id)
     return { message: 'Account deleted.' }
   })
 }

@@ -14,6 +14,8 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate
   }, async (request) => {
     await revokeToken(fastify.db, request.token.jti, request.user.id, request.token.exp * 1000)
+    // this session's sockets and long-polls end too (other sessions' stay)
+    await fastify.hub.disconnectUser(request.user.id, request.token.jti)
     // revocations of tokens that have expired anyway go here, so the table stays small without a timer
     await purgeExpiredRevocations(fastify.db)
     return { message: 'Logged out.' }

@@ -20,7 +20,8 @@ const acceptChatRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const requester = await findUserByName(fastify.db, request.body.requester_username)
     if (requester === undefined) throw new UserNotFound(request.body.requester_username)
-    if (!await acceptChat(fastify.db, requester.id, request.user.id)) throw new NoPendingRequest(requester.username)
+    if (!await acceptChat(fastify.db, requester, request.user)) throw new NoPendingRequest(requester.username)
+    await fastify.hub.publish([requester.id, request.user.id])
     return { message: `Chat request from ${requester.username} accepted.` }
   })
 }

@@ -23,7 +23,9 @@ const blockUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     const other = await findUserByName(fastify.db, request.body.username)
     if (other === undefined) throw new UserNotFound(request.body.username)
     if (other.id === request.user.id) throw new SelfBlock()
-    await blockUser(fastify.db, request.user.id, other.id)
+    const { endedContact } = await blockUser(fastify.db, request.user, other)
+    // only the blocker's own devices hear of it (contact_removed); the blocked side, nothing
+    if (endedContact) await fastify.hub.publish([request.user.id])
     return { message: `${other.username} blocked.` }
   })
 }

@@ -10,7 +10,7 @@ const declineChatRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/decline_chat', {
     schema: {
       summary: 'Decline a pending chat request',
-      description: 'The request goes away; the requester is not told, and may ask again later (within the request_chat rate limit).',
+      description: 'The request goes away; the requester gets a chat_declined event (GET /sync, GET /ws), and may ask again later (within the request_chat rate limit).',
       tags: ['contacts'],
       security: bearer,
       body: DeclineChatBody,
@@ -20,7 +20,8 @@ const declineChatRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const requester = await findUserByName(fastify.db, request.body.requester_username)
     if (requester === undefined) throw new UserNotFound(request.body.requester_username)
-    if (!await declineChat(fastify.db, requester.id, request.user.id)) throw new NoPendingRequest(requester.username)
+    if (!await declineChat(fastify.db, requester, request.user)) throw new NoPendingRequest(requester.username)
+    await fastify.hub.publish([requester.id])
     return { message: `Chat request from ${requester.username} declined.` }
   })
 }

@@ -10,7 +10,7 @@ const removeContactRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/remove_contact', {
     schema: {
       summary: 'End a contact (from either side)',
-      description: 'Neither of you can message the other until a new request is accepted. The conversation history stays.',
+      description: 'Neither of you can message the other until a new request is accepted. The conversation history stays. Both of you get a contact_removed event.',
       tags: ['contacts'],
       security: bearer,
       body: RemoveContactBody,
@@ -20,7 +20,8 @@ const removeContactRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const other = await findUserByName(fastify.db, request.body.username)
     if (other === undefined) throw new UserNotFound(request.body.username)
-    if (!await removeContact(fastify.db, request.user.id, other.id)) throw new NotYourContact(other.username)
+    if (!await removeContact(fastify.db, request.user, other)) throw new NotYourContact(other.username)
+    await fastify.hub.publish([other.id, request.user.id])
     return { message: `${other.username} removed from your contacts.` }
   })
 }

@@ -24,10 +24,11 @@ const requestChatRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     const other = await findUserByName(fastify.db, request.body.recipient_username)
     if (other === undefined) throw new UserNotFound(request.body.recipient_username)
     if (other.id === me.id) throw new SelfRequest()
-    const outcome = await requestChat(fastify.db, me.id, other.id)
+    const { outcome, notified } = await requestChat(fastify.db, me, other)
     if (outcome === 'already_requested') throw new AlreadyRequested(other.username)
     if (outcome === 'already_contacts') throw new AlreadyContacts(other.username)
     if (outcome === 'blocked_by_you') throw new YouBlocked(other.username)
+    await fastify.hub.publish(notified)
     const message = outcome === 'accepted'
       ? `${other.username} had already asked you: you are now contacts.`
       : 'Chat request sent.'

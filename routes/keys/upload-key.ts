@@ -16,7 +16,8 @@ const uploadKey: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     onRequest: fastify.authenticate
   }, async (request) => {
-    await putPublicKey(fastify.db, request.user.id, request.body.public_key)
+    const { notify } = await putPublicKey(fastify.db, request.user, request.body.public_key)
+    await fastify.hub.publish(notify)
     return { message: 'Public key uploaded successfully.' }
   })
 }

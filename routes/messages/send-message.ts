@@ -1,8 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { areContacts } from '../../db/contacts.js'
-import { insertMessage } from '../../db/messages.js'
+import { storeMessage } from '../../db/messages.js'
 import { findUserByName } from '../../db/users.js'
-import { NotAContact, UserNotFound } from '../errors.js'
+import { ClientMsgIdReused, NotAContact, UserNotFound } from '../errors.js'
 import { NO_NUL, Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
 
 export const SendMessageReply = Type.Object({
@@ -16,7 +16,13 @@ const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
   const SendMessageBody = Type.Object({
     recipient_username: Username,
     sender_blob: Type.String({ ...Blob, description: "the sender's copy, encrypted for the sender" }),
-    recipient_blob: Type.String({ ...Blob, description: "the recipient's copy, encrypted for the recipient" })
+    recipient_blob: Type.String({ ...Blob, description: "the recipient's copy, encrypted for the recipient" }),
+    client_msg_id: Type.Optional(Type.String({
+      minLength: 1,
+      maxLength: 64,
+      pattern: '^[A-Za-z0-9_.:-]+$',
+      description: 'your id for this message (e.g. a UUID): a retry with the same id returns the message already stored instead of storing it again'
+    }))
   })
   fastify.post('/send_message', {
     schema: {
@@ -26,7 +32,7 @@ const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['messages'],
       security: bearer,
       body: SendMessageBody,
-      response: { 201: SendMessageReply, ...errorReplies(400, 401, 403, 404, 413, 415, 429) }
+      response: { 201: SendMessageReply, ...errorReplies(400, 401, 403, 404, 409, 413, 415, 429) }
     },
     onRequest: fastify.authenticate,
     preHandler: async (request, reply) => { await fastify.limitSendMessage(request, reply, request.body.recipient_username) },
@@ -36,9 +42,11 @@ const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
     const recipient = await findUserByName(fastify.db, name)
     if (recipient === undefined) throw new UserNotFound(name)
     if (!await areContacts(fastify.db, request.user.id, recipient.id)) throw new NotAContact(recipient.username)
-    const stored = await insertMessage(fastify.db, {
-      sender_id: request.user.id, recipient_id: recipient.id, sender_blob: senderBlob, recipient_blob: recipientBlob
+    const stored = await storeMessage(fastify.db, {
+      sender: request.user, recipient, sender_blob: senderBlob, recipient_blob: recipientBlob, client_msg_id: request.body.client_msg_id
     })
+    if (stored.duplicate && stored.recipient_id !== recipient.id) throw new ClientMsgIdReused()
+    if (!stored.duplicate) await fastify.hub.publish([recipient.id, request.user.id])
     return await reply.status(201).send({ message: 'Message sent.', id: stored.id, timestamp: iso(stored.created_at) })
   })
 }

@@ -130,7 +130,8 @@ t.test('delete-user asks for --yes, then erases the user as delete_account does'
   t.equal(res.out, "deleted 'alice'")
   isError(t, await call(app, alice.token, { method: 'GET', url: '/get_contacts' }), 401, 'ACCOUNT_GONE')
   t.same((await call(app, bob.token, { method: 'GET', url: '/get_contacts' })).json(), { contacts: [] })
-  t.same(await snapshot(app), { ...before, users: 2, public_keys: 0, chat_requests: 0, messages: 0 })
+  // Bob keeps his 5 events (a request, an acceptance, 3 messages); alice's go; one audit entry
+  t.same(await snapshot(app), { ...before, users: 2, public_keys: 0, chat_requests: 0, messages: 0, events: 5, admin_audit: before.admin_audit! + 1 })
   t.match((await adminJson(env, 'audit')).items, [{ action: 'delete-user', target: 'alice' }])
 
   const again = await admin(env, 'delete-user', 'alice', '--yes')

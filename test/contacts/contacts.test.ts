@@ -69,7 +69,7 @@ t.test('accepting what was never requested, twice, or your own request is refuse
   const before = await snapshot(app)
   t.equal((await call(app, bob, { method: 'POST', url: '/accept_chat', payload: { requester_username: 'alice' } })).statusCode, 200)
   isError(t, await call(app, bob, { method: 'POST', url: '/accept_chat', payload: { requester_username: 'alice' } }), 404, 'NO_PENDING_REQUEST')
-  t.same(await snapshot(app), before, 'accepting updates the row; nothing is added')
+  t.same(await snapshot(app), { ...before, events: before.events! + 2 }, 'accepting updates the row and adds a chat_accepted event for each side, nothing else')
   for (const payload of [{}, { requester_username: true }, { requester_username: 'x' }]) {
     const res = await call(app, bob, { method: 'POST', url: '/accept_chat', payload })
     isError(t, res, 400, 'VALIDATION_ERROR')

@@ -1,5 +1,70 @@
 import t from 'tap'
 import { befriend, build, call, isError, snapshot, user } from '../helper.js'
+import { pair, sync } from '../realtime-helper.js'
+
+const body = (extra: Record<string, unknown> = {}): Record<string, unknown> =>
+  ({ recipient_username: 'bob', sender_blob: 'for alice', recipient_blob: 'for bob', ...extra })
+
+t.test('send_message stores both copies and get_messages returns each side its own', async t => {
+  const app = await build(t)
+  const [alice, bob] = await pair(app)
+  const res = await call(app, alice.token, { method: 'POST', url: '/send_message', payload: body() })
+  t.equal(res.statusCode, 201)
+  t.match(res.json(), { message: 'Message sent.', id: Number, timestamp: /^\d{4}-\d\d-\d\dT/ })
+  const bobView = await call(app, bob.token, { method: 'GET', url: '/get_messages?username=alice' })
+  t.match(bobView.json(), { messages: [{ id: res.json().id, sender_username: 'alice', encrypted_blob: 'for bob' }], has_more: false })
+  const aliceView = await call(app, alice.token, { method: 'GET', url: '/get_messages?username=bob' })
+  t.match(aliceView.json(), { messages: [{ encrypted_blob: 'for alice' }] })
+})
+
+t.test('a retry with the same client_msg_id returns the stored message and stores nothing', async t => {
+  const app = await build(t)
+  const [alice, bob] = await pair(app)
+  const first = await call(app, alice.token, { method: 'POST', url: '/send_message', payload: body({ client_msg_id: 'a1b2-c3' }) })
+  t.equal(first.statusCode, 201)
+  const before = await snapshot(app)
+  // a retry re-encrypts: the blobs may differ, the id decides
+  const retry = await call(app, alice.token, { method: 'POST', url: '/send_message', payload: body({ client_msg_id: 'a1b2-c3', recipient_blob: 'again' }) })
+  t.equal(retry.statusCode, 201)
+  t.same(retry.json(), first.json(), 'the same id and timestamp')
+  t.same(await snapshot(app), before, 'no second message, no second event')
+  const events = (await sync(t, app, bob.token)).events.filter(e => e.type === 'message')
+  t.equal(events.length, 1)
+  t.equal(events[0].message.encrypted_blob, 'for bob', 'the first copy stands')
+
+  // concurrent retries store once too
+  const racing = await Promise.all([1, 2, 3, 4].map(async () =>
+    await call(app, alice.token, { method: 'POST', url: '/send_message', payload: body({ client_msg_id: 'race' }) })))
+  t.same(new Set(racing.map(res => res.json().id)).size, 1)
+  t.same(racing.map(res => res.statusCode), [201, 201, 201, 201])
+  t.equal((await snapshot(app)).messages, (before.messages ?? 0) + 1)
+
+  // ids are per sender: bob may use the same one
+  const bobs = await call(app, bob.token, { method: 'POST', url: '/send_message', payload: body({ recipient_username: 'alice', client_msg_id: 'a1b2-c3' }) })
+  t.equal(bobs.statusCode, 201)
+  t.not(bobs.json().id, first.json().id)
+})
+
+t.test('a client_msg_id reused for another recipient is a 409; bad ones are 400s', async t => {
+  const app = await build(t)
+  const [alice] = await pair(app)
+  const carol = { name: 'carol', token: await user(app, 'carol') }
+  await call(app, alice.token, { method: 'POST', url: '/request_chat', payload: { recipient_username: 'carol' } })
+  await call(app, carol.token, { method: 'POST', url: '/accept_chat', payload: { requester_username: 'alice' } })
+  await call(app, alice.token, { method: 'POST', url: '/send_message', payload: body({ client_msg_id: 'x' }) })
+  const before = await snapshot(app)
+  isError(t, await call(app, alice.token, { method: 'POST', url: '/send_message', payload: body({ recipient_username: 'carol', client_msg_id: 'x' }) }), 409, 'CLIENT_MSG_ID_REUSED')
+  for (const clientMsgId of ['', 'a'.repeat(65), 'has space', 'é', 5, null, true, ['x']]) {
+    const res = await call(app, alice.token, { method: 'POST', url: '/send_message', payload: body({ client_msg_id: clientMsgId }) })
+    isError(t, res, 400, 'VALIDATION_ERROR')
+    t.match(res.json().message, /client_msg_id/)
+  }
+  isError(t, await call(app, alice.token, { method: 'POST', url: '/send_message', payload: body({ recipient_username: 'nobody' }) }), 404, 'USER_NOT_FOUND')
+  const dave = await user(app, 'dave')
+  isError(t, await call(app, dave, { method: 'POST', url: '/send_message', payload: body() }), 403, 'NOT_A_CONTACT')
+  const after = await snapshot(app)
+  t.same({ ...after, users: before.users }, before, 'nothing stored but the new user')
+})
 
 t.test('a contact can send; the reply carries the stored id and timestamp', async t => {
   const app = await build(t)

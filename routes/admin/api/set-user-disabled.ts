@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { setUserDisabled } from '../../../db/admin.js'
+import { findUserByName } from '../../../db/users.js'
 import { UserNotFound } from '../../errors.js'
 import { adminBearer, errorReplies } from '../../schemas.js'
 import { ActionReply, UserParams, consoleActor } from './schemas.js'
@@ -16,8 +17,11 @@ const setUserDisabledRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }, async (request) => {
       const { username } = request.params
-      const outcome = await setUserDisabled(fastify.db, username, disable, consoleActor(request))
-      if (outcome === 'not_found') throw new UserNotFound(username)
+      const user = await findUserByName(fastify.db, username)
+      const outcome = user === undefined ? 'not_found' : await setUserDisabled(fastify.db, username, disable, consoleActor(request))
+      if (user === undefined || outcome === 'not_found') throw new UserNotFound(username)
+      // a disabled user's tokens stop working: its sockets and long-polls end now
+      if (disable && outcome === 'done') await fastify.hub.disconnectUser(user.id)
       return { username, action: `${action}-user`, changed: outcome === 'done' }
     })
   }

@@ -1,0 +1,138 @@
+import type { Kysely, Transaction } from 'kysely'
+import type { Database } from './schema.js'
+
+// Each user's event stream: what happened to them, numbered 1, 2, 3... in commit order.
+// Other modules append events inside the transaction that makes the change, and publish
+// a wake-up (the hub) only after that transaction commits.
+
+/** The stored fields of each event type (message events also point at their message row). */
+export interface EventPayloads {
+  message: { sender_username: string, recipient_username: string }
+  chat_request: { requester_username: string }
+  chat_accepted: { username: string }
+  chat_declined: { username: string }
+  contact_removed: { username: string }
+  key_changed: { username: string }
+  delivered: { username: string, message_ids: number[] }
+  expired_undelivered: { username: string, message_ids: number[] }
+}
+export type EventType = keyof EventPayloads
+
+export type NewEvent = {
+  [T in EventType]: { userId: number, type: T, payload: EventPayloads[T], messageId?: number }
+}[EventType]
+
+export type StoredEvent = {
+  [T in EventType]: {
+    seq: number
+    type: T
+    payload: EventPayloads[T]
+    created_at: number
+    /** The reader's own copy of the message, or null (not a message event, or the message is gone). */
+    message: EventMessage | null
+  }
+}[EventType]
+
+export interface EventMessage {
+  id: number
+  sender_id: number
+  recipient_id: number
+  created_at: number
+  client_msg_id: string | null
+  encrypted_blob: string
+}
+
+/**
+ * Appends events inside the caller's transaction and returns their seqs (undefined for a
+ * user that no longer exists). Counters are bumped in ascending user id, so two
+ * transactions touching the same users lock them in the same order and cannot deadlock.
+ */
+export async function appendEvents (trx: Transaction<Database>, events: NewEvent[], now = Date.now()): Promise<Array<number | undefined>> {
+  const order = events.map((event, index) => ({ event, index })).sort((a, b) => a.event.userId - b.event.userId)
+  const seqs: Array<number | undefined> = new Array(events.length)
+  for (const { event, index } of order) {
+    const row = await trx.updateTable('users')
+      .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
+      .where('id', '=', event.userId)
+      .returning('event_seq')
+      .executeTakeFirst()
+    if (row === undefined) continue
+    await trx.insertInto('events').values({
+      user_id: event.userId,
+      seq: row.event_seq,
+      type: event.type,
+      payload: JSON.stringify(event.payload),
+      message_id: event.messageId ?? null,
+      created_at: now
+    }).execute()
+    seqs[index] = row.event_seq
+  }
+  return seqs
+}
+
+/** Appends one event to one user's stream, inside the caller's transaction. */
+export async function appendEvent<T extends EventType> (
+  trx: Transaction<Database>, userId: number, type: T, payload: EventPayloads[T], messageId?: number, now = Date.now()
+): Promise<number | undefined> {
+  const [seq] = await appendEvents(trx, [{ userId, type, payload, messageId } as NewEvent], now)
+  return seq
+}
+
+/** The user's latest seq and the highest seq retention has deleted; undefined for no such user. */
+export async function streamBounds (db: Kysely<Database>, userId: number): Promise<{ seq: number, floor: number } | undefined> {
+  const row = await db.selectFrom('users').select(['event_seq', 'event_floor']).where('id', '=', userId).executeTakeFirst()
+  return row === undefined ? undefined : { seq: row.event_seq, floor: row.event_floor }
+}
+
+/** The user's events after `afterSeq`, oldest first, at most `limit` (one more is read to tell whether there are more). */
+export async function readEvents (
+  db: Kysely<Database>, userId: number, afterSeq: number, limit: number
+): Promise<{ events: StoredEvent[], hasMore: boolean }> {
+  const rows = await db.selectFrom('events')
+    .leftJoin('messages', 'messages.id', 'events.message_id')
+    .select(eb => [
+      'events.seq', 'events.type', 'events.payload', 'events.created_at',
+      'messages.id as m_id', 'messages.sender_id', 'messages.recipient_id', 'messages.created_at as m_created_at', 'messages.client_msg_id',
+      eb.case().when('messages.sender_id', '=', userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')
+    ])
+    .where('events.user_id', '=', userId)
+    .where('events.seq', '>', afterSeq)
+    .orderBy('events.seq')
+    .limit(limit + 1)
+    .execute()
+  const hasMore = rows.length > limit
+  if (hasMore) rows.pop()
+  return {
+    hasMore,
+    events: rows.map(row => ({
+      seq: row.seq,
+      type: row.type,
+      payload: JSON.parse(row.payload),
+      created_at: row.created_at,
+      message: row.m_id === null || row.sender_id === null || row.recipient_id === null || row.m_created_at === null || row.encrypted_blob === null
+        ? null
+        : { id: row.m_id, sender_id: row.sender_id, recipient_id: row.recipient_id, created_at: row.m_created_at, client_msg_id: row.client_msg_id, encrypted_blob: row.encrypted_blob }
+    }) as StoredEvent)
+  }
+}
+
+/**
+ * Deletes events created before `cutoff`, first moving each affected user's floor up to
+ * the highest seq being deleted, so that a cursor from before then is known to be stale.
+ */
+export async function purgeEvents (db: Kysely<Database>, cutoff: number): Promise<number> {
+  return await db.transaction().execute(async trx => {
+    await trx.updateTable('users')
+      .set(eb => ({
+        event_floor: eb.selectFrom('events').select(e => e.fn.max('events.seq').as('m'))
+          .whereRef('events.user_id', '=', 'users.id').where('events.created_at', '<', cutoff)
+      }))
+      .where(eb => eb.exists(eb.selectFrom('events').select('events.seq').whereRef('events.user_id', '=', 'users.id').where('events.created_at', '<', cutoff)))
+      .execute()
+    // By age, on its index: an event a few ms younger than the cutoff but below the new
+    // floor (seqs follow commit order, times follow the clock) is out of every cursor's
+    // reach already, and goes at the next sweep.
+    const result = await trx.deleteFrom('events').where('created_at', '<', cutoff).executeTakeFirst()
+    return Number(result.numDeletedRows)
+  })
+}

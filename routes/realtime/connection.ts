@@ -1,0 +1,184 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { User } from '../../db/users.js'
+import type { HubSignal } from '../../plugins/app/hub.js'
+import type { WireFrame } from './events.js'
+import { formatCursor, readPage, startingSeq } from './feed.js'
+
+// One authenticated socket: replay from `since`, then push. Every wake-up re-reads the
+// database from this socket's cursor, so a lost or duplicated hint costs nothing, and
+// events are read one page at a time: the server never holds more than a page and the
+// socket's bounded send buffer for a client.
+
+export const CLOSE_SESSION_ENDED = 4401
+export const CLOSE_RESYNC = 4410
+const PAGE_SIZE = 100
+
+export interface ConnectionOptions {
+  /** Ping period; the session is checked again at each ping too. */
+  pingIntervalMs: number
+  bufferLimit: number
+  drainTimeoutMs: number
+}
+
+export class Connection {
+  #after = 0
+  // true until the starting cursor is known: a wake-up before then only marks a rerun
+  #pumping = true
+  #again = false
+  #ready = false
+  #closed = false
+  #alive = true
+  #timers: NodeJS.Timeout[] = []
+  #unsubscribe: (() => void) | undefined
+  readonly #log: FastifyBaseLogger
+
+  constructor (
+    private readonly fastify: FastifyInstance,
+    private readonly socket: WebSocket,
+    private readonly user: User,
+    private readonly token: { jti: string, exp: number },
+    /** Checks the socket's token again (throws its 401 once the session no longer works). */
+    private readonly verify: () => Promise<unknown>,
+    private readonly options: ConnectionOptions,
+    log: FastifyBaseLogger
+  ) {
+    this.#log = log
+  }
+
+  async start (since: string | undefined): Promise<void> {
+    const { socket } = this
+    socket.on('close', () => this.#stop())
+    socket.on('pong', () => { this.#alive = true })
+    this.#every(this.options.pingIntervalMs, () => {
+      // no pong since the last ping: the peer is gone
+      if (!this.#alive) return this.#terminate('no pong')
+      this.#alive = false
+      socket.ping()
+      // A session can end without a hub signal reaching us (the admin CLI is another
+      // process; a hint between instances can be lost): its socket closes here at the latest.
+      this.#recheck().catch(error => this.#crash(error))
+    })
+    const untilExpiry = this.token.exp * 1000 - Date.now()
+    this.#timers.push(setTimeout(() => this.#fail(CLOSE_SESSION_ENDED, 'TOKEN_EXPIRED', 'Token has expired; log in again.'), Math.min(Math.max(untilExpiry, 0), 2 ** 31 - 1)))
+
+    // subscribe before the first read, so that nothing committed meanwhile goes unnoticed
+    const unsubscribe = await this.fastify.hub.subscribe(this.user.id, signal => this.#onSignal(signal))
+    if (this.#closed) return unsubscribe()
+    this.#unsubscribe = unsubscribe
+    try {
+      this.#after = await startingSeq(this.fastify.db, this.user.id, since)
+    } catch (error) {
+      const { code, message } = error as { code?: string, message: string }
+      if (code === 'CURSOR_EXPIRED' || code === 'CURSOR_UNKNOWN') return this.#fail(CLOSE_RESYNC, code, message)
+      if (code === 'ACCOUNT_GONE') return this.#fail(CLOSE_SESSION_ENDED, code, message)
+      return this.#crash(error)
+    }
+    this.#pumping = false
+    await this.#pump().catch(error => this.#crash(error))
+  }
+
+  #onSignal (signal: HubSignal): void {
+    if (signal.kind === 'news') {
+      this.#pump().catch(error => this.#crash(error))
+    } else if (signal.jti === undefined || signal.jti === this.token.jti) {
+      this.#fail(CLOSE_SESSION_ENDED, 'SESSION_ENDED', 'This session ended (logout, password change or account deletion).')
+    }
+  }
+
+  async #recheck (): Promise<void> {
+    try {
+      await this.verify()
+    } catch (error) {
+      if (this.#closed) return
+      const { statusCode, code, message } = error as { statusCode?: number, code?: string, message: string }
+      if (statusCode === 401) return this.#fail(CLOSE_SESSION_ENDED, code ?? 'SESSION_ENDED', message)
+      // the database may be briefly unreachable: keep the socket, check again at the next ping
+      this.#log.warn({ err: error, user_id: this.user.id }, 'websocket session check failed')
+    }
+  }
+
+  /** Sends every event after the cursor; wake-ups during a run make it run again. */
+  async #pump (): Promise<void> {
+    if (this.#pumping) {
+      this.#again = true
+      return
+    }
+    this.#pumping = true
+    try {
+      do {
+        this.#again = false
+        let more = true
+        while (more && !this.#closed) {
+          const page = await readPage(this.fastify.db, this.user, this.#after, PAGE_SIZE)
+          for (const event of page.events) {
+            if (!await this.#send(event)) return
+          }
+          this.#after = page.lastSeq
+          more = page.hasMore
+        }
+        if (!this.#ready && !this.#closed) {
+          this.#ready = true
+          if (!await this.#send({ type: 'ready', cursor: formatCursor(this.user.id, this.#after) })) return
+        }
+      } while (this.#again && !this.#closed)
+    } finally {
+      this.#pumping = false
+    }
+  }
+
+  /**
+   * Queues a frame; false once the socket is closed. Past the buffer limit it waits for
+   * the peer to read; a peer that does not drain in time is dropped (it resumes from its
+   * last cursor on reconnect).
+   */
+  async #send (frame: WireFrame): Promise<boolean> {
+    if (this.#closed) return false
+    const flushed = new Promise<void>(resolve => this.socket.send(JSON.stringify(frame), () => resolve()))
+    if (this.socket.bufferedAmount > this.options.bufferLimit) {
+      let timer: NodeJS.Timeout | undefined
+      const drained = await Promise.race([
+        flushed.then(() => true),
+        new Promise<false>(resolve => { timer = setTimeout(() => resolve(false), this.options.drainTimeoutMs) })
+      ])
+      clearTimeout(timer)
+      if (!drained) {
+        this.#terminate('slow consumer')
+        return false
+      }
+    }
+    return !this.#closed
+  }
+
+  #fail (code: number, errorCode: string, message: string): void {
+    if (this.#closed) return
+    this.#log.info({ user_id: this.user.id, code: errorCode }, 'websocket closed by server')
+    this.socket.send(JSON.stringify({ type: 'error', code: errorCode, message } satisfies WireFrame))
+    this.socket.close(code, errorCode)
+    this.#stop()
+  }
+
+  #crash (error: unknown): void {
+    if (this.#closed) return // e.g. a read cut short by the server shutting down
+    this.#log.error({ err: error, user_id: this.user.id }, 'websocket delivery failed')
+    this.#fail(1011, 'INTERNAL', 'Internal server error; reconnect with your last cursor.')
+  }
+
+  #terminate (reason: string): void {
+    this.#log.info({ user_id: this.user.id, reason }, 'websocket dropped')
+    this.socket.terminate()
+    this.#stop()
+  }
+
+  #every (ms: number, fn: () => void): void {
+    this.#timers.push(setInterval(fn, ms))
+  }
+
+  #stop (): void {
+    this.#closed = true
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers = []
+    this.#unsubscribe?.()
+    this.#unsubscribe = undefined
+  }
+}

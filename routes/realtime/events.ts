@@ -1,0 +1,57 @@
+import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox'
+import { Timestamp } from '../schemas.js'
+
+// Every event a client can receive, from GET /sync and GET /ws alike: one schema per
+// type, each with the cursor that follows it. The WebSocket adds two control frames.
+
+export const Cursor = Type.String({
+  minLength: 1,
+  maxLength: 40,
+  pattern: '^[0-9]{1,15}-[0-9]{1,15}$',
+  description: 'opaque position in your event stream: pass it back as `since` to get what came after'
+})
+
+function event<T extends string, P extends TProperties> (type: T, description: string, properties: P): TObject<{ type: ReturnType<typeof Type.Literal<T>>, cursor: typeof Cursor, timestamp: typeof Timestamp } & P> {
+  return Type.Object({ type: Type.Literal(type), cursor: Cursor, timestamp: Timestamp, ...properties }, { title: `${type} event`, description, additionalProperties: false })
+}
+
+const Username = Type.String({ description: 'the other user' })
+
+export const MessageEvent = event('message', 'A message to you or from you (sent from any of your devices). `encrypted_blob` is your own copy.', {
+  message: Type.Object({
+    id: Type.Integer(),
+    sender_id: Type.Integer(),
+    recipient_id: Type.Integer(),
+    sender_username: Type.String(),
+    recipient_username: Type.String(),
+    timestamp: Timestamp,
+    encrypted_blob: Type.String({ description: 'your own copy: sender_blob if you sent it, recipient_blob otherwise' }),
+    client_msg_id: Type.Union([Type.String(), Type.Null()], { description: 'the client_msg_id you sent it with (null in the recipient\'s copy)' })
+  }, { additionalProperties: false })
+})
+export const ChatRequestEvent = event('chat_request', 'Someone asked you for a chat.', { requester_username: Username })
+export const ChatAcceptedEvent = event('chat_accepted', 'You and `username` are now contacts (sent to both sides).', { username: Username })
+export const ChatDeclinedEvent = event('chat_declined', '`username` declined your chat request.', { username: Username })
+export const ContactRemovedEvent = event('contact_removed', '`username` is no longer your contact.', { username: Username })
+export const KeyChangedEvent = event('key_changed', 'Your contact `username` uploaded a different public key: the safety number changed.', { username: Username })
+export const DeliveredEvent = event('delivered', '`username` acknowledged these messages you sent them (with POST /ack_messages).', {
+  username: Username,
+  message_ids: Type.Array(Type.Integer())
+})
+export const ExpiredUndeliveredEvent = event('expired_undelivered', 'These messages you sent `username` were deleted by retention before being acknowledged.', {
+  username: Username,
+  message_ids: Type.Array(Type.Integer())
+})
+
+export const Event = Type.Union([
+  MessageEvent, ChatRequestEvent, ChatAcceptedEvent, ChatDeclinedEvent, ContactRemovedEvent,
+  KeyChangedEvent, DeliveredEvent, ExpiredUndeliveredEvent
+], { title: 'Event' })
+export type WireEvent = Static<typeof Event>
+
+/** WebSocket only: the replay from `since` is complete; live events follow. */
+export const ReadyFrame = Type.Object({ type: Type.Literal('ready'), cursor: Cursor }, { additionalProperties: false })
+/** WebSocket only: sent just before the server closes the socket for this reason. */
+export const ErrorFrame = Type.Object({ type: Type.Literal('error'), code: Type.String(), message: Type.String() }, { additionalProperties: false })
+export const ServerFrame = Type.Union([Event, ReadyFrame, ErrorFrame], { title: 'WebSocket frame' })
+export type WireFrame = Static<typeof ServerFrame>

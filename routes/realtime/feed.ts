@@ -1,0 +1,78 @@
+import type { Kysely } from 'kysely'
+import { readEvents, streamBounds, type StoredEvent } from '../../db/events.js'
+import type { Database } from '../../db/schema.js'
+import type { User } from '../../db/users.js'
+import { AccountGone, CursorExpired, CursorUnknown } from '../errors.js'
+import { iso } from '../schemas.js'
+import type { WireEvent } from './events.js'
+
+// Reading a user's event stream from a cursor: shared by GET /sync and GET /ws.
+// A cursor is `<user id>-<seq>`; clients treat it as opaque.
+
+export function formatCursor (userId: number, seq: number): string {
+  return `${userId}-${seq}`
+}
+
+/**
+ * The seq to read after: the cursor's, or the oldest kept when there is none. A cursor of
+ * another account or ahead of the stream is unknown; one below what retention deleted is
+ * expired. Either way the client must resync from scratch.
+ */
+export async function startingSeq (db: Kysely<Database>, userId: number, since: string | undefined): Promise<number> {
+  const bounds = await streamBounds(db, userId)
+  if (bounds === undefined) throw new AccountGone()
+  if (since === undefined || since === '') return bounds.floor
+  const [owner, seq] = since.split('-').map(Number)
+  if (owner !== userId || seq === undefined || !Number.isSafeInteger(seq) || seq > bounds.seq) throw new CursorUnknown()
+  if (seq < bounds.floor) throw new CursorExpired()
+  return seq
+}
+
+export interface Page {
+  events: WireEvent[]
+  /** The seq of the last event read (skipped ones included), or the starting one. */
+  lastSeq: number
+  hasMore: boolean
+}
+
+export async function readPage (db: Kysely<Database>, user: User, afterSeq: number, limit: number): Promise<Page> {
+  const { events, hasMore } = await readEvents(db, user.id, afterSeq, limit)
+  const wire: WireEvent[] = []
+  for (const event of events) {
+    const shown = toWire(user, event)
+    if (shown !== undefined) wire.push(shown)
+  }
+  return { events: wire, lastSeq: events.at(-1)?.seq ?? afterSeq, hasMore }
+}
+
+/** The event as the client sees it; undefined for a message event whose message is gone (deleted account). */
+function toWire (user: User, event: StoredEvent): WireEvent | undefined {
+  const head = { cursor: formatCursor(user.id, event.seq), timestamp: iso(event.created_at) }
+  switch (event.type) {
+    case 'message': {
+      const m = event.message
+      if (m === null) return undefined
+      return {
+        type: 'message',
+        ...head,
+        message: {
+          id: m.id,
+          sender_id: m.sender_id,
+          recipient_id: m.recipient_id,
+          sender_username: event.payload.sender_username,
+          recipient_username: event.payload.recipient_username,
+          timestamp: iso(m.created_at),
+          encrypted_blob: m.encrypted_blob,
+          client_msg_id: m.sender_id === user.id ? m.client_msg_id : null
+        }
+      }
+    }
+    case 'chat_request': return { type: event.type, ...head, requester_username: event.payload.requester_username }
+    case 'chat_accepted':
+    case 'chat_declined':
+    case 'contact_removed':
+    case 'key_changed': return { type: event.type, ...head, username: event.payload.username }
+    case 'delivered':
+    case 'expired_undelivered': return { type: event.type, ...head, username: event.payload.username, message_ids: event.payload.message_ids }
+  }
+}

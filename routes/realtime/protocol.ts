@@ -1,0 +1,31 @@
+// The real-time protocol, for the OpenAPI document (which cannot list WebSocket routes).
+// README.md says the same at more length.
+
+export const PROTOCOL = `
+**Three ways to receive.** (1) Poll \`GET /get_messages\` per contact with \`since_id\` (the original API, unchanged).
+(2) \`GET /sync\`: one cursor for everything that happens to you, across all conversations; with \`timeout\` (up to 30 s) it
+long-polls, answering the moment an event is stored, or with no events at the timeout. (3) \`GET /ws\`: a WebSocket that
+replays what you missed since a cursor, then pushes each event as it is stored.
+
+**Cursor.** Every event carries \`cursor\`, an opaque string; \`next\` is the cursor after the last event returned.
+Events come oldest first, each exactly once after a given cursor; store the cursor of the last event you processed and
+pass it as \`since\`. Omit \`since\` to start from the oldest event kept. A cursor older than what retention kept answers
+410 \`CURSOR_EXPIRED\`, a cursor of another account or another server 410 \`CURSOR_UNKNOWN\`: resync from scratch.
+
+**Events** (\`type\`, plus \`cursor\` and \`timestamp\`): \`message\` (to or from you, from any of your devices, with your own
+copy as \`encrypted_blob\`), \`chat_request\`, \`chat_accepted\` (both sides), \`chat_declined\`, \`contact_removed\`,
+\`key_changed\` (a contact uploaded a different public key: warn that the safety number changed), \`delivered\` (the
+recipient acknowledged your messages \`message_ids\` with \`POST /ack_messages\`), \`expired_undelivered\` (retention
+deleted messages you sent before they were acknowledged).
+
+**WebSocket \`GET /ws?since=<cursor>\`.** Authenticate with \`Sec-WebSocket-Protocol: bearer, <token>\` (the server answers
+\`bearer\`), \`?token=<token>\`, or \`Authorization: Bearer <token>\`; a bad token is refused with its 401 before the upgrade.
+The server sends JSON text frames: the events after \`since\`, then \`{"type":"ready","cursor":...}\` once the replay is
+complete, then each new event as it is stored. Every socket of a user (phone, laptop) gets every event. What a client sends
+is ignored. The server pings every \`WS_PING_INTERVAL\` and drops a peer that did not answer the previous ping; a client too
+slow to read is dropped too. Before closing on purpose it sends \`{"type":"error","code","message"}\`; close codes:
+4401 the session ended (logout, password change, account deletion, disabled account, token expiry: log in again;
+the token is checked again at every ping), 4410 resync (cursor
+expired or unknown), 1001 server shutting down, 1011 server error. On any close, reconnect with the cursor of the last
+event you processed: nothing is missed and nothing comes twice.
+`.trim()

@@ -1,0 +1,39 @@
+import t from 'tap'
+import { appendEvent } from '../../db/events.js'
+import { build } from '../helper.js'
+import { Client, idOf, listen, pair, sync } from '../realtime-helper.js'
+
+// What other features (decline, removal) call: appendEvent inside their own transaction,
+// then hub.publish after the commit.
+t.test('events appended by other features reach sync and sockets in their documented shapes', async t => {
+  const app = await build(t)
+  const base = await listen(app)
+  const [alice, bob] = await pair(app)
+  const aliceId = await idOf(app, 'alice')
+  const bobId = await idOf(app, 'bob')
+  const socket = await Client.open(base, alice.token)
+  await socket.until('ready')
+
+  await app.db.transaction().execute(async trx => {
+    await appendEvent(trx, aliceId, 'chat_declined', { username: 'bob' })
+    await appendEvent(trx, aliceId, 'contact_removed', { username: 'bob' })
+    t.equal(await appendEvent(trx, 999999, 'contact_removed', { username: 'bob' }), undefined, 'no such user: nothing appended')
+  })
+  await app.hub.publish([aliceId])
+  t.match(await socket.take(2), [{ type: 'chat_declined', username: 'bob' }, { type: 'contact_removed', username: 'bob' }])
+  t.match((await sync(t, app, alice.token)).events.slice(-2), [{ type: 'chat_declined', username: 'bob' }, { type: 'contact_removed', username: 'bob' }])
+  t.same(socket.invalid, [])
+
+  // a rolled-back transaction leaves no event and no gap
+  await app.db.transaction().execute(async trx => {
+    await appendEvent(trx, bobId, 'contact_removed', { username: 'alice' })
+    throw new Error('rolled back')
+  }).catch(() => {})
+  const before = (await sync(t, app, bob.token)).events
+  await app.db.transaction().execute(async trx => { await appendEvent(trx, bobId, 'contact_removed', { username: 'alice' }) })
+  const after = (await sync(t, app, bob.token)).events
+  t.equal(after.length, before.length + 1)
+  const seqs = after.map((e: { cursor: string }) => Number(e.cursor.split('-')[1]))
+  t.same(seqs, seqs.map((_: number, i: number) => i + 1), 'no gap where the rolled-back event was')
+  await socket.close()
+})
