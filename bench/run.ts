@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import type { DatabaseSettings } from '../db/connect.js'
+import { MIGRATION_ADVISORY_LOCK } from '../db/migrate.js'
 import { availableTool, fixedRate, percentile, runLoad, type HttpRequest, type LoadResult } from './load.js'
 import { startNode, type Served } from './processes.js'
 import { hasWebSocket, wsDelivery, wsSockets } from './realtime.js'
@@ -77,6 +78,8 @@ async function freshDatabase (name: string): Promise<{ env: Record<string, strin
   cleanups.push(async () => {
     const dropper = new pg.Client({ connectionString: postgresUrl })
     await dropper.connect()
+    // not while a migration reads the catalog (see MIGRATION_ADVISORY_LOCK)
+    await dropper.query('select pg_advisory_lock($1)', [MIGRATION_ADVISORY_LOCK])
     await dropper.query(`drop schema ${schema} cascade`)
     await dropper.end()
   })

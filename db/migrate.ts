@@ -1,8 +1,29 @@
 import { Migrator, PostgresAdapter, sql, type Kysely, type MigrationResult } from 'kysely'
 import { migrationProvider } from '../migrations/index.js'
 
+/**
+ * The PostgreSQL advisory lock held while migrating. Kysely's migrator reads the catalog of
+ * every schema (its introspection), and a schema dropped meanwhile makes that read fail with
+ * "schema ... does not exist"; whoever drops schemas of this database (the tests, the
+ * benchmark) takes the same lock first. It also keeps instances that start together from
+ * migrating at the same time.
+ */
+export const MIGRATION_ADVISORY_LOCK = 20261127
+
 /** Applies every pending migration; throws if one fails (the failed one is rolled back). */
 export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResult[]> {
+  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return await migrate(db)
+  return await db.connection().execute(async connection => {
+    await sql`select pg_advisory_lock(${MIGRATION_ADVISORY_LOCK})`.execute(connection)
+    try {
+      return await migrate(connection)
+    } finally {
+      await sql`select pg_advisory_unlock(${MIGRATION_ADVISORY_LOCK})`.execute(connection)
+    }
+  })
+}
+
+async function migrate (db: Kysely<any>): Promise<MigrationResult[]> {
   const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: await currentSchema(db) })
   const { error, results = [] } = await migrator.migrateToLatest()
   if (error !== undefined) {

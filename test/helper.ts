@@ -5,6 +5,7 @@ import pg from 'pg'
 import type { Test } from 'tap'
 import { app as appPlugin, buildApp, serverOptions } from '../app.js'
 import { loadConfig, type Config } from '../config.js'
+import { MIGRATION_ADVISORY_LOCK } from '../db/migrate.js'
 
 // Each test file gets its own fresh database: SQLite in memory by default, or, when
 // DATABASE_URL points at PostgreSQL, a schema of its own that is dropped at teardown.
@@ -24,6 +25,8 @@ export async function freshDatabaseEnv (t: Test): Promise<Record<string, string>
   t.teardown(async () => {
     const dropper = new pg.Client({ connectionString: postgresUrl })
     await dropper.connect()
+    // not while a migration reads the catalog (see MIGRATION_ADVISORY_LOCK)
+    await dropper.query('select pg_advisory_lock($1)', [MIGRATION_ADVISORY_LOCK])
     await dropper.query(`drop schema ${schema} cascade`)
     await dropper.end()
   })
