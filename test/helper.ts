@@ -11,7 +11,7 @@ import { MIGRATION_ADVISORY_LOCK } from '../db/migrate.js'
 // DATABASE_URL points at PostgreSQL, a schema of its own that is dropped at teardown.
 
 export const postgresUrl = /^postgres(ql)?:/.test(process.env.DATABASE_URL ?? '') ? process.env.DATABASE_URL : undefined
-export const redisUrl = process.env.REDIS_URL
+export const redisUrl = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
 
 export const PASSWORD = 'correct horse battery'
 
