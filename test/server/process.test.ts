@@ -10,6 +10,8 @@ import { freshDatabaseEnv } from '../helper.js'
 // The real server process, as `npm start` runs it (from the TypeScript sources here).
 
 const root = join(import.meta.dirname, '..', '..')
+// three server starts from the TypeScript sources: more than the default time per file
+t.setTimeout(10 * 60_000)
 
 function start (env: Record<string, string>): { child: ChildProcess, output: () => string } {
   let output = ''
@@ -23,7 +25,7 @@ function start (env: Record<string, string>): { child: ChildProcess, output: () 
 }
 
 async function listening (server: ReturnType<typeof start>): Promise<string> {
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 1200; i++) { // up to 2 minutes: compiling the sources on a loaded machine is slow
     const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(server.output())
     if (match?.[1] !== undefined) return match[1]
     if (server.child.exitCode !== null) throw new Error(`server exited: ${server.output()}`)
