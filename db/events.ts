@@ -1,5 +1,6 @@
 import { PostgresAdapter, sql, type Kysely, type Transaction } from 'kysely'
 import { readLimit } from './limits.js'
+import { precompile } from './precompiled.js'
 import type { Database } from './schema.js'
 
 // Each user's event stream: what happened to them, numbered 1, 2, 3... in commit order.
@@ -106,26 +107,17 @@ export async function appendEvent<T extends EventType> (
 
 /** The user's latest seq and the highest seq retention has deleted; undefined for no such user. */
 export async function streamBounds (db: Kysely<Database>, userId: number): Promise<{ seq: number, floor: number } | undefined> {
-  const row = await db.selectFrom('users').select(['event_seq', 'event_floor']).where('id', '=', userId).executeTakeFirst()
+  const row = await bounds.first(db, userId)
   return row === undefined ? undefined : { seq: row.event_seq, floor: row.event_floor }
 }
+
+const bounds = precompile(1, (db, userId: number) => db.selectFrom('users').select(['event_seq', 'event_floor']).where('id', '=', userId))
 
 /** The user's events after `afterSeq`, oldest first, at most `limit` (one more is read to tell whether there are more). */
 export async function readEvents (
   db: Kysely<Database>, userId: number, afterSeq: number, limit: number
 ): Promise<{ events: StoredEvent[], hasMore: boolean }> {
-  const rows = await db.selectFrom('events')
-    .leftJoin('messages', 'messages.id', 'events.message_id')
-    .select(eb => [
-      'events.seq', 'events.type', 'events.payload', 'events.created_at',
-      'messages.id as m_id', 'messages.sender_id', 'messages.recipient_id', 'messages.created_at as m_created_at', 'messages.client_msg_id',
-      eb.case().when('messages.sender_id', '=', userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')
-    ])
-    .where('events.user_id', '=', userId)
-    .where('events.seq', '>', afterSeq)
-    .orderBy('events.seq')
-    .limit(sql.lit(readLimit(limit + 1)))
-    .execute()
+  const rows = await eventPage(readLimit(limit + 1)).rows(db, userId, afterSeq)
   const hasMore = rows.length > limit
   if (hasMore) rows.length = limit
   return {
@@ -140,6 +132,29 @@ export async function readEvents (
         : { id: row.m_id, sender_id: row.sender_id, recipient_id: row.recipient_id, created_at: row.m_created_at, client_msg_id: row.client_msg_id, encrypted_blob: row.encrypted_blob }
     }) as StoredEvent)
   }
+}
+
+// every sync and every socket wake-up reads a page: built and compiled once per literal limit
+const eventPages = new Map<number, ReturnType<typeof buildEventPage>>()
+
+function eventPage (limit: number): ReturnType<typeof buildEventPage> {
+  let page = eventPages.get(limit)
+  if (page === undefined) eventPages.set(limit, page = buildEventPage(limit))
+  return page
+}
+
+function buildEventPage (limit: number) {
+  return precompile(2, (db, userId: number, afterSeq: number) => db.selectFrom('events')
+    .leftJoin('messages', 'messages.id', 'events.message_id')
+    .select(eb => [
+      'events.seq', 'events.type', 'events.payload', 'events.created_at',
+      'messages.id as m_id', 'messages.sender_id', 'messages.recipient_id', 'messages.created_at as m_created_at', 'messages.client_msg_id',
+      eb.case().when('messages.sender_id', '=', userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')
+    ])
+    .where('events.user_id', '=', userId)
+    .where('events.seq', '>', afterSeq)
+    .orderBy('events.seq')
+    .limit(sql.lit(limit)))
 }
 
 /**
