@@ -6,7 +6,7 @@ import { acceptChat, requestChat } from '../db/contacts.js'
 import { putPublicKey } from '../db/keys.js'
 import { migrateToLatest } from '../db/migrate.js'
 import type { Database } from '../db/schema.js'
-import { createUser } from '../db/users.js'
+import { createUser, type User } from '../db/users.js'
 
 // Seeding: through the API for the main run (what a client would do), and straight into
 // the database for the growth runs, where a million messages through the API would take
@@ -90,17 +90,19 @@ export async function seedStoredMessages (
   try {
     await migrateToLatest(db)
     const passwordHash = await hash(PASSWORD)
-    const ids: number[] = []
+    const created: User[] = []
     for (let i = 0; i < users; i++) {
       const user = await createUser(db, `grow${i}`, passwordHash)
       if (user === undefined) throw new Error(`g${i} exists already: the database is not fresh`)
-      ids.push(user.id)
+      created.push(user)
     }
+    const ids = created.map(u => u.id)
     const first = ids[0] ?? 0
     if (ids.some((id, i) => id !== first + i)) throw new Error('user ids are not contiguous')
-    for (const id of ids.slice(0, 2)) await putPublicKey(db, id, blob(32))
-    await requestChat(db, first, first + 1)
-    await acceptChat(db, first, first + 1)
+    const [lo, hi] = created as [User, User]
+    for (const user of [lo, hi]) await putPublicKey(db, user, blob(32))
+    await requestChat(db, lo, hi)
+    await acceptChat(db, lo, hi)
     await insertMessages(db, kind, total, first, users, Math.max(1, Math.floor(total / conversation)))
     if (kind === 'sqlite') await sql`analyze`.execute(db)
     else await sql`analyze messages`.execute(db)

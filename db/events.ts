@@ -1,4 +1,6 @@
-import type { Kysely, Transaction } from 'kysely'
+import { PostgresAdapter, sql, type Kysely, type Transaction } from 'kysely'
+import { readLimit } from './limits.js'
+import { precompile } from './precompiled.js'
 import type { Database } from './schema.js'
 
 // Each user's event stream: what happened to them, numbered 1, 2, 3... in commit order.
@@ -48,26 +50,51 @@ export interface EventMessage {
  * transactions touching the same users lock them in the same order and cannot deadlock.
  */
 export async function appendEvents (trx: Transaction<Database>, events: NewEvent[], now = Date.now()): Promise<Array<number | undefined>> {
-  const order = events.map((event, index) => ({ event, index })).sort((a, b) => a.event.userId - b.event.userId)
-  const seqs: Array<number | undefined> = new Array(events.length)
-  for (const { event, index } of order) {
+  if (events.length === 0) return []
+  const seqOf = await bumpCounters(trx, events.map(event => event.userId))
+  const seqs = events.map(event => seqOf.get(event.userId)?.shift())
+  const rows = events.flatMap((event, index) => {
+    const seq = seqs[index]
+    return seq === undefined
+      ? []
+      : [{ user_id: event.userId, seq, type: event.type, payload: JSON.stringify(event.payload), message_id: event.messageId ?? null, created_at: now }]
+  })
+  // one multi-row insert: a message's two events cost one statement, not two
+  if (rows.length > 0) await trx.insertInto('events').values(rows).execute()
+  return seqs
+}
+
+/**
+ * Bumps each user's counter once per occurrence in `userIds`; the new seqs of each user, in
+ * ascending order (none for a user that no longer exists). SQLite has a single writer, so
+ * when the users are distinct one UPDATE bumps them all; otherwise (PostgreSQL, where two
+ * transactions must lock the same users in the same order) one UPDATE per event, in
+ * ascending user id.
+ */
+async function bumpCounters (trx: Transaction<Database>, userIds: number[]): Promise<Map<number, number[]>> {
+  const seqOf = new Map<number, number[]>()
+  const distinct = [...new Set(userIds)].sort((a, b) => a - b)
+  if (distinct.length === userIds.length && !(trx.getExecutor().adapter instanceof PostgresAdapter)) {
+    const rows = await trx.updateTable('users')
+      .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
+      .where('id', distinct.length === 1 ? '=' : 'in', distinct.length === 1 ? distinct[0] as number : distinct)
+      .returning(['id', 'event_seq'])
+      .execute()
+    for (const row of rows) seqOf.set(row.id, [row.event_seq])
+    return seqOf
+  }
+  for (const userId of [...userIds].sort((a, b) => a - b)) {
     const row = await trx.updateTable('users')
       .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-      .where('id', '=', event.userId)
+      .where('id', '=', userId)
       .returning('event_seq')
       .executeTakeFirst()
     if (row === undefined) continue
-    await trx.insertInto('events').values({
-      user_id: event.userId,
-      seq: row.event_seq,
-      type: event.type,
-      payload: JSON.stringify(event.payload),
-      message_id: event.messageId ?? null,
-      created_at: now
-    }).execute()
-    seqs[index] = row.event_seq
+    const seqs = seqOf.get(userId)
+    if (seqs === undefined) seqOf.set(userId, [row.event_seq])
+    else seqs.push(row.event_seq)
   }
-  return seqs
+  return seqOf
 }
 
 /** Appends one event to one user's stream, inside the caller's transaction. */
@@ -80,28 +107,19 @@ export async function appendEvent<T extends EventType> (
 
 /** The user's latest seq and the highest seq retention has deleted; undefined for no such user. */
 export async function streamBounds (db: Kysely<Database>, userId: number): Promise<{ seq: number, floor: number } | undefined> {
-  const row = await db.selectFrom('users').select(['event_seq', 'event_floor']).where('id', '=', userId).executeTakeFirst()
+  const row = await bounds.first(db, userId)
   return row === undefined ? undefined : { seq: row.event_seq, floor: row.event_floor }
 }
+
+const bounds = precompile(1, (db, userId: number) => db.selectFrom('users').select(['event_seq', 'event_floor']).where('id', '=', userId))
 
 /** The user's events after `afterSeq`, oldest first, at most `limit` (one more is read to tell whether there are more). */
 export async function readEvents (
   db: Kysely<Database>, userId: number, afterSeq: number, limit: number
 ): Promise<{ events: StoredEvent[], hasMore: boolean }> {
-  const rows = await db.selectFrom('events')
-    .leftJoin('messages', 'messages.id', 'events.message_id')
-    .select(eb => [
-      'events.seq', 'events.type', 'events.payload', 'events.created_at',
-      'messages.id as m_id', 'messages.sender_id', 'messages.recipient_id', 'messages.created_at as m_created_at', 'messages.client_msg_id',
-      eb.case().when('messages.sender_id', '=', userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')
-    ])
-    .where('events.user_id', '=', userId)
-    .where('events.seq', '>', afterSeq)
-    .orderBy('events.seq')
-    .limit(limit + 1)
-    .execute()
+  const rows = await eventPage(readLimit(limit + 1)).rows(db, userId, afterSeq)
   const hasMore = rows.length > limit
-  if (hasMore) rows.pop()
+  if (hasMore) rows.length = limit
   return {
     hasMore,
     events: rows.map(row => ({
@@ -114,6 +132,29 @@ export async function readEvents (
         : { id: row.m_id, sender_id: row.sender_id, recipient_id: row.recipient_id, created_at: row.m_created_at, client_msg_id: row.client_msg_id, encrypted_blob: row.encrypted_blob }
     }) as StoredEvent)
   }
+}
+
+// every sync and every socket wake-up reads a page: built and compiled once per literal limit
+const eventPages = new Map<number, ReturnType<typeof buildEventPage>>()
+
+function eventPage (limit: number): ReturnType<typeof buildEventPage> {
+  let page = eventPages.get(limit)
+  if (page === undefined) eventPages.set(limit, page = buildEventPage(limit))
+  return page
+}
+
+function buildEventPage (limit: number) {
+  return precompile(2, (db, userId: number, afterSeq: number) => db.selectFrom('events')
+    .leftJoin('messages', 'messages.id', 'events.message_id')
+    .select(eb => [
+      'events.seq', 'events.type', 'events.payload', 'events.created_at',
+      'messages.id as m_id', 'messages.sender_id', 'messages.recipient_id', 'messages.created_at as m_created_at', 'messages.client_msg_id',
+      eb.case().when('messages.sender_id', '=', userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')
+    ])
+    .where('events.user_id', '=', userId)
+    .where('events.seq', '>', afterSeq)
+    .orderBy('events.seq')
+    .limit(sql.lit(limit)))
 }
 
 /**

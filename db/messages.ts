@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import { isUniqueViolation } from './errors.js'
 import { appendEvents } from './events.js'
+import { readLimit } from './limits.js'
 import type { Database } from './schema.js'
 import type { User } from './users.js'
 
@@ -116,16 +117,6 @@ export async function ackMessages (db: Kysely<Database>, recipient: User, upToId
     })), now)
     return { found: true, acknowledged: acked.length, notify: [...bySender.keys()] }
   })
-}
-
-// A bound LIMIT makes SQLite plan the statement again on every call (an empty poll: 14 µs
-// against 8 µs with a literal here); a literal one does not, but each value is a
-// statement of its own. So the limit is rounded up to one of a
-// few literals and the extra rows are dropped.
-const LIMITS = [2, 11, 21, 51, 101, 201, 501, 1001]
-
-function readLimit (wanted: number): number {
-  return LIMITS.find(limit => limit >= wanted) ?? wanted
 }
 
 /**

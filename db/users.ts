@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 import { isUniqueViolation } from './errors.js'
+import { precompile } from './precompiled.js'
 import type { Database } from './schema.js'
 
 export interface User {
@@ -31,10 +32,10 @@ export async function createUser (db: Kysely<Database>, username: string, passwo
 }
 
 export async function findUserByName (db: Kysely<Database>, username: string): Promise<User | undefined> {
-  return await db.selectFrom('users').select(['id', 'username'])
-    .where('username_key', '=', usernameKey(username))
-    .executeTakeFirst()
+  return await userByKey.first(db, usernameKey(username))
 }
+
+const userByKey = precompile(1, (db, key: string) => db.selectFrom('users').select(['id', 'username']).where('username_key', '=', key))
 
 export async function findUserWithHash (db: Kysely<Database>, username: string): Promise<UserWithHash | undefined> {
   return await db.selectFrom('users').select(['id', 'username', 'password_hash', 'token_version', 'disabled_at'])
