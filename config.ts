@@ -119,7 +119,10 @@ export function loadConfig (source: Record<string, string | undefined> = process
   const raw: Record<string, unknown> = {}
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = source[key]
-    if (value !== undefined && value !== '') raw[key] = value
+    if (value === undefined || value === '') continue
+    // Value.Convert would turn "1.5" into 1: an integer setting must be written as one
+    const integer = (EnvSchema.properties as Record<string, { type?: string }>)[key]?.type === 'integer'
+    raw[key] = integer && !/^-?[0-9]+$/.test(value.trim()) ? `${value} (not an integer)` : value
   }
   const env = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw)) as Env
   const problems = [...Value.Errors(EnvSchema, env)].map(error => {

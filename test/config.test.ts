@@ -62,6 +62,8 @@ t.test('every bad value is named in one error', async t => {
   for (const name of ['PORT', 'LOG_LEVEL', 'RATE_LIMIT_LOGIN', 'DATABASE_URL', 'TOKEN_TTL']) t.match(text, name)
   t.match(text, /"abc"/, 'the bad value is quoted')
   t.throws(() => loadConfig({ PORT: '70000' }), /PORT/)
+  t.throws(() => loadConfig({ PORT: '5000.5' }), /PORT="5000.5": Expected integer/, 'a fraction is refused, not truncated')
+  t.throws(() => loadConfig({ BODY_LIMIT: '1e6' }), /BODY_LIMIT/)
   t.throws(() => loadConfig({ TOKEN_TTL: '5' }), /TOKEN_TTL/)
   t.throws(() => loadConfig({ MAX_BLOB_LENGTH: '-1' }), /MAX_BLOB_LENGTH/)
 })
