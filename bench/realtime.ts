@@ -76,7 +76,9 @@ export async function wsDelivery (
     if (sample.status === 201) idToIndex.set(JSON.parse(sample.body).id, i)
   })
   const deadline = Date.now() + 5000
-  while (arrivals.size < idToIndex.size && Date.now() < deadline) await sleep(50)
+  // arrivals also holds ids replayed on connect: wait for these very messages, not a count
+  const waiting = (): boolean => [...idToIndex.keys()].some(id => !arrivals.has(id))
+  while (waiting() && Date.now() < deadline) await sleep(5)
   for (const ws of sockets) ws.close()
   const latencies: number[] = []
   for (const [id, i] of idToIndex) {

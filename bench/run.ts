@@ -333,14 +333,7 @@ async function main (): Promise<void> {
   writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n')
   writeFileSync(`${base}.md`, table)
   log(`\nwrote ${base}.json and ${base}.md`)
-  // ws_delivery counts a message its socket had not seen 5 s after the last send as an error.
-  // Smoke runs after the other scenarios have seen 99 of 100 arrive even on a quiet machine:
-  // an open lead on the socket's replay-to-live handoff (the real-time tests, which assert
-  // that nothing is missed, pass). Until it is found the smoke run warns loudly instead of failing.
-  for (const r of rows) {
-    if (r.scenario === 'ws_delivery' && r.errors > 0) process.stdout.write(`WARNING: ws_delivery: ${r.errors} message(s) not seen on the socket within 5 s: ${r.note}\n`)
-  }
-  const failed = rows.filter(r => r.errors > 0 && r.scenario !== 'ws_sockets' && r.scenario !== 'ws_delivery')
+  const failed = rows.filter(r => r.errors > 0 && r.scenario !== 'ws_sockets')
   if (smoke && failed.length > 0) throw new Error(`smoke run saw errors in: ${failed.map(r => r.scenario).join(', ')}`)
 }
 
