@@ -4,9 +4,8 @@ import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import pg from 'pg'
 import type { DatabaseSettings } from '../db/connect.js'
-import { MIGRATION_ADVISORY_LOCK } from '../db/migrate.js'
+import { createSchema, dropSchema } from '../db/migrate.js'
 import { availableTool, fixedRate, percentile, runLoad, type HttpRequest, type LoadResult } from './load.js'
 import { startNode, type Served } from './processes.js'
 import { hasWebSocket, wsDelivery, wsSockets } from './realtime.js'
@@ -71,18 +70,8 @@ async function freshDatabase (name: string): Promise<{ env: Record<string, strin
     return { env: { DATABASE_URL: `sqlite:${file}` }, settings: { kind: 'sqlite', file } }
   }
   const schema = `bench_${name.replace(/[^a-z0-9]/g, '_')}_${randomBytes(4).toString('hex')}`
-  const client = new pg.Client({ connectionString: postgresUrl })
-  await client.connect()
-  await client.query(`create schema ${schema}`)
-  await client.end()
-  cleanups.push(async () => {
-    const dropper = new pg.Client({ connectionString: postgresUrl })
-    await dropper.connect()
-    // not while a migration reads the catalog (see MIGRATION_ADVISORY_LOCK)
-    await dropper.query('select pg_advisory_lock($1)', [MIGRATION_ADVISORY_LOCK])
-    await dropper.query(`drop schema ${schema} cascade`)
-    await dropper.end()
-  })
+  await createSchema(postgresUrl, schema)
+  cleanups.push(async () => { await dropSchema(postgresUrl, schema) })
   return { env: { DATABASE_URL: postgresUrl, DATABASE_SCHEMA: schema }, settings: { kind: 'postgres', url: postgresUrl, schema } }
 }
 

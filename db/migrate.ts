@@ -1,4 +1,5 @@
 import { Migrator, PostgresAdapter, sql, type Kysely, type MigrationResult } from 'kysely'
+import pg from 'pg'
 import { migrationProvider } from '../migrations/index.js'
 
 /**
@@ -40,4 +41,27 @@ async function currentSchema (db: Kysely<any>): Promise<string | undefined> {
   if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return undefined
   const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db)
   return rows[0]?.schema
+}
+
+/** Creates a PostgreSQL schema (for a throwaway database: a test file, a benchmark run). */
+export async function createSchema (url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query(`create schema ${schema}`)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Drops a PostgreSQL schema, never while a migration reads the catalog (see MIGRATION_ADVISORY_LOCK). */
+export async function dropSchema (url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query('select pg_advisory_lock($1)', [MIGRATION_ADVISORY_LOCK])
+    await client.query(`drop schema ${schema} cascade`)
+  } finally {
+    await client.end() // ends the session, and with it the lock
+  }
 }

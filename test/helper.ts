@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifySchema, type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import fp from 'fastify-plugin'
-import pg from 'pg'
 import type { Test } from 'tap'
 import { app as appPlugin, buildApp, serverOptions } from '../app.js'
 import { loadConfig, type Config } from '../config.js'
-import { MIGRATION_ADVISORY_LOCK } from '../db/migrate.js'
+import { createSchema, dropSchema } from '../db/migrate.js'
 
 // Each test file gets its own fresh database: SQLite in memory by default, or, when
 // DATABASE_URL points at PostgreSQL, a schema of its own that is dropped at teardown.
@@ -18,18 +17,8 @@ export const PASSWORD = 'correct horse battery'
 export async function freshDatabaseEnv (t: Test): Promise<Record<string, string>> {
   if (postgresUrl === undefined) return { DATABASE_URL: 'sqlite::memory:' }
   const schema = `test_${randomBytes(6).toString('hex')}`
-  const client = new pg.Client({ connectionString: postgresUrl })
-  await client.connect()
-  await client.query(`create schema ${schema}`)
-  await client.end()
-  t.teardown(async () => {
-    const dropper = new pg.Client({ connectionString: postgresUrl })
-    await dropper.connect()
-    // not while a migration reads the catalog (see MIGRATION_ADVISORY_LOCK)
-    await dropper.query('select pg_advisory_lock($1)', [MIGRATION_ADVISORY_LOCK])
-    await dropper.query(`drop schema ${schema} cascade`)
-    await dropper.end()
-  })
+  await createSchema(postgresUrl, schema)
+  t.teardown(async () => { await dropSchema(postgresUrl, schema) })
   return { DATABASE_URL: postgresUrl, DATABASE_SCHEMA: schema }
 }
 
