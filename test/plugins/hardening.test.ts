@@ -2,6 +2,7 @@ import { Writable } from 'node:stream'
 import type { FastifyServerOptions } from 'fastify'
 import t from 'tap'
 import { buildApp, serverOptions } from '../../app.js'
+import { helmetHeaders } from '../../plugins/external/helmet.js'
 import { ConfigError, loadConfig } from '../../config.js'
 import { PASSWORD, befriend, build, call, isError, testConfig, user } from '../helper.js'
 
@@ -13,6 +14,22 @@ t.test('security headers on every reply, and no x-powered-by', async t => {
     t.equal(res.headers['x-frame-options'], 'SAMEORIGIN')
     t.match(res.headers['content-security-policy'], /default-src 'self'/)
     t.equal(res.headers['x-powered-by'], undefined)
+  }
+})
+
+t.test("every reply carries exactly helmet's default headers, errors and 404s included", async t => {
+  const app = await build(t)
+  const expected = helmetHeaders()
+  t.ok(Object.keys(expected).length >= 10, 'helmet sets its usual dozen headers')
+  const replies = [
+    await app.inject({ url: '/healthz' }),
+    await app.inject({ url: '/get_contacts' }),
+    await app.inject({ method: 'POST', url: '/login', headers: { 'content-type': 'application/json' }, payload: '{"username":' }),
+    await app.inject({ url: '/nowhere' })
+  ]
+  t.same(replies.map(res => res.statusCode), [200, 401, 400, 404])
+  for (const res of replies) {
+    for (const [name, value] of Object.entries(expected)) t.equal(res.headers[name], value, `${res.statusCode}: ${name}`)
   }
 })
 
