@@ -19,7 +19,7 @@ export function helmetHeaders (options?: Readonly<HelmetOptions>): Record<string
   }
   let finished = false
   helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, (error?: unknown) => {
-    if (error !== undefined && error !== null) throw error as Error
+    if (error instanceof Error) throw error
     finished = true
   })
   // helmet's middleware is synchronous; a helmet that was not would leave replies bare
