@@ -1,8 +1,9 @@
 import type { Kysely, Transaction } from 'kysely'
 import { isUniqueViolation } from './errors.js'
 import { appendEvents } from './events.js'
+import { precompile } from './precompiled.js'
 import type { Database, RequestStatus } from './schema.js'
-import type { User } from './users.js'
+import { usernameKey, type User } from './users.js'
 
 // A pair of users has at most one chat_requests row, keyed by (user_lo, user_hi):
 // pending (requester asked requested) or accepted (they are contacts). Each change and the
@@ -227,18 +228,20 @@ export async function listPendingRequests (db: Kysely<Database>, userId: number)
 
 /** Usernames of the user's accepted contacts, whichever side asked. */
 export async function listContacts (db: Kysely<Database>, userId: number): Promise<string[]> {
-  const rows = await db.selectFrom('chat_requests')
-    .innerJoin('users', join => join.on(eb => eb.or([
-      eb.and([eb('chat_requests.user_lo', '=', userId), eb('users.id', '=', eb.ref('chat_requests.user_hi'))]),
-      eb.and([eb('chat_requests.user_hi', '=', userId), eb('users.id', '=', eb.ref('chat_requests.user_lo'))])
-    ])))
-    .select('users.username')
-    .where('chat_requests.status', '=', 'accepted')
-    .where(eb => eb.or([eb('chat_requests.user_lo', '=', userId), eb('chat_requests.user_hi', '=', userId)]))
-    .orderBy('users.username_key')
-    .execute()
+  const rows = await contactNames.rows(db, userId)
   return rows.map(row => row.username)
 }
+
+// every get_contacts runs it: built and compiled once
+const contactNames = precompile(1, (db, userId: number) => db.selectFrom('chat_requests')
+  .innerJoin('users', join => join.on(eb => eb.or([
+    eb.and([eb('chat_requests.user_lo', '=', userId), eb('users.id', '=', eb.ref('chat_requests.user_hi'))]),
+    eb.and([eb('chat_requests.user_hi', '=', userId), eb('users.id', '=', eb.ref('chat_requests.user_lo'))])
+  ])))
+  .select('users.username')
+  .where('chat_requests.status', '=', 'accepted')
+  .where(eb => eb.or([eb('chat_requests.user_lo', '=', userId), eb('chat_requests.user_hi', '=', userId)]))
+  .orderBy('users.username_key'))
 
 /** Ids of the user's accepted contacts. */
 export async function listContactIds (db: Kysely<Database>, userId: number): Promise<number[]> {
@@ -250,8 +253,35 @@ export async function listContactIds (db: Kysely<Database>, userId: number): Pro
   return rows.map(row => Number(row.id))
 }
 
-/** Accepted contacts with no block either way (a block ends a contact; this also holds against a race). */
-export async function areContacts (db: Kysely<Database>, a: number, b: number): Promise<boolean> {
-  if ((await getRelation(db, a, b))?.status !== 'accepted') return false
-  return await blockBetween(db, a, b).executeTakeFirst() === undefined
+export interface Recipient extends User {
+  /** An accepted contact of the sender, with no block either way. */
+  contact: boolean
 }
+
+/**
+ * The user named `username` (any case), and whether they and `senderId` are accepted
+ * contacts with no block either way (a block ends a contact; this also holds against a
+ * race), in one query; undefined for no such user.
+ */
+export async function findRecipient (db: Kysely<Database>, senderId: number, username: string): Promise<Recipient | undefined> {
+  const row = await recipient.first(db, senderId, usernameKey(username))
+  return row === undefined ? undefined : { id: row.id, username: row.username, contact: Boolean(row.contact) }
+}
+
+// every send_message runs it: built and compiled once
+const recipient = precompile(2, (db, senderId: number, key: string) => db.selectFrom('users')
+  .select(eb => [
+    'users.id', 'users.username',
+    eb.exists(eb.selectFrom('chat_requests').select('chat_requests.id')
+      .where('chat_requests.status', '=', 'accepted')
+      .where(eb => eb.or([
+        eb.and([eb('chat_requests.user_lo', '=', senderId), eb('chat_requests.user_hi', '=', eb.ref('users.id'))]),
+        eb.and([eb('chat_requests.user_hi', '=', senderId), eb('chat_requests.user_lo', '=', eb.ref('users.id'))])
+      ]))
+      .where(eb => eb.not(eb.exists(eb.selectFrom('blocks').select('blocks.blocker_id')
+        .where(eb => eb.or([
+          eb.and([eb('blocks.blocker_id', '=', senderId), eb('blocks.blocked_id', '=', eb.ref('users.id'))]),
+          eb.and([eb('blocks.blocked_id', '=', senderId), eb('blocks.blocker_id', '=', eb.ref('users.id'))])
+        ])))))).as('contact')
+  ])
+  .where('users.username_key', '=', key))

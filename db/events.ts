@@ -1,7 +1,7 @@
-import { PostgresAdapter, sql, type Kysely, type Transaction } from 'kysely'
+import { PostgresAdapter, sql, type Insertable, type Kysely, type Transaction } from 'kysely'
 import { readLimit } from './limits.js'
-import { precompile } from './precompiled.js'
-import type { Database } from './schema.js'
+import { precompile, precompileByLimit } from './precompiled.js'
+import type { Database, EventsTable } from './schema.js'
 
 // Each user's event stream: what happened to them, numbered 1, 2, 3... in commit order.
 // Other modules append events inside the transaction that makes the change, and publish
@@ -60,9 +60,36 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
       : [{ user_id: event.userId, seq, type: event.type, payload: JSON.stringify(event.payload), message_id: event.messageId ?? null, created_at: now }]
   })
   // one multi-row insert: a message's two events cost one statement, not two
-  if (rows.length > 0) await trx.insertInto('events').values(rows).execute()
+  if (rows.length === 1 || rows.length === 2) await insertEvents[rows.length - 1]?.rows(trx, ...rows.flatMap(eventValues))
+  else if (rows.length > 0) await trx.insertInto('events').values(rows).execute()
   return seqs
 }
+
+type EventRow = Insertable<EventsTable>
+const EVENT_COLUMNS = 6
+
+function eventValues (row: EventRow): unknown[] {
+  return [row.user_id, row.seq, row.type, row.payload, row.message_id, row.created_at]
+}
+
+function eventRow (values: unknown[], index: number): EventRow {
+  const [userId, seq, type, payload, messageId, createdAt] = values.slice(index * EVENT_COLUMNS, (index + 1) * EVENT_COLUMNS)
+  return { user_id: userId as number, seq: seq as number, type: type as string, payload: payload as string, message_id: messageId as number | null, created_at: createdAt as number }
+}
+
+// every message and most changes insert one or two events: those shapes are compiled once
+const insertEvents = [1, 2].map(count => precompile(count * EVENT_COLUMNS, (db, ...values: unknown[]) =>
+  db.insertInto('events').values(Array.from({ length: count }, (_, index) => eventRow(values, index)))))
+
+// the counters of one user, or of two distinct users in one statement (SQLite only)
+const bumpOne = precompile(1, (db, userId: number) => db.updateTable('users')
+  .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
+  .where('id', '=', userId)
+  .returning(['id', 'event_seq']))
+const bumpTwo = precompile(2, (db, a: number, b: number) => db.updateTable('users')
+  .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
+  .where('id', 'in', [a, b])
+  .returning(['id', 'event_seq']))
 
 /**
  * Bumps each user's counter once per occurrence in `userIds`; the new seqs of each user, in
@@ -75,20 +102,21 @@ async function bumpCounters (trx: Transaction<Database>, userIds: number[]): Pro
   const seqOf = new Map<number, number[]>()
   const distinct = [...new Set(userIds)].sort((a, b) => a - b)
   if (distinct.length === userIds.length && !(trx.getExecutor().adapter instanceof PostgresAdapter)) {
-    const rows = await trx.updateTable('users')
-      .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-      .where('id', distinct.length === 1 ? '=' : 'in', distinct.length === 1 ? distinct[0] as number : distinct)
-      .returning(['id', 'event_seq'])
-      .execute()
+    const [a, b] = distinct as [number, number | undefined]
+    const rows = distinct.length === 1
+      ? await bumpOne.rows(trx, a)
+      : distinct.length === 2 && b !== undefined
+        ? await bumpTwo.rows(trx, a, b)
+        : await trx.updateTable('users')
+          .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
+          .where('id', 'in', distinct)
+          .returning(['id', 'event_seq'])
+          .execute()
     for (const row of rows) seqOf.set(row.id, [row.event_seq])
     return seqOf
   }
   for (const userId of [...userIds].sort((a, b) => a - b)) {
-    const row = await trx.updateTable('users')
-      .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-      .where('id', '=', userId)
-      .returning('event_seq')
-      .executeTakeFirst()
+    const row = await bumpOne.first(trx, userId)
     if (row === undefined) continue
     const seqs = seqOf.get(userId)
     if (seqs === undefined) seqOf.set(userId, [row.event_seq])
@@ -135,27 +163,17 @@ export async function readEvents (
 }
 
 // every sync and every socket wake-up reads a page: built and compiled once per literal limit
-const eventPages = new Map<number, ReturnType<typeof buildEventPage>>()
-
-function eventPage (limit: number): ReturnType<typeof buildEventPage> {
-  let page = eventPages.get(limit)
-  if (page === undefined) eventPages.set(limit, page = buildEventPage(limit))
-  return page
-}
-
-function buildEventPage (limit: number) {
-  return precompile(2, (db, userId: number, afterSeq: number) => db.selectFrom('events')
-    .leftJoin('messages', 'messages.id', 'events.message_id')
-    .select(eb => [
-      'events.seq', 'events.type', 'events.payload', 'events.created_at',
-      'messages.id as m_id', 'messages.sender_id', 'messages.recipient_id', 'messages.created_at as m_created_at', 'messages.client_msg_id',
-      eb.case().when('messages.sender_id', '=', userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')
-    ])
-    .where('events.user_id', '=', userId)
-    .where('events.seq', '>', afterSeq)
-    .orderBy('events.seq')
-    .limit(sql.lit(limit)))
-}
+const eventPage = precompileByLimit(2, limit => (db, userId: number, afterSeq: number) => db.selectFrom('events')
+  .leftJoin('messages', 'messages.id', 'events.message_id')
+  .select(eb => [
+    'events.seq', 'events.type', 'events.payload', 'events.created_at',
+    'messages.id as m_id', 'messages.sender_id', 'messages.recipient_id', 'messages.created_at as m_created_at', 'messages.client_msg_id',
+    eb.case().when('messages.sender_id', '=', userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')
+  ])
+  .where('events.user_id', '=', userId)
+  .where('events.seq', '>', afterSeq)
+  .orderBy('events.seq')
+  .limit(sql.lit(limit)))
 
 /**
  * Deletes events created before `cutoff`, first moving each affected user's floor up to

@@ -1,8 +1,9 @@
 import type { Kysely } from 'kysely'
 import { listContactIds } from './contacts.js'
 import { appendEvents } from './events.js'
+import { precompile } from './precompiled.js'
 import type { Database } from './schema.js'
-import type { User } from './users.js'
+import { usernameKey, type User } from './users.js'
 
 export interface KeyOutcome {
   /** True when a different key replaced an earlier one. */
@@ -43,7 +44,16 @@ export async function putPublicKey (db: Kysely<Database>, user: User, publicKey:
   })
 }
 
-export async function getPublicKey (db: Kysely<Database>, userId: number): Promise<string | undefined> {
-  const row = await db.selectFrom('public_keys').select('public_key').where('user_id', '=', userId).executeTakeFirst()
-  return row?.public_key
+/**
+ * The user named `username` (any case) with their public key (null until they upload one),
+ * in one query; undefined for no such user.
+ */
+export async function findUserKey (db: Kysely<Database>, username: string): Promise<{ id: number, username: string, public_key: string | null } | undefined> {
+  return await userKey.first(db, usernameKey(username))
 }
+
+// every get_key runs it: built and compiled once
+const userKey = precompile(1, (db, key: string) => db.selectFrom('users')
+  .leftJoin('public_keys', 'public_keys.user_id', 'users.id')
+  .select(['users.id', 'users.username', 'public_keys.public_key'])
+  .where('users.username_key', '=', key))

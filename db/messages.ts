@@ -1,7 +1,9 @@
 import { sql, type Kysely } from 'kysely'
 import { isUniqueViolation } from './errors.js'
 import { appendEvents } from './events.js'
+import { inGroupTransaction } from './group-commit.js'
 import { readLimit } from './limits.js'
+import { precompile, precompileByLimit } from './precompiled.js'
 import type { Database } from './schema.js'
 import type { User } from './users.js'
 
@@ -39,20 +41,10 @@ export async function storeMessage (
     if (existing !== undefined) return existing
   }
   try {
-    return await db.transaction().execute(async trx => {
-      const stored = await trx.insertInto('messages')
-        .values({
-          sender_id: sender.id,
-          recipient_id: recipient.id,
-          user_lo: Math.min(sender.id, recipient.id),
-          user_hi: Math.max(sender.id, recipient.id),
-          sender_blob: message.sender_blob,
-          recipient_blob: message.recipient_blob,
-          client_msg_id: clientMsgId ?? null,
-          created_at: now
-        })
-        .returning(['id', 'created_at'])
-        .executeTakeFirstOrThrow()
+    return await inGroupTransaction(db, async trx => {
+      const stored = await insertMessage.first(trx, sender.id, recipient.id, Math.min(sender.id, recipient.id), Math.max(sender.id, recipient.id),
+        message.sender_blob, message.recipient_blob, clientMsgId ?? null, now)
+      if (stored === undefined) throw new Error('insert returned no row')
       const payload = { sender_username: sender.username, recipient_username: recipient.username }
       await appendEvents(trx, [
         { userId: recipient.id, type: 'message', payload, messageId: stored.id },
@@ -67,6 +59,21 @@ export async function storeMessage (
     return existing
   }
 }
+
+// every send_message runs it: built and compiled once
+const insertMessage = precompile(8, (db, senderId: number, recipientId: number, lo: number, hi: number,
+  senderBlob: string, recipientBlob: string, clientMsgId: string | null, createdAt: number) => db.insertInto('messages')
+  .values({
+    sender_id: senderId,
+    recipient_id: recipientId,
+    user_lo: lo,
+    user_hi: hi,
+    sender_blob: senderBlob,
+    recipient_blob: recipientBlob,
+    client_msg_id: clientMsgId,
+    created_at: createdAt
+  })
+  .returning(['id', 'created_at']))
 
 async function findByClientMsgId (db: Kysely<Database>, senderId: number, clientMsgId: string): Promise<SentMessage | undefined> {
   const row = await db.selectFrom('messages').select(['id', 'created_at', 'recipient_id'])
@@ -127,18 +134,20 @@ export async function ackMessages (db: Kysely<Database>, recipient: User, upToId
 export async function listConversation (
   db: Kysely<Database>, me: number, other: number, sinceId: number, limit: number
 ): Promise<{ messages: ConversationMessage[], hasMore: boolean }> {
-  const rows = await db.selectFrom('messages')
-    .select(eb => [
-      'id', 'sender_id', 'recipient_id', 'created_at',
-      eb.case().when('sender_id', '=', me).then(eb.ref('sender_blob')).else(eb.ref('recipient_blob')).end().as('encrypted_blob')
-    ])
-    .where('user_lo', '=', Math.min(me, other))
-    .where('user_hi', '=', Math.max(me, other))
-    .where('id', '>', sinceId)
-    .orderBy('id')
-    .limit(sql.lit(readLimit(limit + 1)))
-    .execute()
+  const rows = await conversationPage(readLimit(limit + 1)).rows(db, me, Math.min(me, other), Math.max(me, other), sinceId)
   const hasMore = rows.length > limit
   if (hasMore) rows.length = limit
   return { messages: rows, hasMore }
 }
+
+// every get_messages reads a page: built and compiled once per literal limit
+const conversationPage = precompileByLimit(4, limit => (db, me: number, lo: number, hi: number, sinceId: number) => db.selectFrom('messages')
+  .select(eb => [
+    'id', 'sender_id', 'recipient_id', 'created_at',
+    eb.case().when('sender_id', '=', me).then(eb.ref('sender_blob')).else(eb.ref('recipient_blob')).end().as('encrypted_blob')
+  ])
+  .where('user_lo', '=', lo)
+  .where('user_hi', '=', hi)
+  .where('id', '>', sinceId)
+  .orderBy('id')
+  .limit(sql.lit(limit)))

@@ -44,3 +44,16 @@ export function precompile<A extends unknown[], R> (arity: A['length'], build: B
   }
   return { rows, first: async (db, ...args) => (await rows(db, ...args))[0] }
 }
+
+/**
+ * One precompiled query per literal LIMIT (see limits.ts: a bound LIMIT is planned again on
+ * every call), compiled the first time that limit is used.
+ */
+export function precompileByLimit<A extends unknown[], R> (arity: A['length'], build: (limit: number) => Build<A, R>): (limit: number) => Precompiled<A, R> {
+  const pages = new Map<number, Precompiled<A, R>>()
+  return limit => {
+    let page = pages.get(limit)
+    if (page === undefined) pages.set(limit, page = precompile(arity, build(limit)))
+    return page
+  }
+}

@@ -1,6 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { getPublicKey } from '../../db/keys.js'
-import { findUserByName } from '../../db/users.js'
+import { findUserKey } from '../../db/keys.js'
 import { KeyNotFound, UserNotFound } from '../errors.js'
 import { Username, bearer, errorReplies } from '../schemas.js'
 
@@ -18,11 +17,10 @@ const getKey: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     onRequest: fastify.authenticate
   }, async (request) => {
-    const user = await findUserByName(fastify.db, request.query.username)
+    const user = await findUserKey(fastify.db, request.query.username)
     if (user === undefined) throw new UserNotFound(request.query.username)
-    const publicKey = await getPublicKey(fastify.db, user.id)
-    if (publicKey === undefined) throw new KeyNotFound(user.username)
-    return { username: user.username, public_key: publicKey }
+    if (user.public_key === null) throw new KeyNotFound(user.username)
+    return { username: user.username, public_key: user.public_key }
   })
 }
 

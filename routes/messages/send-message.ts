@@ -1,7 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { areContacts } from '../../db/contacts.js'
+import { findRecipient } from '../../db/contacts.js'
 import { storeMessage } from '../../db/messages.js'
-import { findUserByName } from '../../db/users.js'
 import { ClientMsgIdReused, NotAContact, UserNotFound } from '../errors.js'
 import { NO_NUL, Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
 
@@ -39,11 +38,11 @@ const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { rateLimit: fastify.routeRateLimit('sendMessage') }
   }, async (request, reply) => {
     const { recipient_username: name, sender_blob: senderBlob, recipient_blob: recipientBlob } = request.body
-    const recipient = await findUserByName(fastify.db, name)
+    const recipient = await findRecipient(fastify.db, request.user.id, name)
     if (recipient === undefined) throw new UserNotFound(name)
-    if (!await areContacts(fastify.db, request.user.id, recipient.id)) throw new NotAContact(recipient.username)
+    if (!recipient.contact) throw new NotAContact(recipient.username)
     const stored = await storeMessage(fastify.db, {
-      sender: request.user, recipient, sender_blob: senderBlob, recipient_blob: recipientBlob, client_msg_id: request.body.client_msg_id
+      sender: request.user, recipient: { id: recipient.id, username: recipient.username }, sender_blob: senderBlob, recipient_blob: recipientBlob, client_msg_id: request.body.client_msg_id
     })
     if (stored.duplicate && stored.recipient_id !== recipient.id) throw new ClientMsgIdReused()
     if (!stored.duplicate) await fastify.hub.publish([recipient.id, request.user.id])

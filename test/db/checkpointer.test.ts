@@ -47,7 +47,7 @@ t.test('a message stored before the process is killed is there after a restart',
   })
   child.kill('SIGKILL')
   await new Promise(resolve => child.once('exit', resolve))
-  const reported = out.split('\n').filter(line => /^\d+$/.test(line)).map(Number)
+  const reported = out.split('\n').filter(line => /^\d+$/.test(line)).map(Number).sort((a, b) => a - b)
   t.equal(reported.length, 200)
   const reopened = new SQLite(file)
   t.teardown(() => { reopened.close() })
