@@ -60,6 +60,17 @@ t.test('an expired token is a 401 that says so', async t => {
   isError(t, await call(app, expired, { method: 'GET', url: '/get_contacts' }), 401, 'TOKEN_EXPIRED')
 })
 
+t.test('a token that worked stops working when it expires (verified tokens are remembered only until then)', async t => {
+  const app = await build(t)
+  const token = await user(app, 'alice')
+  const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
+  const shortLived = app.jwt.sign({ ...payload, iat: undefined, exp: undefined }, { expiresIn: '2s' } as never)
+  t.equal((await call(app, shortLived, { method: 'GET', url: '/get_contacts' })).statusCode, 200, 'accepted while valid')
+  t.equal((await call(app, shortLived, { method: 'GET', url: '/get_contacts' })).statusCode, 200, 'and again (now remembered)')
+  await new Promise(resolve => setTimeout(resolve, 2100))
+  isError(t, await call(app, shortLived, { method: 'GET', url: '/get_contacts' }), 401, 'TOKEN_EXPIRED')
+})
+
 t.test('a token signed by this server but missing its claims is refused', async t => {
   const app = await build(t)
   await user(app, 'alice')
