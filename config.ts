@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { availableParallelism } from 'node:os'
 import type { DatabaseSettings } from './db/connect.js'
 
 // Every setting the server reads, as environment variables. This is the only module
@@ -21,6 +22,7 @@ export const EnvSchema = Type.Object({
   TOKEN_TTL: Type.Optional(Duration),
   TRUST_PROXY: Type.String({ default: 'false', description: 'false, true, a hop count, or comma-separated addresses/CIDRs' }),
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
+  PASSWORD_HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, description: 'password hashes computed at once; default: CPU cores less one, at least 1' })),
   BODY_LIMIT: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 256 * 1024 }),
   MAX_KEY_LENGTH: Type.Integer({ minimum: 16, maximum: 1024 * 1024, default: 8 * 1024 }),
   MAX_BLOB_LENGTH: Type.Integer({ minimum: 16, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
@@ -56,6 +58,8 @@ export interface Config {
   tokenTtlSeconds: number
   trustProxy: boolean | number | string
   logLevel: Env['LOG_LEVEL']
+  /** Password hashes (Argon2id) computed at once; the others wait their turn. */
+  passwordHashConcurrency: number
   bodyLimit: number
   maxKeyLength: number
   maxBlobLength: number
@@ -159,6 +163,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
     tokenTtlSeconds,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     logLevel: env.LOG_LEVEL,
+    // one core is left to the event loop: hashes saturating every core stall every request
+    passwordHashConcurrency: env.PASSWORD_HASH_CONCURRENCY ?? Math.max(1, availableParallelism() - 1),
     bodyLimit: env.BODY_LIMIT,
     maxKeyLength: env.MAX_KEY_LENGTH,
     maxBlobLength: env.MAX_BLOB_LENGTH,

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../config.js'
 
@@ -48,6 +49,8 @@ t.test('values are parsed from their text', async t => {
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
   t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8,127.0.0.1' }).trustProxy, '10.0.0.0/8,127.0.0.1')
   t.equal(loadConfig({ PORT: '' }).port, 5000, 'an empty value means unset')
+  t.equal(loadConfig({ PASSWORD_HASH_CONCURRENCY: '3' }).passwordHashConcurrency, 3)
+  t.equal(loadConfig({}).passwordHashConcurrency, Math.max(1, availableParallelism() - 1), 'by default, one core is left to the event loop')
 })
 
 t.test('every bad value is named in one error', async t => {
@@ -66,6 +69,7 @@ t.test('every bad value is named in one error', async t => {
   t.throws(() => loadConfig({ BODY_LIMIT: '1e6' }), /BODY_LIMIT/)
   t.throws(() => loadConfig({ TOKEN_TTL: '5' }), /TOKEN_TTL/)
   t.throws(() => loadConfig({ MAX_BLOB_LENGTH: '-1' }), /MAX_BLOB_LENGTH/)
+  t.throws(() => loadConfig({ PASSWORD_HASH_CONCURRENCY: '0' }), /PASSWORD_HASH_CONCURRENCY/)
 })
 
 t.test('production refuses to start without a strong JWT_SECRET', async t => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
-import helmet, { type HelmetOptions } from 'helmet'
+import * as helmetModule from 'helmet'
+import type { HelmetOptions } from 'helmet'
 
 // Security headers on every reply. The API only ever answers JSON, so the strict default
 // CSP costs nothing; the Swagger UI under /docs and the admin console send their own.
@@ -10,6 +11,11 @@ import helmet, { type HelmetOptions } from 'helmet'
 // 50 µs of a 250 µs small read. Our headers never vary by request (no CSP nonces), so one
 // hook sets the same list on every reply.
 
+type Middleware = (request: IncomingMessage, response: ServerResponse, next: (error?: unknown) => void) => void
+// helmet's default export, typed by hand: the TypeScript loader of the server-process tests
+// resolves helmet's CommonJS typings, where the default import is the module object
+const helmet = helmetModule.default as unknown as (options?: Readonly<HelmetOptions>) => Middleware
+
 /** The headers helmet(options) sets, by lower-case name. */
 export function helmetHeaders (options?: Readonly<HelmetOptions>): Record<string, string> {
   const headers: Record<string, string> = {}
@@ -18,7 +24,7 @@ export function helmetHeaders (options?: Readonly<HelmetOptions>): Record<string
     removeHeader (name: string) { Reflect.deleteProperty(headers, name.toLowerCase()) }
   }
   let finished = false
-  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, (error?: unknown) => {
+  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, error => {
     if (error instanceof Error) throw error
     finished = true
   })

@@ -57,6 +57,19 @@ t.test('a statement prepared before a schema change still sees the new schema', 
   t.same(Object.keys((await all.execute(db)).rows[0] ?? {}), ['id', 'name', 'n', 'extra'])
 })
 
+t.test('rows come back as objects named by their columns, aliases and expressions included', async t => {
+  const db = await withTable(t)
+  await db.insertInto('items').values([{ name: 'a', n: 1 }, { name: 'b', n: 2 }]).execute()
+  const rows = await db.selectFrom('items').select(['name', 'n as x']).select(eb => eb('n', '+', 1).as('next')).orderBy('n').execute()
+  t.same(rows, [{ name: 'a', x: 1, next: 2 }, { name: 'b', x: 2, next: 3 }])
+  const inserted = await db.insertInto('items').values({ name: 'c', n: 3 }).returning(['id', 'name']).executeTakeFirst()
+  t.match(inserted, { id: Number, name: 'c' })
+  const { rows: counted } = await sql<{ c: number }>`select count(*) as c from items`.execute(db)
+  t.same(counted, [{ c: 3 }])
+  await sql`alter table items add column extra text`.execute(db)
+  t.same(await db.selectFrom('items').select(['name', 'n as x']).where('n', '=', 1).execute(), [{ name: 'a', x: 1 }], 'a named query is unchanged by a new column')
+})
+
 t.test('transactions commit, roll back, and hold the one connection', async t => {
   const db = await withTable(t)
   await db.transaction().execute(async trx => {
