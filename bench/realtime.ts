@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fixedRate, percentile } from './load.js'
+import { fixedRate, percentile, type HttpRequest } from './load.js'
 import type { Served } from './processes.js'
 import { blob, type BenchUser } from './seed.js'
 
@@ -14,6 +14,7 @@ interface ClientSocket {
   ((event: 'error', listener: (error: Error) => void) => void) &
   ((event: 'unexpected-response', listener: (request: unknown, response: { statusCode?: number }) => void) => void)
   on: (event: 'message', listener: (data: Buffer) => void) => void
+  off: (event: 'message', listener: (data: Buffer) => void) => void
   close: () => void
   terminate: () => void
 }
@@ -31,6 +32,22 @@ async function open (server: Served, token: string): Promise<ClientSocket> {
     ws.once('unexpected-response', (_req, res) => { reject(new UpgradeRefused(res.statusCode ?? 0)) })
   })
   return ws
+}
+
+/** Resolves at the socket's `ready` frame: the replay of its stream is over. */
+async function replayed (ws: ClientSocket, timeoutMs = 60_000): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error('no ready frame: the replay did not finish')) }, timeoutMs)
+    const onMessage = (data: Buffer): void => {
+      let frame: { type?: unknown }
+      try { frame = JSON.parse(data.toString()) } catch { return }
+      if (frame.type !== 'ready') return
+      clearTimeout(timer)
+      ws.off('message', onMessage)
+      resolve()
+    }
+    ws.on('message', onMessage)
+  })
 }
 
 /** false when the server answers the upgrade to /ws with 404, i.e. it has no WebSocket route. */
@@ -51,12 +68,15 @@ export interface DeliveryResult { sent: number, delivered: number, p50: number, 
  * the latency is from writing the request to the recipient's socket receiving the event.
  */
 export async function wsDelivery (
-  server: Served, pairs: Array<[BenchUser, BenchUser]>, ratePerSecond: number, seconds: number
+  server: Served, pairs: Array<[BenchUser, BenchUser]>, ratePerSecond: number, seconds: number, warmupSeconds = 0
 ): Promise<DeliveryResult> {
   const sentAt = new Map<number, number>() // request index -> time written
   const idToIndex = new Map<number, number>()
   const arrivals = new Map<number, number>() // message id -> time received
   const sockets = await Promise.all(pairs.map(async ([, recipient]) => await open(server, recipient.token)))
+  // a socket opened without a cursor first replays the whole stream (the scenarios before
+  // this one sent thousands of messages): measure live delivery, after each `ready` frame
+  await Promise.all(sockets.map(async ws => { await replayed(ws) }))
   for (const ws of sockets) {
     ws.on('message', (data: Buffer) => {
       const at = performance.now()
@@ -66,12 +86,14 @@ export async function wsDelivery (
       if (event.type === 'message' && typeof id === 'number' && !arrivals.has(id)) arrivals.set(id, at)
     })
   }
-  await sleep(200) // let any replay on connect pass
   const bodies = pairs.map(([, recipient]) => JSON.stringify({ recipient_username: recipient.name, sender_blob: blob(), recipient_blob: blob() }))
-  const samples = await fixedRate(server.url, ratePerSecond, seconds, i => {
+  const sendAt = (i: number): HttpRequest => {
     const k = i % pairs.length
     return { method: 'POST', path: '/send_message', headers: { authorization: `Bearer ${pairs[k]?.[0].token ?? ''}` }, body: bodies[k] }
-  }, (i, at) => { sentAt.set(i, at) })
+  }
+  // as for the other scenarios, a warm-up at the same rate first, not counted
+  if (warmupSeconds > 0) await fixedRate(server.url, ratePerSecond, warmupSeconds, sendAt)
+  const samples = await fixedRate(server.url, ratePerSecond, seconds, sendAt, (i, at) => { sentAt.set(i, at) })
   samples.forEach((sample, i) => {
     if (sample.status === 201) idToIndex.set(JSON.parse(sample.body).id, i)
   })

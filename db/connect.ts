@@ -36,6 +36,10 @@ export function connect (settings: DatabaseSettings): Connection {
   sqlite.pragma('synchronous = NORMAL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
+  // Temporary files, savepoint journals included, stay in memory: group commit (see
+  // group-commit.ts) gives each message a savepoint, whose journal on disk cost a pwrite per
+  // page it saved, on the event loop.
+  sqlite.pragma('temp_store = MEMORY')
   // Reads map the file instead of copying each page through a read() call: a conversation's
   // messages lie scattered over a large table, so a page of history touches many pages.
   sqlite.pragma('mmap_size = 1073741824')

@@ -1,4 +1,4 @@
-import { SqliteAdapter, sql, type Kysely, type Transaction } from 'kysely'
+import { CompiledQuery, SqliteAdapter, type Kysely, type Transaction } from 'kysely'
 import type { Database } from './schema.js'
 
 // Group commit on SQLite. Each committed transaction appends every page it touched to the
@@ -18,6 +18,10 @@ interface Pending {
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
 }
+
+const SAVEPOINT = CompiledQuery.raw('savepoint grouped')
+const ROLLBACK_TO_SAVEPOINT = CompiledQuery.raw('rollback to grouped')
+const RELEASE_SAVEPOINT = CompiledQuery.raw('release grouped')
 
 /** The most writes one transaction takes; the rest wait for the next. */
 export const MAX_GROUP = 64
@@ -65,14 +69,14 @@ class GroupCommit {
     try {
       await this.#db.transaction().execute(async trx => {
         for (const { work } of group) {
-          await sql`savepoint grouped`.execute(trx)
+          await trx.executeQuery(SAVEPOINT)
           try {
             outcomes.push({ ok: true, value: await work(trx) })
           } catch (error) {
-            await sql`rollback to grouped`.execute(trx)
+            await trx.executeQuery(ROLLBACK_TO_SAVEPOINT)
             outcomes.push({ ok: false, error })
           }
-          await sql`release grouped`.execute(trx)
+          await trx.executeQuery(RELEASE_SAVEPOINT)
         }
       })
       group.forEach((pending, index) => {
