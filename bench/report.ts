@@ -29,6 +29,8 @@ export interface Row {
 export interface Report {
   date: string
   db: 'sqlite' | 'postgres'
+  /** Where PostgreSQL was reached: its host:port, or the directory of its Unix socket. */
+  postgres?: string
   tool: string
   smoke: boolean
   seconds: number
@@ -55,7 +57,7 @@ export function markdown (report: Report): string {
   const m = report.machine
   const lines = [
     `Run ${report.date} on ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, load average before ${m.load.join(' ')}; ` +
-      `${report.db === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, load by ${report.tool}, ${report.seconds} s per scenario${report.smoke ? ' (smoke run: numbers are not meaningful)' : ''}.`,
+      `${report.db === 'sqlite' ? 'SQLite' : `PostgreSQL (at ${report.postgres ?? 'unknown'})`}, load by ${report.tool}, ${report.seconds} s per scenario${report.smoke ? ' (smoke run: numbers are not meaningful)' : ''}.`,
     `Ceiling: a bare Fastify hello-world on the same machine, measured for ${Math.min(2, report.seconds)} s right before each scenario ` +
       `(${num(Math.min(...report.ceiling.runs))} to ${num(Math.max(...report.ceiling.runs))} req/s in this run); each ratio is to the ceiling measured just before it. ` +
       'CPU µs/req is the CPU time the server process spent per request (all its threads): it moves far less with the load of a shared machine than req/s does.',

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely'
+import { PostgresAdapter, sql, type Kysely } from 'kysely'
 import { isUniqueViolation } from './errors.js'
 import { appendEvents } from './events.js'
 import { inGroupTransaction } from './group-commit.js'
@@ -41,6 +41,9 @@ export async function storeMessage (
     if (existing !== undefined) return existing
   }
   try {
+    if (db.getExecutor().adapter instanceof PostgresAdapter && !db.isTransaction) {
+      return { ...await storeInOneStatement(db, message, now), recipient_id: recipient.id, duplicate: false }
+    }
     return await inGroupTransaction(db, async trx => {
       const stored = await insertMessage.first(trx, sender.id, recipient.id, Math.min(sender.id, recipient.id), Math.max(sender.id, recipient.id),
         message.sender_blob, message.recipient_blob, clientMsgId ?? null, now)
@@ -58,6 +61,38 @@ export async function storeMessage (
     if (existing === undefined) throw error
     return existing
   }
+}
+
+/**
+ * PostgreSQL: the message, both counters and both events in one statement, that is one
+ * transaction and one round trip instead of six. The two users' rows are locked in id
+ * order first, as appendEvents does, so that concurrent sends cannot deadlock; the
+ * counters then follow commit order as every user's stream must.
+ */
+async function storeInOneStatement (
+  db: Kysely<Database>, message: { sender: User, recipient: User, sender_blob: string, recipient_blob: string, client_msg_id?: string | undefined }, now: number
+): Promise<StoredMessage> {
+  const { sender, recipient } = message
+  const payload = JSON.stringify({ sender_username: sender.username, recipient_username: recipient.username })
+  const { rows } = await sql<StoredMessage>`
+    with locked as (
+      select id from users where id in (${sender.id}, ${recipient.id}) order by id for update
+    ), bumped as (
+      update users set event_seq = users.event_seq + 1 from locked where users.id = locked.id
+      returning users.id, users.event_seq
+    ), stored as (
+      insert into messages (sender_id, recipient_id, user_lo, user_hi, sender_blob, recipient_blob, client_msg_id, created_at)
+      values (${sender.id}, ${recipient.id}, ${Math.min(sender.id, recipient.id)}, ${Math.max(sender.id, recipient.id)},
+        ${message.sender_blob}, ${message.recipient_blob}, ${message.client_msg_id ?? null}, ${now})
+      returning id, created_at
+    ), appended as (
+      insert into events (user_id, seq, type, payload, message_id, created_at)
+      select bumped.id, bumped.event_seq, 'message', ${payload}::text, stored.id, ${now}::bigint from bumped, stored
+    )
+    select id, created_at from stored`.execute(db)
+  const stored = rows[0]
+  if (stored === undefined) throw new Error('insert returned no row')
+  return stored
 }
 
 // every send_message runs it: built and compiled once
