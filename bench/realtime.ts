@@ -26,11 +26,27 @@ class UpgradeRefused extends Error {
 
 async function open (server: Served, token: string): Promise<ClientSocket> {
   const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`)
+  await opened(ws)
+  return ws
+}
+
+async function opened (ws: ClientSocket): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => { resolve() })
     ws.once('error', reject)
     ws.once('unexpected-response', (_req, res) => { reject(new UpgradeRefused(res.statusCode ?? 0)) })
   })
+}
+
+/**
+ * A socket opened without a cursor, once it has replayed its whole stream. Its frames may
+ * come with the upgrade's answer, before `open` is seen: the listener is there from the start.
+ */
+async function openReplayed (server: Served, token: string): Promise<ClientSocket> {
+  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`)
+  const ready = replayed(ws)
+  await opened(ws)
+  await ready
   return ws
 }
 
@@ -73,10 +89,9 @@ export async function wsDelivery (
   const sentAt = new Map<number, number>() // request index -> time written
   const idToIndex = new Map<number, number>()
   const arrivals = new Map<number, number>() // message id -> time received
-  const sockets = await Promise.all(pairs.map(async ([, recipient]) => await open(server, recipient.token)))
   // a socket opened without a cursor first replays the whole stream (the scenarios before
   // this one sent thousands of messages): measure live delivery, after each `ready` frame
-  await Promise.all(sockets.map(async ws => { await replayed(ws) }))
+  const sockets = await Promise.all(pairs.map(async ([, recipient]) => await openReplayed(server, recipient.token)))
   for (const ws of sockets) {
     ws.on('message', (data: Buffer) => {
       const at = performance.now()
