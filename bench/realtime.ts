@@ -24,8 +24,8 @@ class UpgradeRefused extends Error {
   constructor (readonly status: number) { super(`/ws answered ${status}`) }
 }
 
-async function open (server: Served, token: string): Promise<ClientSocket> {
-  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`)
+async function open (server: Served, token: string, since?: string): Promise<ClientSocket> {
+  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}${since === undefined ? '' : `&since=${since}`}`)
   await opened(ws)
   return ws
 }
@@ -42,25 +42,24 @@ async function opened (ws: ClientSocket): Promise<void> {
  * A socket opened without a cursor, once it has replayed its whole stream. Its frames may
  * come with the upgrade's answer, before `open` is seen: the listener is there from the start.
  */
-async function openReplayed (server: Served, token: string): Promise<ClientSocket> {
+async function openReplayed (server: Served, token: string): Promise<{ ws: ClientSocket, cursor: string }> {
   const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`)
   const ready = replayed(ws)
   await opened(ws)
-  await ready
-  return ws
+  return { ws, cursor: await ready }
 }
 
-/** Resolves at the socket's `ready` frame: the replay of its stream is over. */
-async function replayed (ws: ClientSocket, timeoutMs = 60_000): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
+/** Resolves at the socket's `ready` frame (the replay of its stream is over) with its cursor. */
+async function replayed (ws: ClientSocket, timeoutMs = 60_000): Promise<string> {
+  return await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error('no ready frame: the replay did not finish')) }, timeoutMs)
     const onMessage = (data: Buffer): void => {
-      let frame: { type?: unknown }
+      let frame: { type?: unknown, cursor?: unknown }
       try { frame = JSON.parse(data.toString()) } catch { return }
       if (frame.type !== 'ready') return
       clearTimeout(timer)
       ws.off('message', onMessage)
-      resolve()
+      resolve(String(frame.cursor))
     }
     ws.on('message', onMessage)
   })
@@ -91,7 +90,7 @@ export async function wsDelivery (
   const arrivals = new Map<number, number>() // message id -> time received
   // a socket opened without a cursor first replays the whole stream (the scenarios before
   // this one sent thousands of messages): measure live delivery, after each `ready` frame
-  const sockets = await Promise.all(pairs.map(async ([, recipient]) => await openReplayed(server, recipient.token)))
+  const sockets = await Promise.all(pairs.map(async ([, recipient]) => (await openReplayed(server, recipient.token)).ws))
   for (const ws of sockets) {
     ws.on('message', (data: Buffer) => {
       const at = performance.now()
@@ -138,13 +137,21 @@ export interface SocketsResult { target: number, held: number, bytesPerSocket: n
 
 /** Opens up to `target` authenticated sockets (tokens reused: several sockets per user are allowed). */
 export async function wsSockets (server: Served, tokens: string[], target: number): Promise<SocketsResult> {
+  // each socket resumes from its user's current cursor, as a reconnecting client does:
+  // opened without one, every socket would first replay the user's whole stream
+  const cursors = new Map<string, string>()
+  for (const token of new Set(tokens)) {
+    const { ws, cursor } = await openReplayed(server, token)
+    cursors.set(token, cursor)
+    ws.close()
+  }
   const rssBefore = server.rss()
   const sockets: ClientSocket[] = []
   const started = performance.now()
   let failure: unknown
   for (let i = 0; i < target && failure === undefined; i += 200) {
     const batch = Array.from({ length: Math.min(200, target - i) }, (_, j) => tokens[(i + j) % tokens.length] ?? '')
-    const opened = await Promise.allSettled(batch.map(async token => await open(server, token)))
+    const opened = await Promise.allSettled(batch.map(async token => await open(server, token, cursors.get(token))))
     for (const result of opened) {
       if (result.status === 'fulfilled') sockets.push(result.value)
       else failure = result.reason
