@@ -2,8 +2,8 @@ import { CompiledQuery, SqliteAdapter, type Kysely, type Transaction } from 'kys
 import type { Database } from './schema.js'
 
 // Group commit on SQLite. Each committed transaction appends every page it touched to the
-// WAL: a message (its row, four indexes, two counters, two events and their index) writes
-// about ten pages, and the commit costs more than the statements. The writes of the
+// WAL: a message (its row, five indexes, two counters, two events and their indexes)
+// writes about ten pages, and the commit costs more than the statements. The writes of the
 // requests that arrive in one turn of the event loop are run together, in one transaction
 // with a savepoint for each (one write's failure undoes only that write), and committed
 // once; each caller hears back only after that commit, so a write that was answered is as
@@ -33,7 +33,9 @@ const committers = new WeakMap<Kysely<Database>, GroupCommit>()
  * the event loop, each in a savepoint of its own; resolves after the commit.
  */
 export async function inGroupTransaction<T> (db: Kysely<Database>, work: Work<T>): Promise<T> {
-  if (!(db.getExecutor().adapter instanceof SqliteAdapter) || db.isTransaction) return await db.transaction().execute(work)
+  // inside a caller's transaction the work is simply part of it
+  if (db.isTransaction) return await work(db as Transaction<Database>)
+  if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return await db.transaction().execute(work)
   let committer = committers.get(db)
   if (committer === undefined) committers.set(db, committer = new GroupCommit(db))
   return await committer.run(work)

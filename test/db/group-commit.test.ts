@@ -51,6 +51,19 @@ t.test('writes of one turn of the event loop share a transaction on SQLite, at m
   t.equal(order.length, count)
 })
 
+t.test("inside a caller's transaction the work is part of it, and goes with its rollback", async t => {
+  const app = await build(t)
+  const { db } = app
+  await t.rejects(db.transaction().execute(async trx => {
+    t.equal(await inGroupTransaction(trx, async inner => {
+      await inner.insertInto('users').values({ username: 'inner', username_key: 'inner', password_hash: 'x', created_at: 1 }).execute()
+      return 'done'
+    }), 'done')
+    throw new Error('the caller changes its mind')
+  }), /changes its mind/)
+  t.same(await db.selectFrom('users').select('username').execute(), [], 'rolled back with the caller')
+})
+
 t.test('on PostgreSQL each write has a transaction of its own', { skip: postgresUrl === undefined && 'needs DATABASE_URL=postgres://...' }, async t => {
   const app = await build(t)
   const transactions = await Promise.all([1, 2, 3].map(async () => await inGroupTransaction(app.db, async trx => {
