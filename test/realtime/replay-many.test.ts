@@ -8,7 +8,7 @@ import { Client, listen } from '../realtime-helper.js'
 t.test('sockets opened together each replay their whole stream, then ready', async t => {
   const app = await build(t)
   const base = await listen(app)
-  const people = []
+  const people: Array<{ name: string, token: string }> = []
   for (let i = 0; i < 8; i++) people.push({ name: `user${i}`, token: await user(app, `user${i}`) })
   for (let i = 0; i < 8; i += 2) await befriend(app, people[i]!, people[i + 1]!)
   // 100 messages from each even user to the next one, sent concurrently as load would
