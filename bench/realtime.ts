@@ -24,8 +24,13 @@ class UpgradeRefused extends Error {
   constructor (readonly status: number) { super(`/ws answered ${status}`) }
 }
 
+/** A client socket to /ws with `token`, from the cursor `since` (or replaying the whole stream). */
+function connect (server: Served, token: string, since?: string): ClientSocket {
+  return new WebSocket(`${server.url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}${since === undefined ? '' : `&since=${since}`}`)
+}
+
 async function open (server: Served, token: string, since?: string): Promise<ClientSocket> {
-  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}${since === undefined ? '' : `&since=${since}`}`)
+  const ws = connect(server, token, since)
   await opened(ws)
   return ws
 }
@@ -43,7 +48,7 @@ async function opened (ws: ClientSocket): Promise<void> {
  * come with the upgrade's answer, before `open` is seen: the listener is there from the start.
  */
 async function openReplayed (server: Served, token: string): Promise<{ ws: ClientSocket, cursor: string }> {
-  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?token=${encodeURIComponent(token)}`)
+  const ws = connect(server, token)
   const ready = replayed(ws)
   await opened(ws)
   return { ws, cursor: await ready }

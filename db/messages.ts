@@ -41,7 +41,7 @@ export async function storeMessage (
     if (existing !== undefined) return existing
   }
   try {
-    if (db.getExecutor().adapter instanceof PostgresAdapter && !db.isTransaction) {
+    if (db.getExecutor().adapter instanceof PostgresAdapter) {
       return { ...await storeInOneStatement(db, message, now), recipient_id: recipient.id, duplicate: false }
     }
     return await inGroupTransaction(db, async trx => {
