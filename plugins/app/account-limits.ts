@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { RateLimitSetting } from '../../config.js'
 import { usernameKey } from '../../db/users.js'
-import { AccountRateLimited } from '../../routes/errors.js'
+import { AccountRateLimited } from '../../errors.js'
 
 // Limits per account beside the per-IP ones, so that spreading over many addresses does
 // not help: messages per sender and per sender->recipient pair, and failed password checks

@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { findSessionUser } from '../../db/sessions.js'
 import type { User } from '../../db/users.js'
-import { AccountDisabled, AccountGone, InvalidToken, MalformedAuthorization, MissingToken, TokenExpired, TokenRevoked } from '../../routes/errors.js'
+import { AccountDisabled, AccountGone, InvalidToken, MalformedAuthorization, MissingToken, TokenExpired, TokenRevoked } from '../../errors.js'
 
 /** How many verified tokens are remembered (about 0.5 KiB each). */
 const VERIFIED_TOKENS = 10_000

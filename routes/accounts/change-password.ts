@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { changePassword, findUserWithHashById } from '../../db/users.js'
-import { AccountGone, WrongPassword } from '../errors.js'
+import { AccountGone, WrongPassword } from '../../errors.js'
 import { NewPassword, Password, bearer, errorReplies } from '../schemas.js'
 
 export const ChangePasswordBody = Type.Object({ old_password: Password, new_password: NewPassword })

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { eraseUser, findUserWithHashById } from '../../db/users.js'
-import { AccountGone, WrongPassword } from '../errors.js'
+import { AccountGone, WrongPassword } from '../../errors.js'
 import { MessageReply, Password, bearer, errorReplies } from '../schemas.js'
 
 export const DeleteAccountBody = Type.Object({ password: Password })

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { findUserWithHash, upgradePasswordHash } from '../../db/users.js'
-import { AccountDisabled, InvalidCredentials } from '../errors.js'
+import { AccountDisabled, InvalidCredentials } from '../../errors.js'
 import { Password, Username, errorReplies } from '../schemas.js'
 
 export const LoginBody = Type.Object({ username: Username, password: Password })

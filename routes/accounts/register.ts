@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { createUser } from '../../db/users.js'
-import { UsernameTaken } from '../errors.js'
+import { UsernameTaken } from '../../errors.js'
 import { MessageReply, NewPassword, Username, errorReplies } from '../schemas.js'
 
 export const RegisterBody = Type.Object({ username: Username, password: NewPassword })

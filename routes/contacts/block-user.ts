@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { blockUser } from '../../db/contacts.js'
 import { findUserByName } from '../../db/users.js'
-import { SelfBlock, UserNotFound } from '../errors.js'
+import { SelfBlock, UserNotFound } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const BlockUserBody = Type.Object({ username: Username })

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { declineChat } from '../../db/contacts.js'
 import { findUserByName } from '../../db/users.js'
-import { NoPendingRequest, UserNotFound } from '../errors.js'
+import { NoPendingRequest, UserNotFound } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const DeclineChatBody = Type.Object({ requester_username: Username })

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { removeContact } from '../../db/contacts.js'
 import { findUserByName } from '../../db/users.js'
-import { NotYourContact, UserNotFound } from '../errors.js'
+import { NotYourContact, UserNotFound } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const RemoveContactBody = Type.Object({ username: Username })

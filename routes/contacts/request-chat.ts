@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestChat } from '../../db/contacts.js'
 import { findUserByName } from '../../db/users.js'
-import { AlreadyContacts, AlreadyRequested, SelfRequest, UserNotFound, YouBlocked } from '../errors.js'
+import { AlreadyContacts, AlreadyRequested, SelfRequest, UserNotFound, YouBlocked } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const RequestChatBody = Type.Object({ recipient_username: Username })

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { unblockUser } from '../../db/contacts.js'
 import { findUserByName } from '../../db/users.js'
-import { NotBlocked, UserNotFound } from '../errors.js'
+import { NotBlocked, UserNotFound } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const UnblockUserBody = Type.Object({ username: Username })

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { findUserKey } from '../../db/keys.js'
-import { KeyNotFound, UserNotFound } from '../errors.js'
+import { KeyNotFound, UserNotFound } from '../../errors.js'
 import { Username, bearer, errorReplies } from '../schemas.js'
 
 export const GetKeyQuery = Type.Object({ username: Username })

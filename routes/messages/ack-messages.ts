@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ackMessages } from '../../db/messages.js'
-import { MessageNotFound } from '../errors.js'
+import { MessageNotFound } from '../../errors.js'
 import { bearer, errorReplies } from '../schemas.js'
 
 export const AckMessagesBody = Type.Object({

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { listConversation } from '../../db/messages.js'
 import { findUserByName } from '../../db/users.js'
-import { UserNotFound } from '../errors.js'
+import { UserNotFound } from '../../errors.js'
 import { Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
 
 export const GetMessagesQuery = Type.Object({

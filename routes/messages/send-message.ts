@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { findRecipient } from '../../db/contacts.js'
 import { storeMessage } from '../../db/messages.js'
-import { ClientMsgIdReused, NotAContact, UserNotFound } from '../errors.js'
+import { ClientMsgIdReused, NotAContact, UserNotFound } from '../../errors.js'
 import { NO_NUL, Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
 
 export const SendMessageReply = Type.Object({

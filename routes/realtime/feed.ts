@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import { readEvents, streamBounds, type StoredEvent } from '../../db/events.js'
 import type { Database } from '../../db/schema.js'
 import type { User } from '../../db/users.js'
-import { AccountGone, CursorExpired, CursorUnknown } from '../errors.js'
+import { AccountGone, CursorExpired, CursorUnknown } from '../../errors.js'
 import { iso } from '../schemas.js'
 import type { WireEvent } from './events.js'
 

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { IncomingHttpHeaders } from 'node:http'
-import { MissingToken, UpgradeRequired } from '../errors.js'
+import { MissingToken, UpgradeRequired } from '../../errors.js'
 import { Connection } from './connection.js'
 
 export const WsQuery = Type.Object({

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { deleteUser } from '../../../db/admin.js'
 import { findUserByName } from '../../../db/users.js'
-import { UserNotFound } from '../../errors.js'
+import { UserNotFound } from '../../../errors.js'
 import { adminBearer, errorReplies } from '../../schemas.js'
 import { ActionReply, UserParams, consoleActor } from './schemas.js'
 

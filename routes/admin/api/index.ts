@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
-import { AdminUnauthorized } from '../../errors.js'
+import { AdminUnauthorized } from '../../../errors.js'
 import deleteUser from './delete-user.js'
 import getStats from './get-stats.js'
 import getUser from './get-user.js'

@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../../db/schema.js'
 import { findUserByName } from '../../../db/users.js'
-import { UserNotFound } from '../../errors.js'
+import { UserNotFound } from '../../../errors.js'
 import { Timestamp, Username } from '../../schemas.js'
 
 // The admin API's building blocks. Times are ISO 8601 strings, as everywhere on the wire.
