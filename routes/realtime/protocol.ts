@@ -1,5 +1,5 @@
 // The real-time protocol, for the OpenAPI document (which cannot list WebSocket routes).
-// README.md says the same at more length.
+// docs/realtime.md says the same at more length.
 
 export const PROTOCOL = `
 **Three ways to receive.** (1) Poll \`GET /get_messages\` per contact with \`since_id\` (the original API, unchanged).
