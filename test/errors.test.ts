@@ -30,9 +30,14 @@ async function someone (app: FastifyInstance): Promise<{ name: string, token: st
   return { name, token: await user(app, name) }
 }
 
-async function friends (app: FastifyInstance): Promise<[{ name: string, token: string }, { name: string, token: string }]> {
-  const a = await someone(app)
-  const b = await someone(app)
+type Person = Awaited<ReturnType<typeof someone>>
+
+async function strangers (app: FastifyInstance): Promise<[Person, Person]> {
+  return [await someone(app), await someone(app)]
+}
+
+async function friends (app: FastifyInstance): Promise<[Person, Person]> {
+  const [a, b] = await strangers(app)
   await befriend(app, a, b)
   return [a, b]
 }
@@ -55,6 +60,11 @@ async function appWithFaultyRoute (t: Test): Promise<FastifyInstance> {
 }
 
 const post = (url: string, payload: object): { method: 'POST', url: string, payload: object } => ({ method: 'POST', url, payload })
+
+/** The first person posts the second's name, as `field`, to the URL. */
+async function names (app: FastifyInstance, [me, other]: [Person, Person], url: string, field: string): Promise<LightMyRequestResponse> {
+  return await call(app, me.token, post(url, { [field]: other.name }))
+}
 
 // One real request per code. A code added to the catalogue without a row here fails the test.
 const REACH: Record<string, (shared: Shared, t: Test) => Promise<Outcome>> = {
@@ -94,43 +104,31 @@ const REACH: Record<string, (shared: Shared, t: Test) => Promise<Outcome>> = {
   },
   SELF_REQUEST: async ({ app }) => {
     const me = await someone(app)
-    return await call(app, me.token, post('/request_chat', { recipient_username: me.name }))
+    return await names(app, [me, me], '/request_chat', 'recipient_username')
   },
   ALREADY_REQUESTED: async ({ app }) => {
-    const [me, other] = [await someone(app), await someone(app)]
-    await call(app, me.token, post('/request_chat', { recipient_username: other.name }))
-    return await call(app, me.token, post('/request_chat', { recipient_username: other.name }))
+    const two = await strangers(app)
+    await names(app, two, '/request_chat', 'recipient_username')
+    return await names(app, two, '/request_chat', 'recipient_username')
   },
-  ALREADY_CONTACTS: async ({ app }) => {
-    const [me, other] = await friends(app)
-    return await call(app, me.token, post('/request_chat', { recipient_username: other.name }))
-  },
-  NO_PENDING_REQUEST: async ({ app }) => {
-    const [me, other] = [await someone(app), await someone(app)]
-    return await call(app, me.token, post('/accept_chat', { requester_username: other.name }))
-  },
+  ALREADY_CONTACTS: async ({ app }) => await names(app, await friends(app), '/request_chat', 'recipient_username'),
+  NO_PENDING_REQUEST: async ({ app }) => await names(app, await strangers(app), '/accept_chat', 'requester_username'),
   NOT_A_CONTACT: async ({ app }) => {
-    const [me, other] = [await someone(app), await someone(app)]
+    const [me, other] = await strangers(app)
     return await call(app, me.token, post('/send_message', { recipient_username: other.name, sender_blob: 'a', recipient_blob: 'b' }))
   },
   WRONG_PASSWORD: async ({ app }) => await call(app, (await someone(app)).token, post('/change_password', { old_password: 'not the password', new_password: 'another password' })),
   SELF_BLOCK: async ({ app }) => {
     const me = await someone(app)
-    return await call(app, me.token, post('/block_user', { username: me.name }))
+    return await names(app, [me, me], '/block_user', 'username')
   },
-  NOT_BLOCKED: async ({ app }) => {
-    const [me, other] = [await someone(app), await someone(app)]
-    return await call(app, me.token, post('/unblock_user', { username: other.name }))
-  },
+  NOT_BLOCKED: async ({ app }) => await names(app, await strangers(app), '/unblock_user', 'username'),
   USER_BLOCKED: async ({ app }) => {
-    const [me, other] = [await someone(app), await someone(app)]
-    await call(app, me.token, post('/block_user', { username: other.name }))
-    return await call(app, me.token, post('/request_chat', { recipient_username: other.name }))
+    const two = await strangers(app)
+    await names(app, two, '/block_user', 'username')
+    return await names(app, two, '/request_chat', 'recipient_username')
   },
-  NOT_YOUR_CONTACT: async ({ app }) => {
-    const [me, other] = [await someone(app), await someone(app)]
-    return await call(app, me.token, post('/remove_contact', { username: other.name }))
-  },
+  NOT_YOUR_CONTACT: async ({ app }) => await names(app, await strangers(app), '/remove_contact', 'username'),
   RATE_LIMITED: async (_shared, t) => {
     const limited = await build(t, { RATE_LIMIT: 'on', RATE_LIMIT_REGISTER: '1/hour' })
     await limited.inject(post('/register', { username: 'first', password: PASSWORD }))
