@@ -59,8 +59,8 @@ export const CursorExpired = coded('CURSOR_EXPIRED', 'This cursor is older than 
 export const UpgradeRequired = coded('UPGRADE_REQUIRED', 'GET /ws is a WebSocket: open it with an Upgrade: websocket request, or use GET /sync over plain HTTP.', 426)
 export const CursorUnknown = coded('CURSOR_UNKNOWN', 'This cursor was not issued for this account by this server; resync from scratch (omit since).', 410)
 
-// Requests refused before a route runs: Fastify's own errors (FST_ERR_*), renamed by the
-// error handler, whose codes are not part of our API.
+// Requests refused before a route runs. Fastify's own errors among them are renamed by the
+// error handler: their FST_ERR_* codes are Fastify's internals, not part of our API.
 export const ValidationFailed = coded<[string]>('VALIDATION_ERROR', '%s', 400)
 export const MalformedJson = coded('MALFORMED_JSON', "Body is not valid JSON but content-type is set to 'application/json'.", 400)
 export const PayloadTooLarge = coded('PAYLOAD_TOO_LARGE', 'Request body is too large.', 413)
