@@ -8,7 +8,7 @@ import accountLimits from './plugins/app/account-limits.js'
 import auth from './plugins/app/auth.js'
 import configPlugin from './plugins/app/config.js'
 import db from './plugins/app/db.js'
-import errorHandler from './plugins/app/error-handler.js'
+import errorHandler, { frameworkErrors } from './plugins/app/error-handler.js'
 import hub from './plugins/app/hub.js'
 import passwords from './plugins/app/passwords.js'
 import retention from './plugins/app/retention.js'
@@ -98,7 +98,9 @@ export function serverOptions (config: Config): FastifyServerOptions {
     // carries it as reqId, and the reply returns it as x-request-id for support requests
     requestIdHeader: false,
     genReqId: () => randomUUID(),
-    routerOptions: { ignoreTrailingSlash: true }
+    routerOptions: { ignoreTrailingSlash: true },
+    // errors the router answers before any route or error handler: in our error shape too
+    frameworkErrors
   }
 }
 

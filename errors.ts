@@ -1,38 +1,84 @@
-import createError from '@fastify/error'
+import createError, { type FastifyError, type FastifyErrorConstructor } from '@fastify/error'
 
-// One coded error per way a request can fail. `code` is stable for clients to branch on;
-// `message` is for people, as the original clients show it.
+// The catalogue: every `code` the API answers with, in an HTTP error body or a WebSocket
+// error frame, one coded error per way a request can fail. `code` is stable for clients to
+// branch on; `message` is for people, as the original clients show it.
 
-export const MissingToken = createError('MISSING_TOKEN', "Missing Authorization header; expected 'Bearer <token>'.", 401)
-export const MalformedAuthorization = createError('MALFORMED_AUTHORIZATION', "Malformed Authorization header; expected 'Bearer <token>'.", 401)
-export const InvalidToken = createError('INVALID_TOKEN', 'Invalid token.', 401)
-export const TokenExpired = createError('TOKEN_EXPIRED', 'Token has expired; log in again.', 401)
-export const AccountGone = createError('ACCOUNT_GONE', 'The account of this token no longer exists.', 401)
-export const TokenRevoked = createError('TOKEN_REVOKED', 'Token has been revoked; log in again.', 401)
-export const AccountDisabled = createError('ACCOUNT_DISABLED', 'This account has been disabled by the operator.', 401)
-export const InvalidCredentials = createError('INVALID_CREDENTIALS', 'Invalid username or password.', 401)
+export interface CatalogueEntry { code: string, statusCode: number, message: string }
 
-export const UsernameTaken = createError('USERNAME_TAKEN', 'Username already exists.', 409)
-export const UserNotFound = createError<[string]>('USER_NOT_FOUND', "User '%s' not found.", 404)
-export const KeyNotFound = createError<[string]>('KEY_NOT_FOUND', "User '%s' has not uploaded a public key.", 404)
+const entries = new Map<string, CatalogueEntry>()
+const classes: Array<new (...args: never) => FastifyError> = []
 
-export const SelfRequest = createError('SELF_REQUEST', 'You cannot send a chat request to yourself.', 400)
-export const AlreadyRequested = createError<[string]>('ALREADY_REQUESTED', "You already sent a chat request to '%s'.", 409)
-export const AlreadyContacts = createError<[string]>('ALREADY_CONTACTS', "You and '%s' are already contacts.", 409)
-export const NoPendingRequest = createError<[string]>('NO_PENDING_REQUEST', "No pending chat request from '%s'.", 404)
-export const NotAContact = createError<[string]>('NOT_A_CONTACT', "You can only message accepted contacts; '%s' is not one.", 403)
-export const WrongPassword = createError('WRONG_PASSWORD', 'Password is incorrect.', 403)
-export const SelfBlock = createError('SELF_BLOCK', 'You cannot block yourself.', 400)
-export const NotBlocked = createError<[string]>('NOT_BLOCKED', "You have not blocked '%s'.", 404)
-export const YouBlocked = createError<[string]>('USER_BLOCKED', "You have blocked '%s'; unblock them first.", 409)
-export const NotYourContact = createError<[string]>('NOT_YOUR_CONTACT', "'%s' is not one of your contacts.", 404)
-export const AccountRateLimited = createError<[string, number]>('RATE_LIMITED', 'Too many %s for this account; retry in %s seconds.', 429)
+/**
+ * createError that also enters the code in the catalogue, so that none is left out of it,
+ * and puts the code on the prototype: `CursorExpired.prototype.code` names it without an error.
+ */
+function coded<A extends unknown[] = []> (code: string, message: string, statusCode: number): FastifyErrorConstructor<{ code: string, statusCode: number }, A> {
+  if (!entries.has(code)) entries.set(code, { code, statusCode, message })
+  const Coded = createError<string, number, A>(code, message, statusCode)
+  Object.defineProperty(Coded.prototype, 'code', { value: code, writable: true, configurable: true })
+  classes.push(Coded)
+  return Coded
+}
 
-export const AdminUnauthorized = createError('ADMIN_UNAUTHORIZED', "Missing or wrong admin token; send 'Authorization: Bearer <ADMIN_TOKEN>'.", 401)
-export const InvalidTime = createError<[string]>('INVALID_TIME', "'%s' must be a date (2026-11-27) or an ISO 8601 time (2026-11-27T10:00:00Z).", 400)
+export const MissingToken = coded('MISSING_TOKEN', "Missing Authorization header; expected 'Bearer <token>'.", 401)
+export const MalformedAuthorization = coded('MALFORMED_AUTHORIZATION', "Malformed Authorization header; expected 'Bearer <token>'.", 401)
+export const InvalidToken = coded('INVALID_TOKEN', 'Invalid token.', 401)
+export const TokenExpired = coded('TOKEN_EXPIRED', 'Token has expired; log in again.', 401)
+export const AccountGone = coded('ACCOUNT_GONE', 'The account of this token no longer exists.', 401)
+export const TokenRevoked = coded('TOKEN_REVOKED', 'Token has been revoked; log in again.', 401)
+export const AccountDisabled = coded('ACCOUNT_DISABLED', 'This account has been disabled by the operator.', 401)
+export const InvalidCredentials = coded('INVALID_CREDENTIALS', 'Invalid username or password.', 401)
+// WebSocket only (its error frame, then close 4401): a hub signal ended the socket's session
+export const SessionEnded = coded('SESSION_ENDED', 'This session ended (logout, password change or account deletion).', 401)
 
-export const ClientMsgIdReused = createError('CLIENT_MSG_ID_REUSED', 'This client_msg_id was already used for a message to someone else.', 409)
-export const MessageNotFound = createError<[number]>('MESSAGE_NOT_FOUND', 'Message %d is not a message you received.', 404)
-export const CursorExpired = createError('CURSOR_EXPIRED', 'This cursor is older than the events the server keeps; resync from scratch (omit since).', 410)
-export const UpgradeRequired = createError('UPGRADE_REQUIRED', 'GET /ws is a WebSocket: open it with an Upgrade: websocket request, or use GET /sync over plain HTTP.', 426)
-export const CursorUnknown = createError('CURSOR_UNKNOWN', 'This cursor was not issued for this account by this server; resync from scratch (omit since).', 410)
+export const UsernameTaken = coded('USERNAME_TAKEN', 'Username already exists.', 409)
+export const UserNotFound = coded<[string]>('USER_NOT_FOUND', "User '%s' not found.", 404)
+export const KeyNotFound = coded<[string]>('KEY_NOT_FOUND', "User '%s' has not uploaded a public key.", 404)
+
+export const SelfRequest = coded('SELF_REQUEST', 'You cannot send a chat request to yourself.', 400)
+export const AlreadyRequested = coded<[string]>('ALREADY_REQUESTED', "You already sent a chat request to '%s'.", 409)
+export const AlreadyContacts = coded<[string]>('ALREADY_CONTACTS', "You and '%s' are already contacts.", 409)
+export const NoPendingRequest = coded<[string]>('NO_PENDING_REQUEST', "No pending chat request from '%s'.", 404)
+export const NotAContact = coded<[string]>('NOT_A_CONTACT', "You can only message accepted contacts; '%s' is not one.", 403)
+export const WrongPassword = coded('WRONG_PASSWORD', 'Password is incorrect.', 403)
+export const SelfBlock = coded('SELF_BLOCK', 'You cannot block yourself.', 400)
+export const NotBlocked = coded<[string]>('NOT_BLOCKED', "You have not blocked '%s'.", 404)
+export const BlockedByYou = coded<[string]>('USER_BLOCKED', "You have blocked '%s'; unblock them first.", 409)
+export const NotYourContact = coded<[string]>('NOT_YOUR_CONTACT', "'%s' is not one of your contacts.", 404)
+export const AccountRateLimited = coded<[string, number]>('RATE_LIMITED', 'Too many %s for this account; retry in %s seconds.', 429)
+// the per-IP limits of @fastify/rate-limit: the same code, the plugin's own wording
+export const RateLimited = coded<[string]>('RATE_LIMITED', 'Rate limit exceeded, retry in %s', 429)
+
+export const AdminUnauthorized = coded('ADMIN_UNAUTHORIZED', "Missing or wrong admin token; send 'Authorization: Bearer <ADMIN_TOKEN>'.", 401)
+export const InvalidTime = coded<[string]>('INVALID_TIME', "'%s' must be a date (2026-11-27) or an ISO 8601 time (2026-11-27T10:00:00Z).", 400)
+
+export const ClientMsgIdReused = coded('CLIENT_MSG_ID_REUSED', 'This client_msg_id was already used for a message to someone else.', 409)
+export const MessageNotFound = coded<[number]>('MESSAGE_NOT_FOUND', 'Message %d is not a message you received.', 404)
+export const CursorExpired = coded('CURSOR_EXPIRED', 'This cursor is older than the events the server keeps; resync from scratch (omit since).', 410)
+export const UpgradeRequired = coded('UPGRADE_REQUIRED', 'GET /ws is a WebSocket: open it with an Upgrade: websocket request, or use GET /sync over plain HTTP.', 426)
+export const CursorUnknown = coded('CURSOR_UNKNOWN', 'This cursor was not issued for this account by this server; resync from scratch (omit since).', 410)
+
+// Requests refused before a route runs. Fastify's own errors among them are renamed by the
+// error handler: their FST_ERR_* codes are Fastify's internals, not part of our API.
+export const ValidationFailed = coded<[string]>('VALIDATION_ERROR', '%s', 400)
+export const MalformedJson = coded('MALFORMED_JSON', "Body is not valid JSON but content-type is set to 'application/json'.", 400)
+export const PayloadTooLarge = coded('PAYLOAD_TOO_LARGE', 'Request body is too large.', 413)
+export const UnsupportedMediaType = coded('UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type; send the body as application/json.', 415)
+export const MalformedUrl = coded<[string]>('MALFORMED_URL', "'%s' is not a valid url component.", 400)
+export const UrlTooLong = coded<[string]>('URL_TOO_LONG', "'%s' is exceeding the max param length.", 414)
+export const RouteNotFound = coded<[string, string]>('ROUTE_NOT_FOUND', 'Route %s %s not found.', 404)
+// any other client error (a wrong Content-Length, a plugin's): its status and message, this code
+export const BadRequest = coded<[string]>('BAD_REQUEST', '%s', 400)
+
+export const DatabaseUnavailable = coded('DATABASE_UNAVAILABLE', 'Database not reachable.', 503)
+// a fault of the server: its details are logged, never sent
+export const Internal = coded('INTERNAL', 'Internal server error.', 500)
+
+/** Every code of the catalogue, once, with the status and message of its first error. */
+export const catalogue: readonly CatalogueEntry[] = [...entries.values()]
+
+/** An error of the catalogue (not merely one with a code of the same name). */
+export function isCatalogued (error: unknown): error is FastifyError & { statusCode: number } {
+  return classes.some(Coded => error instanceof Coded)
+}

@@ -1,4 +1,5 @@
 import { Type, type TSchema } from '@sinclair/typebox'
+import { UsernameTaken } from '../errors.js'
 
 // Building blocks shared by the route schemas.
 
@@ -25,7 +26,7 @@ export const ErrorReply = Type.Object({
   statusCode: Type.Integer(),
   error: Type.String(),
   message: Type.String(),
-  code: Type.String({ description: 'stable, machine-readable, e.g. USERNAME_TAKEN' })
+  code: Type.String({ description: `stable, machine-readable, e.g. ${UsernameTaken.prototype.code}; the API description lists every code` })
 }, { description: 'Error' })
 
 export const MessageReply = Type.Object({ message: Type.String() })

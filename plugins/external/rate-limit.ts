@@ -2,6 +2,7 @@ import rateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 import type { Config, RateLimitSetting } from '../../config.js'
+import { RateLimited } from '../../errors.js'
 
 type LimitName = Exclude<keyof Config['rateLimit'], 'enabled'>
 
@@ -18,6 +19,8 @@ export default fp(async function rateLimitPlugin (fastify) {
   await fastify.register(rateLimit, {
     global: false,
     nameSpace: 'cryptachat-rl-',
+    // the plugin's own error has no code: ours, in the plugin's words ("retry in 1 minute")
+    errorResponseBuilder: (_request, context) => new RateLimited(context.after),
     ...(redis === undefined ? {} : { redis, skipOnError: true })
   })
   fastify.decorate('routeRateLimit', (name: LimitName): RateLimitSetting | false =>

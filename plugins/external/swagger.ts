@@ -1,8 +1,16 @@
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
+import { catalogue } from '../../errors.js'
 
 // OpenAPI 3 generated from the routes' TypeBox schemas: /docs (UI) and /docs/json.
+
+/** The error catalogue as a Markdown table: every code a client may meet, from errors.ts. */
+function errorCodes (): string {
+  const rows = catalogue.map(({ code, statusCode, message }) =>
+    `| \`${code}\` | ${statusCode} | ${message === '%s' ? '(what was wrong)' : message.replace(/%[sd]/g, '…').replaceAll('|', '\\|')} |`)
+  return ['| code | status | message |', '| --- | --- | --- |', ...rows].join('\n')
+}
 
 export default fp(async function swaggerPlugin (fastify) {
   await fastify.register(swagger, {
@@ -14,7 +22,9 @@ export default fp(async function swaggerPlugin (fastify) {
         description: 'Relay for end-to-end-encrypted chat. The server stores public keys and encrypted blobs; it never sees plaintext. ' +
           'Every error is `{ statusCode, error, message, code }`. ' +
           'Messages and contact events can be received three ways: polling GET /get_messages, long-polling GET /sync, ' +
-          'or the WebSocket GET /ws (not listed here: see GET /sync for its protocol).'
+          'or the WebSocket GET /ws (not listed here: see GET /sync for its protocol).\n\n' +
+          '**Error codes.** `code` is one of these; a WebSocket sends the same codes in its error frame before it closes.\n\n' +
+          errorCodes()
       },
       components: {
         securitySchemes: {

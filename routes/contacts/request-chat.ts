@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestChat } from '../../db/contacts.js'
 import { findUserByName } from '../../db/users.js'
-import { AlreadyContacts, AlreadyRequested, SelfRequest, UserNotFound, YouBlocked } from '../../errors.js'
+import { AlreadyContacts, AlreadyRequested, SelfRequest, UserNotFound, BlockedByYou } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const RequestChatBody = Type.Object({ recipient_username: Username })
@@ -27,7 +27,7 @@ const requestChatRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     const { outcome, notified } = await requestChat(fastify.db, me, other)
     if (outcome === 'already_requested') throw new AlreadyRequested(other.username)
     if (outcome === 'already_contacts') throw new AlreadyContacts(other.username)
-    if (outcome === 'blocked_by_you') throw new YouBlocked(other.username)
+    if (outcome === 'blocked_by_you') throw new BlockedByYou(other.username)
     await fastify.hub.publish(notified)
     const message = outcome === 'accepted'
       ? `${other.username} had already asked you: you are now contacts.`

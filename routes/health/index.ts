@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { sql } from 'kysely'
+import { DatabaseUnavailable } from '../../errors.js'
 import { errorReplies } from '../schemas.js'
 
 const Status = Type.Object({ status: Type.String() })
@@ -15,13 +16,14 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/readyz', {
     schema: { summary: 'Readiness: the database answers', tags: ['health'], response: { 200: Status, ...errorReplies(503) } },
     logLevel
-  }, async (request, reply) => {
+  }, async (request) => {
     try {
       await sql`select 1`.execute(fastify.db)
       return { status: 'ready' }
     } catch (error) {
+      // an expected answer of this probe, not a server fault: a warning, and the code says why
       request.log.warn({ err: error }, 'database not reachable')
-      return await reply.status(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Database not reachable.', code: 'DATABASE_UNAVAILABLE' })
+      throw new DatabaseUnavailable()
     }
   })
 }

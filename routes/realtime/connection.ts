@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { User } from '../../db/users.js'
+import { AccountGone, CursorExpired, CursorUnknown, Internal, isCatalogued, SessionEnded, TokenExpired } from '../../errors.js'
 import type { HubSignal } from '../../plugins/app/hub.js'
 import type { WireFrame } from './events.js'
 import { formatCursor, readPage, startingSeq } from './feed.js'
@@ -60,7 +61,7 @@ export class Connection {
       this.#recheck().catch(error => this.#crash(error))
     })
     const untilExpiry = this.token.exp * 1000 - Date.now()
-    this.#timers.push(setTimeout(() => this.#fail(CLOSE_SESSION_ENDED, 'TOKEN_EXPIRED', 'Token has expired; log in again.'), Math.min(Math.max(untilExpiry, 0), 2 ** 31 - 1)))
+    this.#timers.push(setTimeout(() => this.#fail(CLOSE_SESSION_ENDED, new TokenExpired()), Math.min(Math.max(untilExpiry, 0), 2 ** 31 - 1)))
 
     // subscribe before the first read, so that nothing committed meanwhile goes unnoticed
     const unsubscribe = await this.fastify.hub.subscribe(this.user.id, signal => this.#onSignal(signal))
@@ -69,9 +70,8 @@ export class Connection {
     try {
       this.#after = await startingSeq(this.fastify.db, this.user.id, since)
     } catch (error) {
-      const { code, message } = error as { code?: string, message: string }
-      if (code === 'CURSOR_EXPIRED' || code === 'CURSOR_UNKNOWN') return this.#fail(CLOSE_RESYNC, code, message)
-      if (code === 'ACCOUNT_GONE') return this.#fail(CLOSE_SESSION_ENDED, code, message)
+      if (error instanceof CursorExpired || error instanceof CursorUnknown) return this.#fail(CLOSE_RESYNC, error)
+      if (error instanceof AccountGone) return this.#fail(CLOSE_SESSION_ENDED, error)
       return this.#crash(error)
     }
     this.#pumping = false
@@ -82,7 +82,7 @@ export class Connection {
     if (signal.kind === 'news') {
       this.#pump().catch(error => this.#crash(error))
     } else if (signal.jti === undefined || signal.jti === this.token.jti) {
-      this.#fail(CLOSE_SESSION_ENDED, 'SESSION_ENDED', 'This session ended (logout, password change or account deletion).')
+      this.#fail(CLOSE_SESSION_ENDED, new SessionEnded())
     }
   }
 
@@ -91,8 +91,8 @@ export class Connection {
       await this.verify()
     } catch (error) {
       if (this.#closed) return
-      const { statusCode, code, message } = error as { statusCode?: number, code?: string, message: string }
-      if (statusCode === 401) return this.#fail(CLOSE_SESSION_ENDED, code ?? 'SESSION_ENDED', message)
+      // the token's 401 (revoked, expired, account gone or disabled) ends the socket with its code
+      if (isCatalogued(error) && error.statusCode === 401) return this.#fail(CLOSE_SESSION_ENDED, error)
       // the database may be briefly unreachable: keep the socket, check again at the next ping
       this.#log.warn({ err: error, user_id: this.user.id }, 'websocket session check failed')
     }
@@ -150,18 +150,20 @@ export class Connection {
     return !this.#closed
   }
 
-  #fail (code: number, errorCode: string, message: string): void {
+  /** Sends the error frame (a code of the catalogue), then closes with its close code. */
+  #fail (closeCode: number, error: { code: string, message: string }, message = error.message): void {
     if (this.#closed) return
-    this.#log.info({ user_id: this.user.id, code: errorCode }, 'websocket closed by server')
-    this.socket.send(JSON.stringify({ type: 'error', code: errorCode, message } satisfies WireFrame))
-    this.socket.close(code, errorCode)
+    const { code } = error
+    this.#log.info({ user_id: this.user.id, code }, 'websocket closed by server')
+    this.socket.send(JSON.stringify({ type: 'error', code, message } satisfies WireFrame))
+    this.socket.close(closeCode, code)
     this.#stop()
   }
 
   #crash (error: unknown): void {
     if (this.#closed) return // e.g. a read cut short by the server shutting down
     this.#log.error({ err: error, user_id: this.user.id }, 'websocket delivery failed')
-    this.#fail(1011, 'INTERNAL', 'Internal server error; reconnect with your last cursor.')
+    this.#fail(1011, new Internal(), 'Internal server error; reconnect with your last cursor.')
   }
 
   #terminate (reason: string): void {

@@ -1,6 +1,8 @@
 // The real-time protocol, for the OpenAPI document (which cannot list WebSocket routes).
 // docs/realtime.md says the same at more length.
 
+import { CursorExpired, CursorUnknown } from '../../errors.js'
+
 export const PROTOCOL = `
 **Three ways to receive.** (1) Poll \`GET /get_messages\` per contact with \`since_id\` (the original API, unchanged).
 (2) \`GET /sync\`: one cursor for everything that happens to you, across all conversations; with \`timeout\` (up to 30 s) it
@@ -10,7 +12,7 @@ replays what you missed since a cursor, then pushes each event as it is stored.
 **Cursor.** Every event carries \`cursor\`, an opaque string; \`next\` is the cursor after the last event returned.
 Events come oldest first, each exactly once after a given cursor; store the cursor of the last event you processed and
 pass it as \`since\`. Omit \`since\` to start from the oldest event kept. A cursor older than what retention kept answers
-410 \`CURSOR_EXPIRED\`, a cursor of another account or another server 410 \`CURSOR_UNKNOWN\`: resync from scratch.
+410 \`${CursorExpired.prototype.code}\`, a cursor of another account or another server 410 \`${CursorUnknown.prototype.code}\`: resync from scratch.
 
 **Events** (\`type\`, plus \`cursor\` and \`timestamp\`): \`message\` (to or from you, from any of your devices, with your own
 copy as \`encrypted_blob\`), \`chat_request\`, \`chat_accepted\` (both sides), \`chat_declined\`, \`contact_removed\`,

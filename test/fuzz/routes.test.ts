@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import t from 'tap'
 import { findUserWithHash } from '../../db/users.js'
+import { catalogue } from '../../errors.js'
 import { PASSWORD, befriend, buildListingRoutes, call, register, snapshot, user, type ListedRoute } from '../helper.js'
 
 // Property-based fuzzing of every route the app lists: bodies, query strings and headers
@@ -207,6 +208,7 @@ async function check (app: FastifyInstance, request: InjectOptions, seen: Record
     const shaped = body.statusCode === res.statusCode && typeof body.error === 'string' && typeof body.message === 'string' &&
       body.message.length > 0 && typeof body.code === 'string' && body.code.length > 0
     if (!shaped) throw new Error(`error shape: ${where}`)
+    if (!catalogue.some(entry => entry.code === body.code)) throw new Error(`a code outside the catalogue (errors.ts): ${where}`)
   }
   const after = await snapshot(app)
   if (JSON.stringify(after) !== JSON.stringify(before)) throw new Error(`a refused request wrote ${JSON.stringify(before)} -> ${JSON.stringify(after)}: ${where}`)

@@ -45,6 +45,6 @@ t.test('a body over BODY_LIMIT is a 413 and stores nothing', async t => {
   const app = await build(t)
   const alice = await user(app, 'alice')
   const res = await call(app, alice, { method: 'POST', url: '/upload_key', payload: { public_key: 'k'.repeat(300 * 1024) } })
-  isError(t, res, 413)
+  isError(t, res, 413, 'PAYLOAD_TOO_LARGE')
   t.equal((await snapshot(app)).public_keys, 0)
 })

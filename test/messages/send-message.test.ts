@@ -120,8 +120,8 @@ t.test('bad send_message bodies are 400s naming the field; oversized bodies are 
     isError(t, res, 400, 'VALIDATION_ERROR')
     t.match(res.json().message, field)
   }
-  isError(t, await call(app, alice.token, { method: 'POST', url: '/send_message', payload: { ...ok, sender_blob: 'x'.repeat(400_000) } }), 413)
-  isError(t, await call(app, alice.token, { method: 'POST', url: '/send_message', payload: 'not json', headers: { 'content-type': 'application/json' } }), 400)
-  isError(t, await call(app, alice.token, { method: 'POST', url: '/send_message', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415)
+  isError(t, await call(app, alice.token, { method: 'POST', url: '/send_message', payload: { ...ok, sender_blob: 'x'.repeat(400_000) } }), 413, 'PAYLOAD_TOO_LARGE')
+  isError(t, await call(app, alice.token, { method: 'POST', url: '/send_message', payload: 'not json', headers: { 'content-type': 'application/json' } }), 400, 'MALFORMED_JSON')
+  isError(t, await call(app, alice.token, { method: 'POST', url: '/send_message', payload: 'a=b', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'UNSUPPORTED_MEDIA_TYPE')
   t.equal((await snapshot(app)).messages, 0)
 })

@@ -94,7 +94,7 @@ t.test('a body over BODY_LIMIT is a JSON 413', async t => {
   const app = await build(t, { BODY_LIMIT: '2048' })
   const token = await user(app, 'alice')
   const res = await call(app, token, { method: 'POST', url: '/upload_key', payload: { public_key: 'k'.repeat(4096) } })
-  isError(t, res, 413)
+  isError(t, res, 413, 'PAYLOAD_TOO_LARGE')
 })
 
 t.test('every reply carries a fresh request id; a client-sent one is not trusted', async t => {
