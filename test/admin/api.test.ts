@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { ConfigError, loadConfig } from '../../../config.js'
-import { befriend, bearer, build, call, isError, rowCounts, snapshot, user } from '../../helper.js'
+import { ConfigError, loadConfig } from '../../config.js'
+import { befriend, bearer, build, call, isError, rowCounts, snapshot, user } from '../helper.js'
 
 // The admin JSON API (/admin/api) and the console's files (/admin), through app.inject().
 
