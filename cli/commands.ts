@@ -139,7 +139,7 @@ export const commands: Record<string, Command> = {
         throw new UsageError(`this erases '${detail.username}' with their key, requests and ${detail.messages_sent + detail.messages_received} messages ` +
           '(their partners lose those too); run again with --yes to confirm')
       }
-      const outcome = await deleteUser(ctx.db, detail.username, ctx.actor)
+      const outcome = await deleteUser(ctx.db, detail, ctx.actor)
       if (outcome === 'not_found') throw new CommandError(`no user named '${name!}'`)
       return emit(ctx, { deleted: detail.username }, () => `deleted '${detail.username}'`)
     }
@@ -246,7 +246,8 @@ export const commands: Record<string, Command> = {
 }
 
 async function toggle (ctx: Context, name: string, disable: boolean): Promise<number> {
-  const outcome = await setUserDisabled(ctx.db, name, disable, ctx.actor)
+  const user = await findUserByName(ctx.db, name)
+  const outcome = user === undefined ? 'not_found' : await setUserDisabled(ctx.db, user, disable, ctx.actor)
   if (outcome === 'not_found') throw new CommandError(`no user named '${name}'`)
   const state = disable ? 'disabled' : 'enabled'
   return emit(ctx, { username: name, [state]: true, changed: outcome === 'done' },

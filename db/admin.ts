@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { PostgresAdapter, sql, type Kysely } from 'kysely'
 import { listContacts } from './contacts.js'
 import type { Database, RequestStatus } from './schema.js'
-import { eraseUser, findUserByName } from './users.js'
+import { eraseUser, type User } from './users.js'
 
 // What the admin CLI and the web console read and do. Both call these same functions, so an
 // action means the same thing (and is audited the same way) whichever tool an operator uses.
@@ -238,26 +238,30 @@ export async function listAudit (db: Kysely<Database>, { page, perPage }: PageOp
 
 export type ActionOutcome = 'done' | 'unchanged' | 'not_found'
 
-/** Disables or re-enables a user (a disabled user cannot log in; its tokens stop working), audited. */
-export async function setUserDisabled (db: Kysely<Database>, username: string, disabled: boolean, actor: string, now = Date.now()): Promise<ActionOutcome> {
+/**
+ * Disables or re-enables a user (a disabled user cannot log in; its tokens stop working),
+ * audited. The caller names the user by id, as found once: a name looked up again here could
+ * by now belong to someone who registered it after a deletion.
+ */
+export async function setUserDisabled (db: Kysely<Database>, user: User, disabled: boolean, actor: string, now = Date.now()): Promise<ActionOutcome> {
   return await db.transaction().execute(async trx => {
-    const user = await findUserByName(trx, username)
-    if (user === undefined) return 'not_found'
     const result = await trx.updateTable('users')
       .set({ disabled_at: disabled ? now : null })
       .where('id', '=', user.id)
       .where('disabled_at', disabled ? 'is' : 'is not', null)
       .executeTakeFirst()
-    if (result.numUpdatedRows === 0n) return 'unchanged'
+    if (result.numUpdatedRows === 0n) {
+      const exists = await trx.selectFrom('users').select('id').where('id', '=', user.id).executeTakeFirst()
+      return exists === undefined ? 'not_found' : 'unchanged'
+    }
     await recordAudit(trx, { actor, action: disabled ? 'disable-user' : 'enable-user', target: user.username, detail: null }, now)
     return 'done'
   })
 }
 
-/** Erases a user exactly as delete_account does (keys, requests, both copies of every message), audited. */
-export async function deleteUser (db: Kysely<Database>, username: string, actor: string, now = Date.now()): Promise<ActionOutcome> {
-  const user = await findUserByName(db, username)
-  if (user === undefined || !await eraseUser(db, user.id)) return 'not_found'
+/** Erases a user, by id, exactly as delete_account does (keys, requests, both copies of every message), audited. */
+export async function deleteUser (db: Kysely<Database>, user: User, actor: string, now = Date.now()): Promise<ActionOutcome> {
+  if (!await eraseUser(db, user.id)) return 'not_found'
   await recordAudit(db, { actor, action: 'delete-user', target: user.username, detail: null }, now)
   return 'done'
 }

@@ -1,11 +1,15 @@
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { PASSWORD, befriend, buildListingRoutes, call, isError, login, snapshot, user } from './helper.js'
+import { bearer as bearerSchema } from '../routes/schemas.js'
+import { ADMIN_TOKEN, PASSWORD, befriend, buildListingRoutes, call, fillParams, isError, login, snapshot, user } from './helper.js'
 
 // Every protected endpoint against every kind of caller who should not get at alice:
 // three live users with no right to her (a stranger, someone whose request she has not
 // answered, someone she blocked) and three dead tokens (a deleted user's, a logged-out
-// one, one from before a password change). Alice is the target of every request.
+// one, one from before a password change). Alice is the target of every request. The
+// admin API is in it too: no user's token opens it, and the admin token opens no user route.
+// A route counts as protected by what it does with a request without a token (see
+// buildListingRoutes), and its OpenAPI annotation must say the same.
 
 type Live = 'stranger' | 'pending' | 'blocked'
 type Expect = number | [number, string] | ((res: LightMyRequestResponse, t: Test) => void)
@@ -57,7 +61,21 @@ const matrix: Record<string, Cell> = {
   'POST /request_chat': { request: { method: 'POST', url: '/request_chat', payload: { recipient_username: 'alice' } }, live: { stranger: 201, pending: [409, 'ALREADY_REQUESTED'], blocked: 201 }, aliceSees: ['stranger'] },
   'POST /upload_key': { request: { method: 'POST', url: '/upload_key', payload: { public_key: 'my own key' } }, live: everyone(200) },
   'POST /block_user': { request: { method: 'POST', url: '/block_user', payload: { username: 'alice' } }, live: everyone(200), aliceSees: ['stranger', 'pending'] },
-  'POST /logout': { request: { method: 'POST', url: '/logout' }, live: everyone(200) }
+  'POST /logout': { request: { method: 'POST', url: '/logout' }, live: everyone(200) },
+  // a plain HTTP request past the token check: the socket itself is tested in test/realtime
+  'GET /ws': { request: { method: 'GET', url: '/ws' }, live: everyone([426, 'UPGRADE_REQUIRED']) },
+  // the admin API, aimed at alice: a user's token, whoever's, is no admin token
+  ...Object.fromEntries(([
+    ['GET', '/admin/api/stats', '/admin/api/stats'],
+    ['GET', '/admin/api/users', '/admin/api/users?search=alice'],
+    ['GET', '/admin/api/users/:username', '/admin/api/users/alice'],
+    ['POST', '/admin/api/users/:username/disable', '/admin/api/users/alice/disable'],
+    ['POST', '/admin/api/users/:username/enable', '/admin/api/users/alice/enable'],
+    ['DELETE', '/admin/api/users/:username', '/admin/api/users/alice'],
+    ['GET', '/admin/api/requests', '/admin/api/requests?user=alice&status=all'],
+    ['GET', '/admin/api/messages', '/admin/api/messages?user=alice'],
+    ['GET', '/admin/api/audit', '/admin/api/audit']
+  ] as const).map(([method, route, url]): [string, Cell] => [`${method} ${route}`, { request: { method, url }, live: everyone([401, 'ADMIN_UNAUTHORIZED']) }]))
 }
 
 /** Alice with a key, a contact (bob) and a conversation; the caller `name` in its relation to her. */
@@ -78,10 +96,49 @@ async function scene (app: FastifyInstance, name: string): Promise<{ alice: stri
 
 t.test('every protected route is in the matrix', async t => {
   const { routes } = await buildListingRoutes(t)
-  const listed = routes.filter(route => route.protected).map(route => `${route.method} ${route.url}`).sort()
+  const listed = routes.filter(route => route.guard !== 'none').map(route => `${route.method} ${route.url}`).sort()
   t.same(listed, Object.keys(matrix).sort(), 'a new protected route needs its row here')
-  t.ok(routes.filter(route => !route.protected).every(route => !/^\/(get_|send_|accept_|decline_|block_|unblock_|remove_|upload_|change_|delete_|logout)/.test(route.url)),
+  t.ok(routes.filter(route => route.guard === 'none').every(route => !/^\/(get_|send_|accept_|decline_|block_|unblock_|remove_|upload_|change_|delete_|logout|admin|ws|sync)/.test(route.url)),
     'no route that acts on an account is left unprotected')
+  t.ok(routes.filter(route => route.url.startsWith('/admin/')).every(route => route.guard === 'admin'), 'every admin route wants the admin token')
+})
+
+t.test('what each route does without a token agrees with its OpenAPI security annotation', async t => {
+  const { routes } = await buildListingRoutes(t)
+  for (const route of routes.filter(route => route.documented !== undefined)) {
+    t.equal(route.guard, route.documented, `${route.method} ${route.url}: guarded as ${route.guard}, documented as ${route.documented}`)
+  }
+  t.same(routes.filter(route => route.documented === undefined).map(route => `${route.method} ${route.url}`), ['GET /ws'],
+    'only the WebSocket is outside the document (its protocol is described under GET /sync)')
+})
+
+t.test('a route annotated but not guarded, or guarded but not annotated, is caught', async t => {
+  const { routes } = await buildListingRoutes(t, {}, async app => {
+    app.post('/annotated_only', { schema: { security: bearerSchema } }, async () => ({ ok: true }))
+    app.post('/guarded_only', { onRequest: app.authenticate }, async () => ({ ok: true }))
+  })
+  t.match(routes.find(route => route.url === '/annotated_only'), { guard: 'none', documented: 'user' })
+  t.match(routes.find(route => route.url === '/guarded_only'), { guard: 'user', documented: 'none' })
+})
+
+t.test('the admin token opens the admin API and no user route; no user token opens the admin API', async t => {
+  const { app, routes } = await buildListingRoutes(t)
+  const { caller } = await scene(app, 'stranger')
+  for (const route of routes.filter(route => route.guard !== 'none')) {
+    const cell = matrix[`${route.method} ${route.url}`]
+    if (cell === undefined) continue // the matrix test above names it
+    const before = await snapshot(app)
+    const res = await call(app, ADMIN_TOKEN, cell.request)
+    if (route.guard === 'admin') {
+      // past the guard (alice may be gone by then: a 404 is the route's own answer)
+      t.ok(res.statusCode !== 401 && res.statusCode < 500, `${route.method} ${route.url} with the admin token: ${res.statusCode} ${res.body.slice(0, 120)}`)
+      isError(t, await call(app, caller, cell.request), 401, 'ADMIN_UNAUTHORIZED')
+    } else {
+      isError(t, res, 401)
+      t.not(res.json().code, 'ADMIN_UNAUTHORIZED', `${route.method} ${route.url} wants a user's token`)
+      t.same(await snapshot(app), before, `${route.method} ${route.url}: the refusal wrote nothing`)
+    }
+  }
 })
 
 for (const who of ['stranger', 'pending', 'blocked'] as const) {
@@ -121,15 +178,15 @@ t.test('dead tokens get a 401 from every protected route (including routes added
   await call(app, staleTwin, { method: 'POST', url: '/change_password', payload: { old_password: PASSWORD, new_password: 'a new password' } })
   const dead: Array<[string, string, string]> = [['deleted user', deleted, 'ACCOUNT_GONE'], ['logged out', loggedOut, 'TOKEN_REVOKED'], ['before password change', stale, 'TOKEN_REVOKED']]
   const before = await snapshot(app)
-  const protectedRoutes = routes.filter(route => route.protected)
+  const protectedRoutes = routes.filter(route => route.guard !== 'none')
   t.ok(protectedRoutes.length >= Object.keys(matrix).length)
   for (const route of protectedRoutes) {
     const cell = matrix[`${route.method} ${route.url}`]
-    const request: InjectOptions = cell?.request ?? { method: route.method as InjectOptions['method'], url: route.url, ...(route.method === 'GET' ? {} : { payload: {} }) }
+    const request: InjectOptions = cell?.request ?? { method: route.method as InjectOptions['method'], url: fillParams(route.url), ...(route.method === 'GET' ? {} : { payload: {} }) }
     for (const [label, token, code] of dead) {
       const res = await call(app, token, request)
       t.comment(`${label} -> ${route.method} ${route.url}`)
-      isError(t, res, 401, code)
+      isError(t, res, 401, route.guard === 'admin' ? 'ADMIN_UNAUTHORIZED' : code)
     }
   }
   t.same(await snapshot(app), before)

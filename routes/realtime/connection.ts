@@ -30,7 +30,9 @@ export class Connection {
   #ready = false
   #closed = false
   #alive = true
-  #timers: NodeJS.Timeout[] = []
+  // kept apart: each kind is cleared by its own function
+  #intervals: NodeJS.Timeout[] = []
+  #timeouts: NodeJS.Timeout[] = []
   #unsubscribe: (() => void) | undefined
   readonly #log: FastifyBaseLogger
 
@@ -61,7 +63,7 @@ export class Connection {
       this.#recheck().catch(error => this.#crash(error))
     })
     const untilExpiry = this.token.exp * 1000 - Date.now()
-    this.#timers.push(setTimeout(() => this.#fail(CLOSE_SESSION_ENDED, new TokenExpired()), Math.min(Math.max(untilExpiry, 0), 2 ** 31 - 1)))
+    this.#timeouts.push(setTimeout(() => this.#fail(CLOSE_SESSION_ENDED, new TokenExpired()), Math.min(Math.max(untilExpiry, 0), 2 ** 31 - 1)))
 
     // subscribe before the first read, so that nothing committed meanwhile goes unnoticed
     const unsubscribe = await this.fastify.hub.subscribe(this.user.id, signal => this.#onSignal(signal))
@@ -173,13 +175,15 @@ export class Connection {
   }
 
   #every (ms: number, fn: () => void): void {
-    this.#timers.push(setInterval(fn, ms))
+    this.#intervals.push(setInterval(fn, ms))
   }
 
   #stop (): void {
     this.#closed = true
-    for (const timer of this.#timers) clearTimeout(timer)
-    this.#timers = []
+    for (const timer of this.#intervals) clearInterval(timer)
+    for (const timer of this.#timeouts) clearTimeout(timer)
+    this.#intervals = []
+    this.#timeouts = []
     this.#unsubscribe?.()
     this.#unsubscribe = undefined
   }

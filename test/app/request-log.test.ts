@@ -1,22 +1,14 @@
-import { Writable } from 'node:stream'
 import t from 'tap'
-import { buildApp, serverOptions } from '../../app.js'
-import { testConfig } from '../helper.js'
+import { buildApp } from '../../app.js'
+import { capturedLogs, testConfig } from '../helper.js'
 
 // One log line per request, written when it completes, with what Fastify's two lines held;
 // the token in the Authorization header never reaches the log.
 
 t.test('each request logs one line with method, url, status and time', async t => {
   const config = await testConfig(t, { LOG_LEVEL: 'info' })
-  const lines: Array<Record<string, any>> = []
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line))
-      done()
-    }
-  })
-  const logger = serverOptions(config).logger as Record<string, unknown>
-  const app = await buildApp(config, { logger: { ...logger, stream } })
+  const { logger, lines } = capturedLogs(config)
+  const app = await buildApp(config, { logger })
   t.teardown(async () => { await app.close() })
   lines.length = 0
 

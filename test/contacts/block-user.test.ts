@@ -1,5 +1,5 @@
 import t from 'tap'
-import { befriend, build, call, isError, snapshot, user } from '../helper.js'
+import { befriend, build, call, isError, rowCounts, snapshot, user } from '../helper.js'
 
 const send = (to: string): { method: 'POST', url: string, payload: object } => ({ method: 'POST', url: '/send_message', payload: { recipient_username: to, sender_blob: 's', recipient_blob: 'r' } })
 const ask = (to: string): { method: 'POST', url: string, payload: object } => ({ method: 'POST', url: '/request_chat', payload: { recipient_username: to } })
@@ -46,7 +46,7 @@ t.test('blocking ends a pending request either way, and a mirror request cannot 
   const bob = await user(app, 'bob')
   await call(app, alice, ask('bob'))
   await call(app, alice, { method: 'POST', url: '/block_user', payload: { username: 'bob' } })
-  t.equal((await snapshot(app)).chat_requests, 0)
+  t.equal((await rowCounts(app)).chat_requests, 0)
   t.same((await call(app, bob, { method: 'GET', url: '/get_chat_requests' })).json(), { pending_requests: [] })
   t.equal((await call(app, bob, ask('alice'))).statusCode, 201)
   t.same((await call(app, alice, { method: 'GET', url: '/get_contacts' })).json(), { contacts: [] })
@@ -58,12 +58,12 @@ t.test('unblock lifts the block and drops the hidden request as if declined', as
   const bob = await user(app, 'bob')
   await call(app, alice, { method: 'POST', url: '/block_user', payload: { username: 'bob' } })
   await call(app, alice, { method: 'POST', url: '/block_user', payload: { username: 'bob' } })
-  t.equal((await snapshot(app)).blocks, 1, 'blocking twice is one block')
+  t.equal((await rowCounts(app)).blocks, 1, 'blocking twice is one block')
   await call(app, bob, ask('alice'))
   const res = await call(app, alice, { method: 'POST', url: '/unblock_user', payload: { username: 'bob' } })
   t.equal(res.statusCode, 200)
   t.same(res.json(), { message: 'bob unblocked.' })
-  t.same(await snapshot(app), { users: 2, public_keys: 0, chat_requests: 0, messages: 0, revoked_tokens: 0, blocks: 0, events: 0, admin_audit: 0, import_map: 0 }, 'the hidden request never made an event')
+  t.same(await rowCounts(app), { users: 2, public_keys: 0, chat_requests: 0, messages: 0, revoked_tokens: 0, blocks: 0, events: 0, admin_audit: 0, import_map: 0 }, 'the hidden request never made an event')
   t.same((await call(app, alice, { method: 'GET', url: '/get_blocked' })).json(), { blocked: [] })
   t.equal((await call(app, bob, ask('alice'))).statusCode, 201)
   t.equal((await call(app, alice, { method: 'POST', url: '/accept_chat', payload: { requester_username: 'bob' } })).statusCode, 200)

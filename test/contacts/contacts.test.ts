@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, call, isError, snapshot, user } from '../helper.js'
+import { build, call, isError, rowCounts, snapshot, user } from '../helper.js'
 
 t.test('request, list, accept: both sides see each other as contacts once', async t => {
   const app = await build(t)
@@ -29,7 +29,7 @@ t.test('asking someone who already asked you accepts their request instead of mi
   const res = await call(app, bob, { method: 'POST', url: '/request_chat', payload: { recipient_username: 'alice' } })
   t.equal(res.statusCode, 201)
   t.match(res.json().message, /already asked you/)
-  t.equal((await snapshot(app)).chat_requests, 1)
+  t.equal((await rowCounts(app)).chat_requests, 1)
   t.same((await call(app, alice, { method: 'GET', url: '/get_contacts' })).json(), { contacts: ['bob'] })
 })
 
@@ -66,10 +66,10 @@ t.test('accepting what was never requested, twice, or your own request is refuse
   await call(app, alice, { method: 'POST', url: '/request_chat', payload: { recipient_username: 'bob' } })
   isError(t, await call(app, alice, { method: 'POST', url: '/accept_chat', payload: { requester_username: 'bob' } }), 404, 'NO_PENDING_REQUEST')
   isError(t, await call(app, alice, { method: 'POST', url: '/accept_chat', payload: { requester_username: 'alice' } }), 404, 'NO_PENDING_REQUEST')
-  const before = await snapshot(app)
+  const before = await rowCounts(app)
   t.equal((await call(app, bob, { method: 'POST', url: '/accept_chat', payload: { requester_username: 'alice' } })).statusCode, 200)
   isError(t, await call(app, bob, { method: 'POST', url: '/accept_chat', payload: { requester_username: 'alice' } }), 404, 'NO_PENDING_REQUEST')
-  t.same(await snapshot(app), { ...before, events: before.events! + 2 }, 'accepting updates the row and adds a chat_accepted event for each side, nothing else')
+  t.same(await rowCounts(app), { ...before, events: before.events! + 2 }, 'accepting updates the row and adds a chat_accepted event for each side, nothing else')
   for (const payload of [{}, { requester_username: true }, { requester_username: 'x' }]) {
     const res = await call(app, bob, { method: 'POST', url: '/accept_chat', payload })
     isError(t, res, 400, 'VALIDATION_ERROR')
@@ -86,7 +86,7 @@ t.test('concurrent mirror requests end as one accepted pair', async t => {
     call(app, bob, { method: 'POST', url: '/request_chat', payload: { recipient_username: 'alice' } })
   ])
   t.same(results.map(r => r.statusCode), [201, 201])
-  t.equal((await snapshot(app)).chat_requests, 1)
+  t.equal((await rowCounts(app)).chat_requests, 1)
   t.same((await call(app, alice, { method: 'GET', url: '/get_contacts' })).json(), { contacts: ['bob'] })
 })
 

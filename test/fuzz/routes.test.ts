@@ -3,9 +3,10 @@ import type { FastifyInstance, InjectOptions } from 'fastify'
 import t from 'tap'
 import { findUserWithHash } from '../../db/users.js'
 import { catalogue } from '../../errors.js'
-import { PASSWORD, befriend, buildListingRoutes, call, register, snapshot, user, type ListedRoute } from '../helper.js'
+import { ADMIN_TOKEN, PASSWORD, befriend, buildListingRoutes, call, fillParams, register, snapshot, user, type ListedRoute } from '../helper.js'
 
-// Property-based fuzzing of every route the app lists: bodies, query strings and headers
+// Property-based fuzzing of every route the app lists, the admin API included (with the
+// admin token where a user route gets a user's): paths, bodies, query strings and headers
 // derived from each route's own schema, valid-looking and hostile mixed. For every request:
 // no 5xx, every error is the one JSON error shape, and a refused request writes nothing.
 // FUZZ_SEED (a number, or "random") and FUZZ_RUNS (per route) make a longer run:
@@ -123,13 +124,21 @@ const CONTENT_TYPES = ['application/json', 'application/json; charset=utf-8', 'A
 
 interface Tokens { valid: () => Promise<string>, dead: string[] }
 
-function authorizationFor (tokens: Tokens): fc.Arbitrary<(() => Promise<string>) | string | undefined> {
-  const forged = fc.constantFrom(...tokens.dead).chain(token => fc.constantFrom(
+/** The token that opens the route: the admin token for the admin API, a user's for the rest. */
+function validFor (route: ListedRoute, tokens: Tokens): () => Promise<string> {
+  return route.guard === 'admin' ? async () => ADMIN_TOKEN : tokens.valid
+}
+
+function authorizationFor (route: ListedRoute, tokens: Tokens): fc.Arbitrary<(() => Promise<string>) | string | undefined> {
+  const forged = fc.constantFrom(...tokens.dead, ADMIN_TOKEN).chain(token => fc.constantFrom(
     `Bearer ${token}`, `Bearer ${token}x`, `Bearer ${token.split('.').slice(0, 2).join('.')}.`, `Bearer ${noneAlg(token)}`, `bearer ${token}`, `Bearer  ${token} `
   ))
+  // the other kind of token: a user's live one on the admin API, the admin token on a user route
+  const wrongKind = route.guard === 'admin' ? fc.constant(tokens.valid) : fc.constant(`Bearer ${ADMIN_TOKEN}`)
   return fc.oneof(
-    { arbitrary: fc.constant(tokens.valid), weight: 8 },
+    { arbitrary: fc.constant(validFor(route, tokens)), weight: 8 },
     { arbitrary: forged, weight: 3 },
+    { arbitrary: wrongKind, weight: 1 },
     { arbitrary: fc.constantFrom(undefined, '', 'Bearer', 'Bearer ', 'Basic YWxpY2U6cGFzcw==', 'Bearer a.b.c', `Bearer ${'a'.repeat(10_000)}`, 'Bearer ..', 'Bearer e30.e30.'), weight: 2 },
     { arbitrary: fc.string({ maxLength: 60 }).map(text => `Bearer ${text}`), weight: 1 },
     { arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 60 }), weight: 1 }
@@ -142,14 +151,29 @@ function noneAlg (token: string): string {
   return `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${payload}.`
 }
 
+/** The route's path with each `:param` drawn from its params schema (a real name most of the time). */
+function pathFor (route: ListedRoute): fc.Arbitrary<string> {
+  const names = [...route.url.matchAll(/:([A-Za-z_]+)/g)].map(match => match[1] ?? '')
+  if (names.length === 0) return fc.constant(route.url)
+  const properties = (route.schema.params as Schema | undefined)?.properties ?? {}
+  return fc.tuple(...names.map(name => valueFor(properties[name] ?? { type: 'string' })))
+    .map(values => {
+      let index = 0
+      return route.url.replace(/:[A-Za-z_]+/g, () => {
+        const value = values[index++]
+        return percentEncode(typeof value === 'string' ? value : JSON.stringify(value) ?? '')
+      })
+    })
+}
+
 function requestFor (route: ListedRoute, tokens: Tokens): fc.Arbitrary<{ options: InjectOptions, auth: (() => Promise<string>) | string | undefined }> {
   return fc.record({
     method: fc.oneof({ arbitrary: fc.constant(route.method), weight: 8 }, { arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'), weight: 1 }),
-    path: fc.oneof({ arbitrary: fc.constant(route.url), weight: 8 }, { arbitrary: fc.constantFrom(`${route.url}/`, route.url.toUpperCase(), `/${route.url}`, `${route.url}/x`, `${route.url}%00`), weight: 1 }),
+    path: pathFor(route).chain(path => fc.oneof({ arbitrary: fc.constant(path), weight: 8 }, { arbitrary: fc.constantFrom(`${path}/`, path.toUpperCase(), `/${path}`, `${path}/x`, `${path}%00`), weight: 1 })),
     query: queryFor(route),
     body: bodyFor(route),
     contentType: fc.oneof({ arbitrary: fc.constant('application/json'), weight: 6 }, { arbitrary: fc.constantFrom(...CONTENT_TYPES), weight: 1 }),
-    auth: authorizationFor(tokens),
+    auth: authorizationFor(route, tokens),
     accept: fc.constantFrom(undefined, '*/*', 'text/html', 'application/xml'),
     forwarded: fc.constantFrom(undefined, '1.2.3.4', 'garbage', '::1, 10.0.0.1', '')
   }).map(({ method, path, query, body, contentType, auth, accept, forwarded }) => {
@@ -181,13 +205,15 @@ async function world (app: FastifyInstance): Promise<Tokens> {
   const gone = await user(app, 'gone')
   await call(app, gone, { method: 'POST', url: '/delete_account', payload: { password: PASSWORD } })
   return {
-    // a fresh token each time: the fuzzer may log alice out, change her password or even delete her
+    // a fresh token each time: the fuzzer may log alice out, change her password or even
+    // delete her; through the admin API, disable her too
     async valid () {
       let row = await findUserWithHash(app.db, 'alice')
       if (row === undefined) {
         await register(app, 'alice')
         row = await findUserWithHash(app.db, 'alice')
       }
+      await app.db.updateTable('users').set({ disabled_at: null }).where('username', '=', 'alice').where('disabled_at', 'is not', null).execute()
       return app.issueToken(row ?? { id: 0, username: 'alice', token_version: 0 }).token
     },
     dead: [mallory, gone, alice.token]
@@ -242,8 +268,8 @@ t.test('every field of every route, one hostile value at a time, with a valid to
       for (const field of Object.keys(schema.properties)) {
         for (const value of [...NASTY_STRINGS, ...NASTY_VALUES, undefined]) {
           const fields = { ...(validValue(schema) as Record<string, unknown>), [field]: value }
-          const headers: Record<string, string> = { authorization: `Bearer ${await tokens.valid()}` }
-          let url = route.url
+          const headers: Record<string, string> = { authorization: `Bearer ${await validFor(route, tokens)()}` }
+          let url = fillParams(route.url, 'bob')
           let payload: string | undefined
           if (part === 'body') {
             payload = JSON.stringify(fields)
@@ -265,7 +291,8 @@ t.test('every field of every route, one hostile value at a time, with a valid to
 t.test('fuzzing every route', async t => {
   const { app, routes } = await buildListingRoutes(t)
   const tokens = await world(app)
-  const targets = [...routes, { method: 'GET', url: '/no_such_route', schema: {}, protected: false }]
+  const targets: ListedRoute[] = [...routes, { method: 'GET', url: '/no_such_route', schema: {}, guard: 'none', documented: undefined }]
+  t.ok(routes.some(route => route.guard === 'admin'), 'the admin API is among the routes fuzzed')
   t.comment(`fuzz: seed=${SEED} runs=${RUNS} per route, ${targets.length} routes (FUZZ_SEED, FUZZ_RUNS to change)`)
   process.stderr.write(`fuzz: seed=${SEED} runs=${RUNS} per route, ${targets.length} routes\n`)
   const seen: Record<number, number> = {}

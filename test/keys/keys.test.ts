@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, call, isError, snapshot, user } from '../helper.js'
+import { build, call, isError, rowCounts, snapshot, user } from '../helper.js'
 
 t.test('upload_key stores, replaces, and get_key returns the key by case-insensitive name', async t => {
   const app = await build(t)
@@ -14,7 +14,7 @@ t.test('upload_key stores, replaces, and get_key returns the key by case-insensi
   await call(app, alice, { method: 'POST', url: '/upload_key', payload: { public_key: 'KEY-TWO' } })
   res = await call(app, bob, { method: 'GET', url: '/get_key?username=ALICE' })
   t.same(res.json(), { username: 'Alice', public_key: 'KEY-TWO' })
-  t.equal((await snapshot(app)).public_keys, 1, 'replaced, not added')
+  t.equal((await rowCounts(app)).public_keys, 1, 'replaced, not added')
 })
 
 t.test('get_key of an unknown user is a 404, of a bad name a 400, without a name a 400', async t => {
@@ -46,5 +46,5 @@ t.test('a body over BODY_LIMIT is a 413 and stores nothing', async t => {
   const alice = await user(app, 'alice')
   const res = await call(app, alice, { method: 'POST', url: '/upload_key', payload: { public_key: 'k'.repeat(300 * 1024) } })
   isError(t, res, 413, 'PAYLOAD_TOO_LARGE')
-  t.equal((await snapshot(app)).public_keys, 0)
+  t.equal((await rowCounts(app)).public_keys, 0)
 })

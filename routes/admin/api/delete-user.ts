@@ -17,7 +17,7 @@ const deleteUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const { username } = request.params
     const user = await findUserByName(fastify.db, username)
-    if (user === undefined || await deleteUser(fastify.db, username, consoleActor(request)) === 'not_found') throw new UserNotFound(username)
+    if (user === undefined || await deleteUser(fastify.db, user, consoleActor(request)) === 'not_found') throw new UserNotFound(username)
     // the console runs in the server: its sockets and long-polls end now, not at their next check
     await fastify.hub.disconnectUser(user.id)
     return { username, action: 'delete-user', changed: true }

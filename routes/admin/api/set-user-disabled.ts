@@ -18,7 +18,7 @@ const setUserDisabledRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }, async (request) => {
       const { username } = request.params
       const user = await findUserByName(fastify.db, username)
-      const outcome = user === undefined ? 'not_found' : await setUserDisabled(fastify.db, username, disable, consoleActor(request))
+      const outcome = user === undefined ? 'not_found' : await setUserDisabled(fastify.db, user, disable, consoleActor(request))
       if (user === undefined || outcome === 'not_found') throw new UserNotFound(username)
       // a disabled user's tokens stop working: its sockets and long-polls end now
       if (disable && outcome === 'done') await fastify.hub.disconnectUser(user.id)

@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync } from 'node:fs'
 import { chromium, type Browser } from 'playwright-core'
 import t from 'tap'
-import { build, call, isError, user } from '../../helper.js'
+import { build, call, isError, user } from '../helper.js'
 
 // The console driven in Debian's headless Chromium (playwright-core, never a browser
 // download): a wrong token is refused; the right one signs in; find a user, disable it,
 // delete it after confirming. Screenshots land in test/screenshots/ (not committed).
 
 const CHROMIUM = '/usr/bin/chromium'
-const SCREENSHOTS = new URL('../../screenshots/', import.meta.url).pathname
+const SCREENSHOTS = new URL('../screenshots/', import.meta.url).pathname
 const TOKEN = randomBytes(32).toString('base64url')
 
 if (!existsSync(CHROMIUM)) {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { ConfigError, loadConfig } from '../../../config.js'
-import { befriend, bearer, build, call, isError, snapshot, user } from '../../helper.js'
+import { ConfigError, loadConfig } from '../../config.js'
+import { befriend, bearer, build, call, isError, rowCounts, snapshot, user } from '../helper.js'
 
 // The admin JSON API (/admin/api) and the console's files (/admin), through app.inject().
 
@@ -133,7 +133,7 @@ t.test('disable, enable and delete act at once on the user\'s tokens, and are au
   t.same(deleted.json(), { username: 'alice', action: 'delete-user', changed: true })
   isError(t, await call(app, alice.token, { method: 'GET', url: '/get_contacts' }), 401, 'ACCOUNT_GONE')
   t.same((await call(app, bob.token, { method: 'GET', url: '/get_contacts' })).json(), { contacts: [] })
-  t.match(await snapshot(app), { users: 1, public_keys: 0, chat_requests: 0, messages: 0 })
+  t.match(await rowCounts(app), { users: 1, public_keys: 0, chat_requests: 0, messages: 0 })
 
   const audit = (await app.inject({ method: 'GET', url: '/admin/api/audit?per_page=2', headers: admin })).json()
   t.match(audit, { total: 3, per_page: 2, items: [{ action: 'delete-user', target: 'alice', actor: 'console:127.0.0.1' }, { action: 'enable-user' }] })
