@@ -21,7 +21,7 @@ function pair (a: number, b: number): { user_lo: number, user_hi: number } {
   return a < b ? { user_lo: a, user_hi: b } : { user_lo: b, user_hi: a }
 }
 
-export async function getRelation (db: Kysely<Database>, a: number, b: number): Promise<Relation | undefined> {
+async function getRelation (db: Kysely<Database>, a: number, b: number): Promise<Relation | undefined> {
   const { user_lo: lo, user_hi: hi } = pair(a, b)
   return await db.selectFrom('chat_requests')
     .select(['id', 'requester_id', 'requested_id', 'status'])
@@ -186,7 +186,7 @@ export async function unblockUser (db: Kysely<Database>, blockerId: number, bloc
   })
 }
 
-export async function isBlocked (db: Kysely<Database>, blockerId: number, blockedId: number): Promise<boolean> {
+async function isBlocked (db: Kysely<Database>, blockerId: number, blockedId: number): Promise<boolean> {
   return await blockBy(db, blockerId, blockedId).executeTakeFirst() !== undefined
 }
 

@@ -10,7 +10,7 @@ import { isPostgres } from './dialect.js'
  * benchmark) takes the same lock first. It also keeps instances that start together from
  * migrating at the same time.
  */
-export const MIGRATION_ADVISORY_LOCK = 20261127
+const MIGRATION_ADVISORY_LOCK = 20261127
 
 /** Applies every pending migration; throws if one fails (the failed one is rolled back). */
 export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResult[]> {

@@ -35,7 +35,7 @@ function markerAt (path: readonly string[]): Marker {
 
 function argumentAt (args: unknown, path: readonly string[]): unknown {
   let value = args
-  for (const key of path) value = (value as Record<string, unknown>)[key]
+  for (let i = 0; i < path.length; i++) value = (value as Record<string, unknown>)[path[i] as string]
   return value
 }
 
@@ -51,6 +51,8 @@ interface Template {
   sql: string
   parameters: readonly unknown[]
   paths: Array<readonly string[] | undefined>
+  /** Whether each call is checked against the builder's own query (checkPrecompiledShapes). */
+  check: boolean
 }
 
 // the databases (by their adapter, which their transactions share) whose every
@@ -58,7 +60,7 @@ interface Template {
 const checked = new WeakSet<object>()
 
 /**
- * From now on each precompiled call on `db` also builds its query with the real arguments
+ * Before its first query: each precompiled call on `db` also builds its query with the real arguments
  * and throws if that differs from the precompiled one (the tests turn it on: see connect).
  */
 export function checkPrecompiledShapes (db: Kysely<Database>): void {
@@ -71,21 +73,23 @@ export function checkPrecompiledShapes (db: Kysely<Database>): void {
  */
 export function precompile<P extends object, R> (build: Build<P, R>): Precompiled<P, R> {
   const compiled = new WeakMap<object, Template>()
-  const compile = (db: Kysely<Database>): Template => {
-    // a transaction shares its database's adapter: one compilation serves both
-    const key = db.getExecutor().adapter
-    let query = compiled.get(key)
-    if (query === undefined) {
-      const { sql, parameters } = build(db, markerAt([]) as P).compile()
-      const paths = parameters.map(p => typeof p === 'object' && p !== null && PATH in p ? (p as Marker)[PATH] : undefined)
-      compiled.set(key, query = { sql, parameters, paths })
-    }
-    return query
+  const compile = (db: Kysely<Database>, adapter: object): Template => {
+    const { sql, parameters } = build(db, markerAt([]) as P).compile()
+    const paths = parameters.map(p => typeof p === 'object' && p !== null && PATH in p ? (p as Marker)[PATH] : undefined)
+    const template = { sql, parameters, paths, check: checked.has(adapter) }
+    compiled.set(adapter, template)
+    return template
   }
   const rows = async (db: Kysely<Database>, params: P): Promise<R[]> => {
-    const { sql, parameters, paths } = compile(db)
-    const values = paths.map((path, i) => path === undefined ? parameters[i] : argumentAt(params, path))
-    if (checked.has(db.getExecutor().adapter)) assertSameShape(sql, values, build(db, params).compile())
+    // a transaction shares its database's adapter: one compilation serves both
+    const adapter = db.getExecutor().adapter
+    const { sql, parameters, paths, check } = compiled.get(adapter) ?? compile(db, adapter)
+    const values = new Array<unknown>(paths.length)
+    for (let i = 0; i < paths.length; i++) {
+      const path = paths[i]
+      values[i] = path === undefined ? parameters[i] : argumentAt(params, path)
+    }
+    if (check) assertSameShape(sql, values, build(db, params).compile())
     const result = await db.executeQuery(CompiledQuery.raw(sql, values) as CompiledQuery<R>)
     return result.rows
   }
