@@ -19,7 +19,7 @@ interface Marker {
 /**
  * The marker for the argument at `path`. Reading a property of it gives that property's
  * marker (`p.first.seq`); anything else a builder could try on it (arithmetic, a string,
- * a branch) would build a different query, and the shape check below catches it.
+ * a branch) would build a different query, which the shape check under test catches.
  */
 function markerAt (path: readonly string[]): Marker {
   const children = new Map<string, Marker>()
@@ -60,8 +60,9 @@ interface Template {
 const checked = new WeakSet<object>()
 
 /**
- * Before its first query: each precompiled call on `db` also builds its query with the real arguments
- * and throws if that differs from the precompiled one (the tests turn it on: see connect).
+ * Called before `db`'s first query: from then on each precompiled call on it also builds
+ * its query with the real arguments and throws if that differs from the precompiled one,
+ * SQL or parameters (under NODE_ENV=test the db plugin turns it on through connect).
  */
 export function checkPrecompiledShapes (db: Kysely<Database>): void {
   checked.add(db.getExecutor().adapter)
