@@ -86,7 +86,7 @@ export interface StoredHistory {
 export async function seedStoredMessages (
   settings: DatabaseSettings, total: number, users = 1000, conversation = 150
 ): Promise<StoredHistory> {
-  const { db, kind } = connect(settings)
+  const db = connect(settings)
   try {
     await migrateToLatest(db)
     const passwordHash = await hash(PASSWORD)
@@ -103,8 +103,8 @@ export async function seedStoredMessages (
     for (const user of [lo, hi]) await putPublicKey(db, user, blob(32))
     await requestChat(db, lo, hi)
     await acceptChat(db, lo, hi)
-    await insertMessages(db, kind, total, first, users, Math.max(1, Math.floor(total / conversation)))
-    if (kind === 'sqlite') await sql`analyze`.execute(db)
+    await insertMessages(db, settings.kind, total, first, users, Math.max(1, Math.floor(total / conversation)))
+    if (settings.kind === 'sqlite') await sql`analyze`.execute(db)
     else await sql`analyze messages`.execute(db)
     return { pair: ['grow0', 'grow1'], conversation: Math.min(conversation, total) }
   } finally {

@@ -6,7 +6,7 @@ import { migrateToLatest } from '../db/migrate.js'
 // `npm run db:migrate`: applies pending migrations to the configured database.
 // (The server also applies them at start; this is for deploys that migrate first.)
 
-const { db } = connect(loadConfig().database)
+const db = connect(loadConfig().database)
 try {
   const results = await migrateToLatest(db)
   for (const result of results) process.stdout.write(`${result.status}: ${result.migrationName}\n`)

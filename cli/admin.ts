@@ -76,7 +76,7 @@ export async function runAdmin (argv: string[], io: AdminIO): Promise<number> {
     return EXIT.config
   }
 
-  const { db } = connect(config.database)
+  const db = connect(config.database)
   try {
     await migrateToLatest(db)
     return await command.run({ db, json: options.json === true, actor: operator(), out: io.out }, options, arg)

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
-import { PostgresAdapter, sql, type Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import { listContacts } from './contacts.js'
+import { isPostgres } from './dialect.js'
 import type { Database, RequestStatus } from './schema.js'
 import { eraseUser, type User } from './users.js'
 
@@ -30,10 +31,6 @@ export function isoTimes<T extends object> (row: T): IsoTimes<T> {
     if (key.endsWith('_at') && typeof value === 'number') out[key] = new Date(value).toISOString()
   }
   return out as IsoTimes<T>
-}
-
-function isPostgres (db: Kysely<Database>): boolean {
-  return db.getExecutor().adapter instanceof PostgresAdapter
 }
 
 async function count (query: { executeTakeFirstOrThrow: () => Promise<{ n: number | string | bigint }> }): Promise<number> {

@@ -5,52 +5,41 @@ import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.js'
 import { startCheckpointer } from './checkpointer.js'
-import { CachingSqliteDialect } from './sqlite-driver.js'
+import { preparesStatements } from './perf/named-statements.js'
+import { checkPrecompiledShapes } from './perf/precompiled.js'
+import { CachingSqliteDialect } from './perf/sqlite-driver.js'
 
 export type DatabaseSettings =
   | { kind: 'sqlite', file: string }
   | { kind: 'postgres', url: string, schema?: string | undefined }
 
-export interface Connection {
-  db: Kysely<Database>
-  kind: DatabaseSettings['kind']
+export interface ConnectOptions {
+  /** Check every precompiled query against its builder's (perf/precompiled.ts): the tests do. */
+  checkPrecompiled?: boolean
 }
 
 const INT8_OID = 20
 
-// Kysely sends every query unnamed, so PostgreSQL parses and plans it anew each time. A
-// query with parameters is sent as a named prepared statement instead, one name per SQL
-// text (the same few texts come back all the time), which each connection parses once.
-// Texts beyond the first MAX_NAMED (queries built with literals) go unnamed as before.
-const MAX_NAMED = 500
-const statementNames = new Map<string, string>()
-
-function statementName (text: string): string | undefined {
-  let name = statementNames.get(text)
-  if (name === undefined && statementNames.size < MAX_NAMED) statementNames.set(text, name = `cc${statementNames.size}`)
-  return name
+/** The database `settings` name, ready for queries (Kysely connects on the first one). */
+export function connect (settings: DatabaseSettings, options: ConnectOptions = {}): Kysely<Database> {
+  const db = settings.kind === 'postgres' ? connectPostgres(settings) : connectSqlite(settings)
+  if (options.checkPrecompiled === true) checkPrecompiledShapes(db)
+  return db
 }
 
-function preparesStatements (client: pg.PoolClient): void {
-  const query = client.query.bind(client) as (...args: unknown[]) => unknown
-  client.query = ((text: unknown, values?: unknown, ...rest: unknown[]) => {
-    const name = typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0 ? statementName(text) : undefined
-    return name === undefined ? query(text, values, ...rest) : query({ name, text, values })
-  }) as typeof client.query
+function connectPostgres (settings: Extract<DatabaseSettings, { kind: 'postgres' }>): Kysely<Database> {
+  const pool = new pg.Pool({
+    connectionString: settings.url,
+    max: 10,
+    ...(settings.schema === undefined ? {} : { options: `-c search_path=${settings.schema}` }),
+    // bigint ids, times and counts come back as numbers, as on SQLite (all stay below 2^53)
+    types: { getTypeParser: (oid: number, format?: any) => oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format) }
+  })
+  pool.on('connect', preparesStatements)
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
 }
 
-export function connect (settings: DatabaseSettings): Connection {
-  if (settings.kind === 'postgres') {
-    const pool = new pg.Pool({
-      connectionString: settings.url,
-      max: 10,
-      ...(settings.schema === undefined ? {} : { options: `-c search_path=${settings.schema}` }),
-      // bigint ids, times and counts come back as numbers, as on SQLite (all stay below 2^53)
-      types: { getTypeParser: (oid: number, format?: any) => oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format) }
-    })
-    pool.on('connect', preparesStatements)
-    return { kind: 'postgres', db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }) }
-  }
+function connectSqlite (settings: Extract<DatabaseSettings, { kind: 'sqlite' }>): Kysely<Database> {
   if (settings.file !== ':memory:') mkdirSync(dirname(settings.file), { recursive: true })
   const sqlite = new SQLite(settings.file)
   sqlite.pragma('journal_mode = WAL')
@@ -59,7 +48,7 @@ export function connect (settings: DatabaseSettings): Connection {
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
   // Temporary files, savepoint journals included, stay in memory: group commit (see
-  // group-commit.ts) gives each message a savepoint, whose journal on disk cost a pwrite per
+  // perf/group-commit.ts) gives each message a savepoint, whose journal on disk cost a pwrite per
   // page it saved, on the event loop.
   sqlite.pragma('temp_store = MEMORY')
   // Reads map the file instead of copying each page through a read() call: a conversation's
@@ -67,5 +56,5 @@ export function connect (settings: DatabaseSettings): Connection {
   sqlite.pragma('mmap_size = 1073741824')
   const checkpointer = settings.file === ':memory:' ? undefined : startCheckpointer(sqlite, settings.file)
   const dialect = new CachingSqliteDialect(sqlite, async () => { await checkpointer?.stop() })
-  return { kind: 'sqlite', db: new Kysely<Database>({ dialect }) }
+  return new Kysely<Database>({ dialect })
 }

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely'
-import { isUniqueViolation } from './errors.js'
+import { isUniqueViolation } from './dialect.js'
 import { appendEvents } from './events.js'
-import { precompile } from './precompiled.js'
+import { precompile } from './perf/precompiled.js'
 import type { Database, RequestStatus } from './schema.js'
 import { usernameKey, type User } from './users.js'
 
@@ -21,7 +21,7 @@ function pair (a: number, b: number): { user_lo: number, user_hi: number } {
   return a < b ? { user_lo: a, user_hi: b } : { user_lo: b, user_hi: a }
 }
 
-export async function getRelation (db: Kysely<Database>, a: number, b: number): Promise<Relation | undefined> {
+async function getRelation (db: Kysely<Database>, a: number, b: number): Promise<Relation | undefined> {
   const { user_lo: lo, user_hi: hi } = pair(a, b)
   return await db.selectFrom('chat_requests')
     .select(['id', 'requester_id', 'requested_id', 'status'])
@@ -186,7 +186,7 @@ export async function unblockUser (db: Kysely<Database>, blockerId: number, bloc
   })
 }
 
-export async function isBlocked (db: Kysely<Database>, blockerId: number, blockedId: number): Promise<boolean> {
+async function isBlocked (db: Kysely<Database>, blockerId: number, blockedId: number): Promise<boolean> {
   return await blockBy(db, blockerId, blockedId).executeTakeFirst() !== undefined
 }
 
@@ -228,19 +228,19 @@ export async function listPendingRequests (db: Kysely<Database>, userId: number)
 
 /** Usernames of the user's accepted contacts, whichever side asked. */
 export async function listContacts (db: Kysely<Database>, userId: number): Promise<string[]> {
-  const rows = await contactNames.rows(db, userId)
+  const rows = await contactNames.rows(db, { userId })
   return rows.map(row => row.username)
 }
 
 // every get_contacts runs it: built and compiled once
-const contactNames = precompile(1, (db, userId: number) => db.selectFrom('chat_requests')
+const contactNames = precompile((db, p: { userId: number }) => db.selectFrom('chat_requests')
   .innerJoin('users', join => join.on(eb => eb.or([
-    eb.and([eb('chat_requests.user_lo', '=', userId), eb('users.id', '=', eb.ref('chat_requests.user_hi'))]),
-    eb.and([eb('chat_requests.user_hi', '=', userId), eb('users.id', '=', eb.ref('chat_requests.user_lo'))])
+    eb.and([eb('chat_requests.user_lo', '=', p.userId), eb('users.id', '=', eb.ref('chat_requests.user_hi'))]),
+    eb.and([eb('chat_requests.user_hi', '=', p.userId), eb('users.id', '=', eb.ref('chat_requests.user_lo'))])
   ])))
   .select('users.username')
   .where('chat_requests.status', '=', 'accepted')
-  .where(eb => eb.or([eb('chat_requests.user_lo', '=', userId), eb('chat_requests.user_hi', '=', userId)]))
+  .where(eb => eb.or([eb('chat_requests.user_lo', '=', p.userId), eb('chat_requests.user_hi', '=', p.userId)]))
   .orderBy('users.username_key'))
 
 /** Ids of the user's accepted contacts. */
@@ -264,24 +264,24 @@ export interface Recipient extends User {
  * race), in one query; undefined for no such user.
  */
 export async function findRecipient (db: Kysely<Database>, senderId: number, username: string): Promise<Recipient | undefined> {
-  const row = await recipient.first(db, senderId, usernameKey(username))
+  const row = await recipient.first(db, { senderId, key: usernameKey(username) })
   return row === undefined ? undefined : { id: row.id, username: row.username, contact: Boolean(row.contact) }
 }
 
 // every send_message runs it: built and compiled once
-const recipient = precompile(2, (db, senderId: number, key: string) => db.selectFrom('users')
+const recipient = precompile((db, p: { senderId: number, key: string }) => db.selectFrom('users')
   .select(eb => [
     'users.id', 'users.username',
     eb.exists(eb.selectFrom('chat_requests').select('chat_requests.id')
       .where('chat_requests.status', '=', 'accepted')
       .where(eb => eb.or([
-        eb.and([eb('chat_requests.user_lo', '=', senderId), eb('chat_requests.user_hi', '=', eb.ref('users.id'))]),
-        eb.and([eb('chat_requests.user_hi', '=', senderId), eb('chat_requests.user_lo', '=', eb.ref('users.id'))])
+        eb.and([eb('chat_requests.user_lo', '=', p.senderId), eb('chat_requests.user_hi', '=', eb.ref('users.id'))]),
+        eb.and([eb('chat_requests.user_hi', '=', p.senderId), eb('chat_requests.user_lo', '=', eb.ref('users.id'))])
       ]))
       .where(eb => eb.not(eb.exists(eb.selectFrom('blocks').select('blocks.blocker_id')
         .where(eb => eb.or([
-          eb.and([eb('blocks.blocker_id', '=', senderId), eb('blocks.blocked_id', '=', eb.ref('users.id'))]),
-          eb.and([eb('blocks.blocked_id', '=', senderId), eb('blocks.blocker_id', '=', eb.ref('users.id'))])
+          eb.and([eb('blocks.blocker_id', '=', p.senderId), eb('blocks.blocked_id', '=', eb.ref('users.id'))]),
+          eb.and([eb('blocks.blocked_id', '=', p.senderId), eb('blocks.blocker_id', '=', eb.ref('users.id'))])
         ])))))).as('contact')
   ])
-  .where('users.username_key', '=', key))
+  .where('users.username_key', '=', p.key))

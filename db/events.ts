@@ -1,7 +1,8 @@
-import { PostgresAdapter, sql, type Insertable, type Kysely, type Transaction } from 'kysely'
-import { readLimit } from './limits.js'
-import { precompile, precompileByLimit } from './precompiled.js'
-import type { Database, EventsTable } from './schema.js'
+import { sql, type Insertable, type Kysely, type Transaction } from 'kysely'
+import { isPostgres } from './dialect.js'
+import { precompilePage } from './perf/pages.js'
+import { precompile } from './perf/precompiled.js'
+import type { Database, EventsTable, NewMessage } from './schema.js'
 
 // Each user's event stream: what happened to them, numbered 1, 2, 3... in commit order.
 // Other modules append events inside the transaction that makes the change, and publish
@@ -60,35 +61,70 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
       : [{ user_id: event.userId, seq, type: event.type, payload: JSON.stringify(event.payload), message_id: event.messageId ?? null, created_at: now }]
   })
   // one multi-row insert: a message's two events cost one statement, not two
-  if (rows.length === 1 || rows.length === 2) await insertEvents[rows.length - 1]?.rows(trx, ...rows.flatMap(eventValues))
+  if (rows.length === 1) await insertEvent.rows(trx, rows[0] as EventRow)
+  else if (rows.length === 2) await insertTwoEvents.rows(trx, { first: rows[0] as EventRow, second: rows[1] as EventRow })
   else if (rows.length > 0) await trx.insertInto('events').values(rows).execute()
   return seqs
 }
 
+/** The `message` event each party of a stored message gets: the recipient's, then the sender's. */
+export function messageEvents (message: Pick<NewMessage, 'sender_id' | 'recipient_id'>, messageId: number, payload: EventPayloads['message']): NewEvent[] {
+  return [
+    { userId: message.recipient_id, type: 'message', payload, messageId },
+    { userId: message.sender_id, type: 'message', payload, messageId }
+  ]
+}
+
+/**
+ * PostgreSQL: stores the message and appends its messageEvents in one statement, that is
+ * one transaction and one round trip instead of six; the same rows as inserting the
+ * message and calling appendEvents (test/db/message-events.test.ts holds them to it). The
+ * two users' rows are locked in id order first, as appendEvents does, so that concurrent
+ * sends cannot deadlock; the counters then follow commit order as every user's stream must.
+ */
+export async function storeMessageWithEvents (
+  db: Kysely<Database>, message: NewMessage, payload: EventPayloads['message']
+): Promise<{ id: number, created_at: number }> {
+  const { rows } = await sql<{ id: number, created_at: number }>`
+    with locked as (
+      select id from users where id in (${message.sender_id}, ${message.recipient_id}) order by id for update
+    ), bumped as (
+      update users set event_seq = users.event_seq + 1 from locked where users.id = locked.id
+      returning users.id, users.event_seq
+    ), stored as (
+      insert into messages (sender_id, recipient_id, user_lo, user_hi, sender_blob, recipient_blob, client_msg_id, created_at)
+      values (${message.sender_id}, ${message.recipient_id}, ${message.user_lo}, ${message.user_hi},
+        ${message.sender_blob}, ${message.recipient_blob}, ${message.client_msg_id}, ${message.created_at})
+      returning id, created_at
+    ), appended as (
+      insert into events (user_id, seq, type, payload, message_id, created_at)
+      select bumped.id, bumped.event_seq, 'message', ${JSON.stringify(payload)}::text, stored.id, ${message.created_at}::bigint from bumped, stored
+    )
+    select id, created_at from stored`.execute(db)
+  const stored = rows[0]
+  if (stored === undefined) throw new Error('insert returned no row')
+  return stored
+}
+
 type EventRow = Insertable<EventsTable>
-const EVENT_COLUMNS = 6
 
-function eventValues (row: EventRow): unknown[] {
-  return [row.user_id, row.seq, row.type, row.payload, row.message_id, row.created_at]
-}
-
-function eventRow (values: unknown[], index: number): EventRow {
-  const [userId, seq, type, payload, messageId, createdAt] = values.slice(index * EVENT_COLUMNS, (index + 1) * EVENT_COLUMNS)
-  return { user_id: userId as number, seq: seq as number, type: type as string, payload: payload as string, message_id: messageId as number | null, created_at: createdAt as number }
-}
+// each column read from the event's marker (see perf/precompiled.ts)
+const columns = (e: EventRow): EventRow =>
+  ({ user_id: e.user_id, seq: e.seq, type: e.type, payload: e.payload, message_id: e.message_id, created_at: e.created_at })
 
 // every message and most changes insert one or two events: those shapes are compiled once
-const insertEvents = [1, 2].map(count => precompile(count * EVENT_COLUMNS, (db, ...values: unknown[]) =>
-  db.insertInto('events').values(Array.from({ length: count }, (_, index) => eventRow(values, index)))))
+const insertEvent = precompile((db, e: EventRow) => db.insertInto('events').values(columns(e)))
+const insertTwoEvents = precompile((db, p: { first: EventRow, second: EventRow }) =>
+  db.insertInto('events').values([columns(p.first), columns(p.second)]))
 
 // the counters of one user, or of two distinct users in one statement (SQLite only)
-const bumpOne = precompile(1, (db, userId: number) => db.updateTable('users')
+const bumpOne = precompile((db, p: { userId: number }) => db.updateTable('users')
   .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-  .where('id', '=', userId)
+  .where('id', '=', p.userId)
   .returning(['id', 'event_seq']))
-const bumpTwo = precompile(2, (db, a: number, b: number) => db.updateTable('users')
+const bumpTwo = precompile((db, p: { a: number, b: number }) => db.updateTable('users')
   .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-  .where('id', 'in', [a, b])
+  .where('id', 'in', [p.a, p.b])
   .returning(['id', 'event_seq']))
 
 /**
@@ -101,12 +137,12 @@ const bumpTwo = precompile(2, (db, a: number, b: number) => db.updateTable('user
 async function bumpCounters (trx: Transaction<Database>, userIds: number[]): Promise<Map<number, number[]>> {
   const seqOf = new Map<number, number[]>()
   const distinct = [...new Set(userIds)].sort((a, b) => a - b)
-  if (distinct.length === userIds.length && !(trx.getExecutor().adapter instanceof PostgresAdapter)) {
+  if (distinct.length === userIds.length && !isPostgres(trx)) {
     const [a, b] = distinct as [number, number | undefined]
     const rows = distinct.length === 1
-      ? await bumpOne.rows(trx, a)
+      ? await bumpOne.rows(trx, { userId: a })
       : distinct.length === 2 && b !== undefined
-        ? await bumpTwo.rows(trx, a, b)
+        ? await bumpTwo.rows(trx, { a, b })
         : await trx.updateTable('users')
           .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
           .where('id', 'in', distinct)
@@ -116,7 +152,7 @@ async function bumpCounters (trx: Transaction<Database>, userIds: number[]): Pro
     return seqOf
   }
   for (const userId of [...userIds].sort((a, b) => a - b)) {
-    const row = await bumpOne.first(trx, userId)
+    const row = await bumpOne.first(trx, { userId })
     if (row === undefined) continue
     const seqs = seqOf.get(userId)
     if (seqs === undefined) seqOf.set(userId, [row.event_seq])
@@ -125,29 +161,19 @@ async function bumpCounters (trx: Transaction<Database>, userIds: number[]): Pro
   return seqOf
 }
 
-/** Appends one event to one user's stream, inside the caller's transaction. */
-export async function appendEvent<T extends EventType> (
-  trx: Transaction<Database>, userId: number, type: T, payload: EventPayloads[T], messageId?: number, now = Date.now()
-): Promise<number | undefined> {
-  const [seq] = await appendEvents(trx, [{ userId, type, payload, messageId } as NewEvent], now)
-  return seq
-}
-
 /** The user's latest seq and the highest seq retention has deleted; undefined for no such user. */
 export async function streamBounds (db: Kysely<Database>, userId: number): Promise<{ seq: number, floor: number } | undefined> {
-  const row = await bounds.first(db, userId)
+  const row = await bounds.first(db, { userId })
   return row === undefined ? undefined : { seq: row.event_seq, floor: row.event_floor }
 }
 
-const bounds = precompile(1, (db, userId: number) => db.selectFrom('users').select(['event_seq', 'event_floor']).where('id', '=', userId))
+const bounds = precompile((db, p: { userId: number }) => db.selectFrom('users').select(['event_seq', 'event_floor']).where('id', '=', p.userId))
 
 /** The user's events after `afterSeq`, oldest first, at most `limit` (one more is read to tell whether there are more). */
 export async function readEvents (
   db: Kysely<Database>, userId: number, afterSeq: number, limit: number
 ): Promise<{ events: StoredEvent[], hasMore: boolean }> {
-  const rows = await eventPage(readLimit(limit + 1)).rows(db, userId, afterSeq)
-  const hasMore = rows.length > limit
-  if (hasMore) rows.length = limit
+  const { rows, hasMore } = await eventPage(db, { userId, afterSeq }, limit)
   return {
     hasMore,
     events: rows.map(row => ({
@@ -162,18 +188,18 @@ export async function readEvents (
   }
 }
 
-// every sync and every socket wake-up reads a page: built and compiled once per literal limit
-const eventPage = precompileByLimit(2, limit => (db, userId: number, afterSeq: number) => db.selectFrom('events')
+// every sync and every socket wake-up reads a page: built and compiled once per page size
+const eventPage = precompilePage((db, p: { userId: number, afterSeq: number }, limit) => db.selectFrom('events')
   .leftJoin('messages', 'messages.id', 'events.message_id')
   .select(eb => [
     'events.seq', 'events.type', 'events.payload', 'events.created_at',
     'messages.id as m_id', 'messages.sender_id', 'messages.recipient_id', 'messages.created_at as m_created_at', 'messages.client_msg_id',
-    eb.case().when('messages.sender_id', '=', userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')
+    eb.case().when('messages.sender_id', '=', p.userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')
   ])
-  .where('events.user_id', '=', userId)
-  .where('events.seq', '>', afterSeq)
+  .where('events.user_id', '=', p.userId)
+  .where('events.seq', '>', p.afterSeq)
   .orderBy('events.seq')
-  .limit(sql.lit(limit)))
+  .limit(limit))
 
 /**
  * Deletes events created before `cutoff`, first moving each affected user's floor up to

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import { listContactIds } from './contacts.js'
 import { appendEvents } from './events.js'
-import { precompile } from './precompiled.js'
+import { precompile } from './perf/precompiled.js'
 import type { Database } from './schema.js'
 import { usernameKey, type User } from './users.js'
 
@@ -49,11 +49,11 @@ export async function putPublicKey (db: Kysely<Database>, user: User, publicKey:
  * in one query; undefined for no such user.
  */
 export async function findUserKey (db: Kysely<Database>, username: string): Promise<{ id: number, username: string, public_key: string | null } | undefined> {
-  return await userKey.first(db, usernameKey(username))
+  return await userKey.first(db, { key: usernameKey(username) })
 }
 
 // every get_key runs it: built and compiled once
-const userKey = precompile(1, (db, key: string) => db.selectFrom('users')
+const userKey = precompile((db, p: { key: string }) => db.selectFrom('users')
   .leftJoin('public_keys', 'public_keys.user_id', 'users.id')
   .select(['users.id', 'users.username', 'public_keys.public_key'])
-  .where('users.username_key', '=', key))
+  .where('users.username_key', '=', p.key))

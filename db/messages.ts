@@ -1,10 +1,10 @@
-import { PostgresAdapter, sql, type Kysely } from 'kysely'
-import { isUniqueViolation } from './errors.js'
-import { appendEvents } from './events.js'
-import { inGroupTransaction } from './group-commit.js'
-import { readLimit } from './limits.js'
-import { precompile, precompileByLimit } from './precompiled.js'
-import type { Database } from './schema.js'
+import type { Kysely } from 'kysely'
+import { isPostgres, isUniqueViolation } from './dialect.js'
+import { appendEvents, messageEvents, storeMessageWithEvents } from './events.js'
+import { inGroupTransaction } from './perf/group-commit.js'
+import { precompilePage } from './perf/pages.js'
+import { precompile } from './perf/precompiled.js'
+import type { Database, NewMessage } from './schema.js'
 import type { User } from './users.js'
 
 export interface StoredMessage {
@@ -40,21 +40,28 @@ export async function storeMessage (
     const existing = await findByClientMsgId(db, sender.id, clientMsgId)
     if (existing !== undefined) return existing
   }
+  const row: NewMessage = {
+    sender_id: sender.id,
+    recipient_id: recipient.id,
+    user_lo: Math.min(sender.id, recipient.id),
+    user_hi: Math.max(sender.id, recipient.id),
+    sender_blob: message.sender_blob,
+    recipient_blob: message.recipient_blob,
+    client_msg_id: clientMsgId ?? null,
+    created_at: now
+  }
+  const payload = { sender_username: sender.username, recipient_username: recipient.username }
   try {
-    if (db.getExecutor().adapter instanceof PostgresAdapter) {
-      return { ...await storeInOneStatement(db, message, now), recipient_id: recipient.id, duplicate: false }
-    }
-    return await inGroupTransaction(db, async trx => {
-      const stored = await insertMessage.first(trx, sender.id, recipient.id, Math.min(sender.id, recipient.id), Math.max(sender.id, recipient.id),
-        message.sender_blob, message.recipient_blob, clientMsgId ?? null, now)
-      if (stored === undefined) throw new Error('insert returned no row')
-      const payload = { sender_username: sender.username, recipient_username: recipient.username }
-      await appendEvents(trx, [
-        { userId: recipient.id, type: 'message', payload, messageId: stored.id },
-        { userId: sender.id, type: 'message', payload, messageId: stored.id }
-      ], now)
-      return { ...stored, recipient_id: recipient.id, duplicate: false }
-    })
+    // PostgreSQL does it all in one statement (see events.ts); SQLite groups the commit
+    const stored = isPostgres(db)
+      ? await storeMessageWithEvents(db, row, payload)
+      : await inGroupTransaction(db, async trx => {
+        const stored = await insertMessage.first(trx, row)
+        if (stored === undefined) throw new Error('insert returned no row')
+        await appendEvents(trx, messageEvents(row, stored.id, payload), now)
+        return stored
+      })
+    return { ...stored, recipient_id: recipient.id, duplicate: false }
   } catch (error) {
     // a concurrent retry with the same client_msg_id stored it first
     const existing = clientMsgId !== undefined && isUniqueViolation(error) ? await findByClientMsgId(db, sender.id, clientMsgId) : undefined
@@ -63,50 +70,17 @@ export async function storeMessage (
   }
 }
 
-/**
- * PostgreSQL: the message, both counters and both events in one statement, that is one
- * transaction and one round trip instead of six. The two users' rows are locked in id
- * order first, as appendEvents does, so that concurrent sends cannot deadlock; the
- * counters then follow commit order as every user's stream must.
- */
-async function storeInOneStatement (
-  db: Kysely<Database>, message: { sender: User, recipient: User, sender_blob: string, recipient_blob: string, client_msg_id?: string | undefined }, now: number
-): Promise<StoredMessage> {
-  const { sender, recipient } = message
-  const payload = JSON.stringify({ sender_username: sender.username, recipient_username: recipient.username })
-  const { rows } = await sql<StoredMessage>`
-    with locked as (
-      select id from users where id in (${sender.id}, ${recipient.id}) order by id for update
-    ), bumped as (
-      update users set event_seq = users.event_seq + 1 from locked where users.id = locked.id
-      returning users.id, users.event_seq
-    ), stored as (
-      insert into messages (sender_id, recipient_id, user_lo, user_hi, sender_blob, recipient_blob, client_msg_id, created_at)
-      values (${sender.id}, ${recipient.id}, ${Math.min(sender.id, recipient.id)}, ${Math.max(sender.id, recipient.id)},
-        ${message.sender_blob}, ${message.recipient_blob}, ${message.client_msg_id ?? null}, ${now})
-      returning id, created_at
-    ), appended as (
-      insert into events (user_id, seq, type, payload, message_id, created_at)
-      select bumped.id, bumped.event_seq, 'message', ${payload}::text, stored.id, ${now}::bigint from bumped, stored
-    )
-    select id, created_at from stored`.execute(db)
-  const stored = rows[0]
-  if (stored === undefined) throw new Error('insert returned no row')
-  return stored
-}
-
-// every send_message runs it: built and compiled once
-const insertMessage = precompile(8, (db, senderId: number, recipientId: number, lo: number, hi: number,
-  senderBlob: string, recipientBlob: string, clientMsgId: string | null, createdAt: number) => db.insertInto('messages')
+// every send_message runs it on SQLite: built and compiled once
+const insertMessage = precompile((db, m: NewMessage) => db.insertInto('messages')
   .values({
-    sender_id: senderId,
-    recipient_id: recipientId,
-    user_lo: lo,
-    user_hi: hi,
-    sender_blob: senderBlob,
-    recipient_blob: recipientBlob,
-    client_msg_id: clientMsgId,
-    created_at: createdAt
+    sender_id: m.sender_id,
+    recipient_id: m.recipient_id,
+    user_lo: m.user_lo,
+    user_hi: m.user_hi,
+    sender_blob: m.sender_blob,
+    recipient_blob: m.recipient_blob,
+    client_msg_id: m.client_msg_id,
+    created_at: m.created_at
   })
   .returning(['id', 'created_at']))
 
@@ -169,20 +143,18 @@ export async function ackMessages (db: Kysely<Database>, recipient: User, upToId
 export async function listConversation (
   db: Kysely<Database>, me: number, other: number, sinceId: number, limit: number
 ): Promise<{ messages: ConversationMessage[], hasMore: boolean }> {
-  const rows = await conversationPage(readLimit(limit + 1)).rows(db, me, Math.min(me, other), Math.max(me, other), sinceId)
-  const hasMore = rows.length > limit
-  if (hasMore) rows.length = limit
+  const { rows, hasMore } = await conversationPage(db, { me, lo: Math.min(me, other), hi: Math.max(me, other), sinceId }, limit)
   return { messages: rows, hasMore }
 }
 
-// every get_messages reads a page: built and compiled once per literal limit
-const conversationPage = precompileByLimit(4, limit => (db, me: number, lo: number, hi: number, sinceId: number) => db.selectFrom('messages')
+// every get_messages reads a page: built and compiled once per page size
+const conversationPage = precompilePage((db, p: { me: number, lo: number, hi: number, sinceId: number }, limit) => db.selectFrom('messages')
   .select(eb => [
     'id', 'sender_id', 'recipient_id', 'created_at',
-    eb.case().when('sender_id', '=', me).then(eb.ref('sender_blob')).else(eb.ref('recipient_blob')).end().as('encrypted_blob')
+    eb.case().when('sender_id', '=', p.me).then(eb.ref('sender_blob')).else(eb.ref('recipient_blob')).end().as('encrypted_blob')
   ])
-  .where('user_lo', '=', lo)
-  .where('user_hi', '=', hi)
-  .where('id', '>', sinceId)
+  .where('user_lo', '=', p.lo)
+  .where('user_hi', '=', p.hi)
+  .where('id', '>', p.sinceId)
   .orderBy('id')
-  .limit(sql.lit(limit)))
+  .limit(limit))

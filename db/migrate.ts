@@ -1,6 +1,7 @@
-import { Migrator, PostgresAdapter, sql, type Kysely, type MigrationResult } from 'kysely'
+import { Migrator, sql, type Kysely, type MigrationResult } from 'kysely'
 import pg from 'pg'
 import { migrationProvider } from '../migrations/index.js'
+import { isPostgres } from './dialect.js'
 
 /**
  * The PostgreSQL advisory lock held while migrating. Kysely's migrator reads the catalog of
@@ -9,11 +10,11 @@ import { migrationProvider } from '../migrations/index.js'
  * benchmark) takes the same lock first. It also keeps instances that start together from
  * migrating at the same time.
  */
-export const MIGRATION_ADVISORY_LOCK = 20261127
+const MIGRATION_ADVISORY_LOCK = 20261127
 
 /** Applies every pending migration; throws if one fails (the failed one is rolled back). */
 export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResult[]> {
-  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return await migrate(db)
+  if (!isPostgres(db)) return await migrate(db)
   return await db.connection().execute(async connection => {
     await sql`select pg_advisory_lock(${MIGRATION_ADVISORY_LOCK})`.execute(connection)
     try {
@@ -38,7 +39,7 @@ async function migrate (db: Kysely<any>): Promise<MigrationResult[]> {
 // a kysely_migration table in another schema (another instance, a test running beside us)
 // makes it skip creating its own, and fail. So on PostgreSQL name the schema we run in.
 async function currentSchema (db: Kysely<any>): Promise<string | undefined> {
-  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return undefined
+  if (!isPostgres(db)) return undefined
   const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db)
   return rows[0]?.schema
 }

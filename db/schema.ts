@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely'
+import type { Generated, Insertable } from 'kysely'
 
 // Times are epoch milliseconds (bigint columns, numbers in JS on both databases).
 
@@ -51,6 +51,9 @@ export interface MessagesTable {
   /** When the recipient acknowledged it. */
   delivered_at: number | null
 }
+
+/** A message row as a send stores it: every column said (null for no client_msg_id). */
+export type NewMessage = Required<Omit<Insertable<MessagesTable>, 'id' | 'delivered_at'>>
 
 export interface RevokedTokensTable {
   jti: string

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import { precompile } from './precompiled.js'
+import { precompile } from './perf/precompiled.js'
 import type { Database } from './schema.js'
 import type { User } from './users.js'
 
@@ -10,16 +10,16 @@ export interface SessionUser extends User {
 }
 
 // every authenticated request runs it: built and compiled once
-const sessionUser = precompile(2, (db, userId: number, jti: string) => db.selectFrom('users')
+const sessionUser = precompile((db, p: { userId: number, jti: string }) => db.selectFrom('users')
   .select(eb => [
     'id', 'username', 'token_version', 'disabled_at',
-    eb.exists(eb.selectFrom('revoked_tokens').select('jti').where('jti', '=', jti)).as('revoked')
+    eb.exists(eb.selectFrom('revoked_tokens').select('jti').where('jti', '=', p.jti)).as('revoked')
   ])
-  .where('id', '=', userId))
+  .where('id', '=', p.userId))
 
 /** The token's user with everything that decides whether the token still works, in one query. */
 export async function findSessionUser (db: Kysely<Database>, userId: number, jti: string): Promise<SessionUser | undefined> {
-  const row = await sessionUser.first(db, userId, jti)
+  const row = await sessionUser.first(db, { userId, jti })
   if (row === undefined) return undefined
   return { id: row.id, username: row.username, token_version: row.token_version, disabled: row.disabled_at !== null, revoked: Boolean(row.revoked) }
 }

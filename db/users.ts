@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
-import { isUniqueViolation } from './errors.js'
-import { precompile } from './precompiled.js'
+import { isUniqueViolation } from './dialect.js'
+import { precompile } from './perf/precompiled.js'
 import type { Database } from './schema.js'
 
 export interface User {
@@ -32,19 +32,15 @@ export async function createUser (db: Kysely<Database>, username: string, passwo
 }
 
 export async function findUserByName (db: Kysely<Database>, username: string): Promise<User | undefined> {
-  return await userByKey.first(db, usernameKey(username))
+  return await userByKey.first(db, { key: usernameKey(username) })
 }
 
-const userByKey = precompile(1, (db, key: string) => db.selectFrom('users').select(['id', 'username']).where('username_key', '=', key))
+const userByKey = precompile((db, p: { key: string }) => db.selectFrom('users').select(['id', 'username']).where('username_key', '=', p.key))
 
 export async function findUserWithHash (db: Kysely<Database>, username: string): Promise<UserWithHash | undefined> {
   return await db.selectFrom('users').select(['id', 'username', 'password_hash', 'token_version', 'disabled_at'])
     .where('username_key', '=', usernameKey(username))
     .executeTakeFirst()
-}
-
-export async function findUserById (db: Kysely<Database>, id: number): Promise<User | undefined> {
-  return await db.selectFrom('users').select(['id', 'username']).where('id', '=', id).executeTakeFirst()
 }
 
 export async function findUserWithHashById (db: Kysely<Database>, id: number): Promise<UserWithHash | undefined> {

@@ -5,10 +5,10 @@ import { migrateToLatest } from '../../db/migrate.js'
 import type { Database } from '../../db/schema.js'
 
 export default fp(async function dbPlugin (fastify) {
-  const { database } = fastify.config
-  const { db, kind } = connect(database)
+  const { database, env } = fastify.config
+  // under test every precompiled query is also built as written and compared (db/perf)
+  const db = connect(database, { checkPrecompiled: env === 'test' })
   fastify.decorate('db', db)
-  fastify.decorate('dbKind', kind)
   fastify.addHook('onClose', async () => { await db.destroy() })
   // Migrations run at start, so a fresh clone or a fresh volume just works.
   const applied = await migrateToLatest(db)
@@ -18,6 +18,5 @@ export default fp(async function dbPlugin (fastify) {
 declare module 'fastify' {
   interface FastifyInstance {
     db: Kysely<Database>
-    dbKind: 'sqlite' | 'postgres'
   }
 }

@@ -20,7 +20,7 @@ function tempFile (t: Test): string {
 
 t.test('the connection leaves checkpoints to the worker, which copies the log into the file', async t => {
   const file = tempFile(t)
-  const { db } = connect({ kind: 'sqlite', file })
+  const db = connect({ kind: 'sqlite', file })
   t.teardown(async () => { await db.destroy() })
   await migrateToLatest(db)
   const autocheckpoint = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db)

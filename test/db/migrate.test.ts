@@ -14,7 +14,7 @@ t.test('a fresh schema migrates while another schema of the database is migrated
   const databases = []
   for (let i = 0; i < 2; i++) {
     const env = await freshDatabaseEnv(t)
-    const { db } = connect({ kind: 'postgres', url: postgresUrl, schema: env.DATABASE_SCHEMA })
+    const db = connect({ kind: 'postgres', url: postgresUrl, schema: env.DATABASE_SCHEMA })
     t.teardown(async () => { await db.destroy() })
     databases.push(db)
   }

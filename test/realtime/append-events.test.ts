@@ -1,9 +1,9 @@
 import t from 'tap'
-import { appendEvent } from '../../db/events.js'
+import { appendEvents } from '../../db/events.js'
 import { build } from '../helper.js'
 import { Client, idOf, listen, pair, sync } from '../realtime-helper.js'
 
-// What other features (decline, removal) call: appendEvent inside their own transaction,
+// What other features (decline, removal) call: appendEvents inside their own transaction,
 // then hub.publish after the commit.
 t.test('events appended by other features reach sync and sockets in their documented shapes', async t => {
   const app = await build(t)
@@ -15,9 +15,13 @@ t.test('events appended by other features reach sync and sockets in their docume
   await socket.until('ready')
 
   await app.db.transaction().execute(async trx => {
-    await appendEvent(trx, aliceId, 'chat_declined', { username: 'bob' })
-    await appendEvent(trx, aliceId, 'contact_removed', { username: 'bob' })
-    t.equal(await appendEvent(trx, 999999, 'contact_removed', { username: 'bob' }), undefined, 'no such user: nothing appended')
+    const seqs = await appendEvents(trx, [
+      { userId: aliceId, type: 'chat_declined', payload: { username: 'bob' } },
+      { userId: 999999, type: 'contact_removed', payload: { username: 'bob' } },
+      { userId: aliceId, type: 'contact_removed', payload: { username: 'bob' } }
+    ])
+    t.equal(seqs[1], undefined, 'no such user: nothing appended')
+    t.equal(seqs[2], (seqs[0] ?? 0) + 1, "the same user's events take consecutive seqs")
   })
   await app.hub.publish([aliceId])
   t.match(await socket.take(2), [{ type: 'chat_declined', username: 'bob' }, { type: 'contact_removed', username: 'bob' }])
@@ -26,11 +30,11 @@ t.test('events appended by other features reach sync and sockets in their docume
 
   // a rolled-back transaction leaves no event and no gap
   await app.db.transaction().execute(async trx => {
-    await appendEvent(trx, bobId, 'contact_removed', { username: 'alice' })
+    await appendEvents(trx, [{ userId: bobId, type: 'contact_removed', payload: { username: 'alice' } }])
     throw new Error('rolled back')
   }).catch(() => {})
   const before = (await sync(t, app, bob.token)).events
-  await app.db.transaction().execute(async trx => { await appendEvent(trx, bobId, 'contact_removed', { username: 'alice' }) })
+  await app.db.transaction().execute(async trx => { await appendEvents(trx, [{ userId: bobId, type: 'contact_removed', payload: { username: 'alice' } }]) })
   const after = (await sync(t, app, bob.token)).events
   t.equal(after.length, before.length + 1)
   const seqs = after.map((e: { cursor: string }) => Number(e.cursor.split('-')[1]))

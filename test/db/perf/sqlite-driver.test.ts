@@ -1,7 +1,7 @@
 import SQLite from 'better-sqlite3'
 import { Kysely, sql, type Generated } from 'kysely'
 import t, { type Test } from 'tap'
-import { CachingSqliteDialect } from '../../db/sqlite-driver.js'
+import { CachingSqliteDialect } from '../../../db/perf/sqlite-driver.js'
 
 // The statement-caching SQLite dialect behind every SQLite database of the server: the
 // same results as Kysely's own driver, whatever the cache holds.

@@ -1,5 +1,6 @@
-import { CompiledQuery, SqliteAdapter, type Kysely, type Transaction } from 'kysely'
-import type { Database } from './schema.js'
+import { CompiledQuery, type Kysely, type Transaction } from 'kysely'
+import { isPostgres } from '../dialect.js'
+import type { Database } from '../schema.js'
 
 // Group commit on SQLite. Each committed transaction appends every page it touched to the
 // WAL: a message (its row, five indexes, two counters, two events and their indexes)
@@ -35,7 +36,7 @@ const committers = new WeakMap<Kysely<Database>, GroupCommit>()
 export async function inGroupTransaction<T> (db: Kysely<Database>, work: Work<T>): Promise<T> {
   // inside a caller's transaction the work is simply part of it
   if (db.isTransaction) return await work(db as Transaction<Database>)
-  if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return await db.transaction().execute(work)
+  if (isPostgres(db)) return await db.transaction().execute(work)
   let committer = committers.get(db)
   if (committer === undefined) committers.set(db, committer = new GroupCommit(db))
   return await committer.run(work)

@@ -1,10 +1,10 @@
 import { sql } from 'kysely'
 import t from 'tap'
-import { MAX_GROUP, inGroupTransaction } from '../../db/group-commit.js'
-import { createUser } from '../../db/users.js'
-import { befriend, build, call, postgresUrl, user } from '../helper.js'
+import { MAX_GROUP, inGroupTransaction } from '../../../db/perf/group-commit.js'
+import { createUser } from '../../../db/users.js'
+import { befriend, build, call, postgresUrl, user } from '../../helper.js'
 
-// Concurrent writes share one transaction on SQLite (db/group-commit.ts): each still
+// Concurrent writes share one transaction on SQLite (db/perf/group-commit.ts): each still
 // stands or falls alone, and each caller hears back only once its write is committed.
 
 t.test('a failing write in a group undoes only itself; the others commit', async t => {

@@ -1,0 +1,23 @@
+import type pg from 'pg'
+
+// Kysely sends every query unnamed, so PostgreSQL parses and plans it anew each time. A
+// query with parameters is sent as a named prepared statement instead, one name per SQL
+// text (the same few texts come back all the time), which each connection parses once.
+// Texts beyond the first MAX_NAMED (queries built with literals) go unnamed as before.
+const MAX_NAMED = 500
+const statementNames = new Map<string, string>()
+
+function statementName (text: string): string | undefined {
+  let name = statementNames.get(text)
+  if (name === undefined && statementNames.size < MAX_NAMED) statementNames.set(text, name = `cc${statementNames.size}`)
+  return name
+}
+
+/** Makes a new pool client send each query with parameters as a named prepared statement. */
+export function preparesStatements (client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  client.query = ((text: unknown, values?: unknown, ...rest: unknown[]) => {
+    const name = typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0 ? statementName(text) : undefined
+    return name === undefined ? query(text, values, ...rest) : query({ name, text, values })
+  }) as typeof client.query
+}

@@ -1,0 +1,56 @@
+import t, { type Test } from 'tap'
+import type { Kysely } from 'kysely'
+import { connect } from '../../../db/connect.js'
+import { migrateToLatest } from '../../../db/migrate.js'
+import { precompile } from '../../../db/perf/precompiled.js'
+import type { Database } from '../../../db/schema.js'
+import { createUser } from '../../../db/users.js'
+import { build } from '../../helper.js'
+
+// A precompiled query stands for what its builder makes with the real arguments. Under
+// test each call builds that query too and compares: an argument that changes the shape
+// (a list, a branch) cannot be a marker, and the check says so instead of running a
+// different query than the one written.
+
+async function sqlite (t: Test, checkPrecompiled: boolean): Promise<Kysely<Database>> {
+  const db = connect({ kind: 'sqlite', file: ':memory:' }, { checkPrecompiled })
+  t.teardown(async () => { await db.destroy() })
+  await migrateToLatest(db)
+  for (const name of ['ann', 'ben', 'cid']) await createUser(db, name, 'x', 1)
+  return db
+}
+
+// its shape depends on the list: `in ?` with a marker, `in (?, ?)` with two ids
+const byIds = precompile((db, p: { ids: number[] }) => db.selectFrom('users').select('username').where('id', 'in', p.ids))
+// its shape depends on a branch the marker always takes one way
+const byName = precompile((db, p: { name: string | null }) => db.selectFrom('users').select('username')
+  .where('username', p.name === null ? 'is' : '=', p.name))
+// nested arguments each stand where they are read
+const between = precompile((db, p: { range: { from: number, to: number }, name: string }) => db.selectFrom('users').select('username')
+  .where('id', '>=', p.range.from).where('id', '<=', p.range.to).where('username', '<>', p.name).orderBy('id'))
+
+t.test('a well-formed precompiled query runs with its named arguments, checked or not', async t => {
+  for (const checked of [true, false]) {
+    const db = await sqlite(t, checked)
+    t.same(await between.rows(db, { range: { from: 1, to: 3 }, name: 'ben' }), [{ username: 'ann' }, { username: 'cid' }])
+    t.same(await between.rows(db, { range: { from: 2, to: 2 }, name: 'x' }), [{ username: 'ben' }], 'each call its own arguments')
+    t.same(await byName.first(db, { name: 'cid' }), { username: 'cid' })
+  }
+})
+
+t.test('the check throws for a query whose shape depends on an argument', async t => {
+  const db = await sqlite(t, true)
+  await t.rejects(byIds.rows(db, { ids: [1, 2] }), /an argument changed the query's shape[\s\S]*precompiled: .* in \?\n[\s\S]*built: .* in \(\?, \?\)/)
+  await t.rejects(byName.rows(db, { name: null }), /precompiled: .* = \?\n[\s\S]*built: .* is null\n/)
+  await t.rejects(db.transaction().execute(async trx => await byName.rows(trx, { name: null })), /shape/, 'in a transaction too')
+})
+
+t.test('without the check the marker quietly stands in the wrong query', async t => {
+  const db = await sqlite(t, false)
+  t.same(await byName.rows(db, { name: null }), [], '`username = null` matches nothing, where `is null` was written')
+})
+
+t.test('the app built for tests (NODE_ENV=test) checks its database', async t => {
+  const app = await build(t)
+  await t.rejects(byName.rows(app.db, { name: null }), /shape/)
+})
