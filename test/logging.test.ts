@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { buildApp, serverOptions } from '../../app.js'
-import { testConfig } from '../helper.js'
+import { buildApp, serverOptions } from '../app.js'
+import { testConfig } from './helper.js'
 
 // One log line per request, written when it completes, with what Fastify's two lines held;
 // the token in the Authorization header never reaches the log.
