@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { PostgresAdapter, sql, type Kysely } from 'kysely'
 import { listContacts } from './contacts.js'
 import type { Database, RequestStatus } from './schema.js'
+import { iso } from './time.js'
 import { eraseUser, findUserByName } from './users.js'
 
 // What the admin CLI and the web console read and do. Both call these same functions, so an
@@ -19,17 +20,6 @@ export interface Page<T> {
 export interface PageOptions {
   page: number
   perPage: number
-}
-
-/** The row with every `*_at` epoch-ms field as an ISO 8601 string, as both admin tools show times. */
-export type IsoTimes<T> = { [K in keyof T]: K extends `${string}_at` ? (null extends T[K] ? string | null : string) : T[K] }
-
-export function isoTimes<T extends object> (row: T): IsoTimes<T> {
-  const out: Record<string, unknown> = { ...(row as Record<string, unknown>) }
-  for (const [key, value] of Object.entries(row)) {
-    if (key.endsWith('_at') && typeof value === 'number') out[key] = new Date(value).toISOString()
-  }
-  return out as IsoTimes<T>
 }
 
 function isPostgres (db: Kysely<Database>): boolean {
@@ -71,7 +61,7 @@ export async function getStats (db: Kysely<Database>, days = 14, now = Date.now(
     messages: await count(countAll('messages')),
     database_bytes: await databaseSize(db),
     messages_per_day: Array.from({ length: days }, (_, i) => ({
-      day: new Date((firstDay + i) * DAY_MS).toISOString().slice(0, 10),
+      day: iso((firstDay + i) * DAY_MS).slice(0, 10),
       messages: byDay.get(firstDay + i) ?? 0
     }))
   }

@@ -1,7 +1,8 @@
 import type { Kysely, Transaction } from 'kysely'
 import { recordAudit } from './admin.js'
-import { openOriginal, parseOriginalTime, type OriginalRequest } from './original.js'
+import { openOriginal, type OriginalRequest } from './original.js'
 import type { Database, ImportedKind, RequestStatus } from './schema.js'
+import { parseTime } from './time.js'
 import { usernameKey } from './users.js'
 
 // Brings the original server's users, keys, chat requests and messages over, in one
@@ -126,7 +127,7 @@ async function importInto (trx: Transaction<Database>, source: ReturnType<typeof
     const senderId = userMap.get(message.sender_id)
     const recipientId = userMap.get(message.recipient_id)
     if (senderId === undefined || recipientId === undefined) { report.messages.skipped_with_user++; continue }
-    let createdAt = parseOriginalTime(message.timestamp)
+    let createdAt = parseTime(message.timestamp)
     if (createdAt === undefined) { report.messages.unreadable_timestamps++; createdAt = now }
     const stored = await trx.insertInto('messages').values({
       sender_id: senderId,

@@ -1,8 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { listConversation } from '../../db/messages.js'
+import { iso } from '../../db/time.js'
 import { findUserByName } from '../../db/users.js'
 import { UserNotFound } from '../../errors.js'
-import { Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
+import { Timestamp, Username, bearer, errorReplies } from '../schemas.js'
 
 export const GetMessagesQuery = Type.Object({
   username: Username,
