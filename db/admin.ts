@@ -3,7 +3,7 @@ import { PostgresAdapter, sql, type Kysely } from 'kysely'
 import { listContacts } from './contacts.js'
 import type { Database, RequestStatus } from './schema.js'
 import { iso } from './time.js'
-import { eraseUser, findUserByName } from './users.js'
+import { eraseUser, findUserByName, usernameKey } from './users.js'
 
 // What the admin CLI and the web console read and do. Both call these same functions, so an
 // action means the same thing (and is audited the same way) whichever tool an operator uses.
@@ -88,7 +88,7 @@ export interface UserSummary {
 
 /** Users whose name contains `search` (case-insensitively), by name. */
 export async function listUsers (db: Kysely<Database>, search: string | undefined, { page, perPage }: PageOptions): Promise<Page<UserSummary>> {
-  const pattern = search === undefined || search === '' ? undefined : `%${search.toLowerCase().replace(/[\\%_]/g, c => '\\' + c)}%`
+  const pattern = search === undefined || search === '' ? undefined : `%${usernameKey(search).replace(/[\\%_]/g, c => '\\' + c)}%`
   const base = db.selectFrom('users')
     .$if(pattern !== undefined, qb => qb.where(sql<boolean>`username_key like ${pattern} escape '\\'`))
   const total = await count(base.select(eb => eb.fn.countAll<number>().as('n')))
@@ -129,7 +129,7 @@ export function fingerprint (publicKey: string): string {
 
 export async function getUserDetail (db: Kysely<Database>, username: string): Promise<UserDetail | undefined> {
   const user = await db.selectFrom('users').select(['id', 'username', 'created_at', 'disabled_at'])
-    .where('username_key', '=', username.toLowerCase()).executeTakeFirst()
+    .where('username_key', '=', usernameKey(username)).executeTakeFirst()
   if (user === undefined) return undefined
   const key = await db.selectFrom('public_keys').select(['public_key', 'updated_at']).where('user_id', '=', user.id).executeTakeFirst()
   const pending = (column: 'requester_id' | 'requested_id') => count(db.selectFrom('chat_requests')

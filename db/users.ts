@@ -14,6 +14,17 @@ export interface UserWithHash extends User {
   disabled_at: number | null
 }
 
+// The rule for user names, written once: the API's schema, the import of the original
+// database and every lookup follow it. A name is kept as it was typed and compared
+// case-insensitively, through its key (the unique username_key column).
+export const usernameRule = { minLength: 3, maxLength: 32, pattern: '^[A-Za-z0-9_.-]+$' } as const
+const usernamePattern = new RegExp(usernameRule.pattern)
+
+export function isValidUsername (username: string): boolean {
+  return username.length >= usernameRule.minLength && username.length <= usernameRule.maxLength && usernamePattern.test(username)
+}
+
+/** The form in which names are compared: 'Alice' and 'alice' are one user. */
 export function usernameKey (username: string): string {
   return username.toLowerCase()
 }

@@ -1,11 +1,10 @@
 import { Type, type TSchema } from '@sinclair/typebox'
+import { usernameRule } from '../db/users.js'
 
 // Building blocks shared by the route schemas.
 
 export const Username = Type.String({
-  minLength: 3,
-  maxLength: 32,
-  pattern: '^[A-Za-z0-9_.-]+$',
+  ...usernameRule,
   description: '3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively)'
 })
 
