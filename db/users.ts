@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import { UserNotFound } from '../errors.js'
 import { isUniqueViolation } from './errors.js'
 import { precompile } from './precompiled.js'
 import type { Database } from './schema.js'
@@ -44,6 +45,13 @@ export async function createUser (db: Kysely<Database>, username: string, passwo
 
 export async function findUserByName (db: Kysely<Database>, username: string): Promise<User | undefined> {
   return await userByKey.first(db, usernameKey(username))
+}
+
+/** The user of that name; a 404 naming it as the client wrote it when there is none. */
+export async function requireUser (db: Kysely<Database>, username: string): Promise<User> {
+  const user = await findUserByName(db, username)
+  if (user === undefined) throw new UserNotFound(username)
+  return user
 }
 
 const userByKey = precompile(1, (db, key: string) => db.selectFrom('users').select(['id', 'username']).where('username_key', '=', key))

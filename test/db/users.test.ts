@@ -1,8 +1,9 @@
 import { Ajv } from 'ajv'
 import fc from 'fast-check'
 import t from 'tap'
-import { isValidUsername, usernameKey } from '../../db/users.js'
+import { isValidUsername, requireUser, usernameKey } from '../../db/users.js'
 import { Username } from '../../routes/schemas.js'
+import { build, register } from '../helper.js'
 
 // The username rule is written once (db/users.ts); the API's schema, the import of the
 // original database and every lookup follow it.
@@ -23,4 +24,11 @@ t.test('the API schema for a name accepts exactly what isValidUsername accepts',
   const validate = new Ajv().compile(Username)
   const names = fc.oneof(fc.string({ maxLength: 40 }), fc.stringMatching(/^[A-Za-z0-9_.\- $é]{0,40}$/))
   fc.assert(fc.property(names, name => validate(name) === isValidUsername(name)), { numRuns: 5_000 })
+})
+
+t.test('requireUser finds a user in any case, or throws the 404 naming the name as written', async t => {
+  const app = await build(t)
+  await register(app, 'Alice')
+  t.match(await requireUser(app.db, 'aLICE'), { username: 'Alice' })
+  await t.rejects(requireUser(app.db, 'Nobody'), { statusCode: 404, code: 'USER_NOT_FOUND', message: "User 'Nobody' not found." })
 })
