@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { Ajv } from 'ajv'
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import pino from 'pino'
 import type { Config } from './config.js'
+import { OneLineRequestLog, loggerOptions } from './logging.js'
 import accountLimits from './plugins/app/account-limits.js'
 import auth from './plugins/app/auth.js'
 import configPlugin from './plugins/app/config.js'
@@ -33,63 +33,9 @@ const ajvOptions = { useDefaults: true, removeAdditional: true, allErrors: false
 const bodyAjv = new Ajv({ ...ajvOptions, coerceTypes: false })
 const textAjv = new Ajv({ ...ajvOptions, coerceTypes: 'array' })
 
-// Never in a log line: credentials, keys and ciphertext, at the top level of a log call or
-// in the containers a log call would put them in ({ body: ... }, { req: { headers } }).
-// Each path is spelt out: pino's redaction with a `*.field` wildcard cost about 14 µs a
-// line (every request logs one) against about 1 µs for the same fields named.
-const SECRET_FIELDS = ['password', 'old_password', 'new_password', 'token', 'public_key', 'sender_blob', 'recipient_blob', 'encrypted_blob']
-const SECRET_HEADERS = ['.authorization', '["sec-websocket-protocol"]', '.cookie']
-export const redactPaths = [
-  ...SECRET_HEADERS.flatMap(header => [`req.headers${header}`, `headers${header}`]),
-  ...SECRET_FIELDS,
-  ...['body', 'query', 'params', 'req.body', 'req.query'].flatMap(container => SECRET_FIELDS.map(field => `${container}.${field}`))
-]
-
-/** The request line as logged, with any credential in the query string (`?token=`) censored. */
-function logRequest (request: FastifyRequest): Record<string, unknown> {
-  // a log call may pass anything as `req`: only a real request is reshaped
-  if (typeof request?.url !== 'string') return request as unknown as Record<string, unknown>
-  return {
-    method: request.method,
-    url: request.url.replace(/([?&](?:token|access_token|password)=)[^&#]*/gi, '$1[redacted]'),
-    host: request.host,
-    remoteAddress: request.ip,
-    remotePort: request.socket?.remotePort
-  }
-}
-
-// Logs go to stdout without blocking: a write in flight takes the lines logged meanwhile
-// with it, and what is left is flushed when the process exits. One destination per process.
-let logStream: pino.DestinationStream | undefined
-function logDestination (): pino.DestinationStream {
-  logStream ??= pino.destination({ dest: 1, sync: false })
-  return logStream
-}
-
-/**
- * One log line per request at `info`, when it completes, instead of Fastify's two (a third of
- * a small read's logging cost); the incoming line is kept at `debug` and below, where the
- * cost does not matter (a disabled level is a no-op).
- */
-class OneLineRequestLog extends LogController {
-  override incomingRequest (request: FastifyRequest): void {
-    request.log.debug({ req: request }, 'incoming request')
-  }
-
-  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    if (error != null) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
-    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
-  }
-}
-
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
-    logger: {
-      level: config.logLevel,
-      redact: { paths: redactPaths, censor: '[redacted]' },
-      serializers: { req: logRequest },
-      ...(config.logLevel === 'silent' ? {} : { stream: logDestination() })
-    },
+    logger: loggerOptions(config.logLevel),
     logController: new OneLineRequestLog(),
     // a hop count is accepted at run time though the typings omit it
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],

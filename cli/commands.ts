@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely'
 import {
-  deleteUser, getStats, getUserDetail, isoTimes, listAudit, listMessages, listRequests, listUsers, setUserDisabled
+  deleteUser, getStats, getUserDetail, listAudit, listMessages, listRequests, listUsers, setUserDisabled
 } from '../db/admin.js'
 import { importOriginal, summary } from '../db/import-original.js'
-import { parseUtcTime } from '../db/original.js'
 import type { Database } from '../db/schema.js'
+import { isoTimes, parseUtcTime } from '../db/time.js'
 import { findUserByName } from '../db/users.js'
 import { bytes, fields, table } from './format.js'
 

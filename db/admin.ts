@@ -3,7 +3,8 @@ import { sql, type Kysely } from 'kysely'
 import { listContacts } from './contacts.js'
 import { isPostgres } from './dialect.js'
 import type { Database, RequestStatus } from './schema.js'
-import { eraseUser, type User } from './users.js'
+import { iso } from './time.js'
+import { eraseUser, usernameKey, type User } from './users.js'
 
 // What the admin CLI and the web console read and do. Both call these same functions, so an
 // action means the same thing (and is audited the same way) whichever tool an operator uses.
@@ -20,17 +21,6 @@ export interface Page<T> {
 export interface PageOptions {
   page: number
   perPage: number
-}
-
-/** The row with every `*_at` epoch-ms field as an ISO 8601 string, as both admin tools show times. */
-export type IsoTimes<T> = { [K in keyof T]: K extends `${string}_at` ? (null extends T[K] ? string | null : string) : T[K] }
-
-export function isoTimes<T extends object> (row: T): IsoTimes<T> {
-  const out: Record<string, unknown> = { ...(row as Record<string, unknown>) }
-  for (const [key, value] of Object.entries(row)) {
-    if (key.endsWith('_at') && typeof value === 'number') out[key] = new Date(value).toISOString()
-  }
-  return out as IsoTimes<T>
 }
 
 async function count (query: { executeTakeFirstOrThrow: () => Promise<{ n: number | string | bigint }> }): Promise<number> {
@@ -68,7 +58,7 @@ export async function getStats (db: Kysely<Database>, days = 14, now = Date.now(
     messages: await count(countAll('messages')),
     database_bytes: await databaseSize(db),
     messages_per_day: Array.from({ length: days }, (_, i) => ({
-      day: new Date((firstDay + i) * DAY_MS).toISOString().slice(0, 10),
+      day: iso((firstDay + i) * DAY_MS).slice(0, 10),
       messages: byDay.get(firstDay + i) ?? 0
     }))
   }
@@ -95,7 +85,7 @@ export interface UserSummary {
 
 /** Users whose name contains `search` (case-insensitively), by name. */
 export async function listUsers (db: Kysely<Database>, search: string | undefined, { page, perPage }: PageOptions): Promise<Page<UserSummary>> {
-  const pattern = search === undefined || search === '' ? undefined : `%${search.toLowerCase().replace(/[\\%_]/g, c => '\\' + c)}%`
+  const pattern = search === undefined || search === '' ? undefined : `%${usernameKey(search).replace(/[\\%_]/g, c => '\\' + c)}%`
   const base = db.selectFrom('users')
     .$if(pattern !== undefined, qb => qb.where(sql<boolean>`username_key like ${pattern} escape '\\'`))
   const total = await count(base.select(eb => eb.fn.countAll<number>().as('n')))
@@ -136,7 +126,7 @@ export function fingerprint (publicKey: string): string {
 
 export async function getUserDetail (db: Kysely<Database>, username: string): Promise<UserDetail | undefined> {
   const user = await db.selectFrom('users').select(['id', 'username', 'created_at', 'disabled_at'])
-    .where('username_key', '=', username.toLowerCase()).executeTakeFirst()
+    .where('username_key', '=', usernameKey(username)).executeTakeFirst()
   if (user === undefined) return undefined
   const key = await db.selectFrom('public_keys').select(['public_key', 'updated_at']).where('user_id', '=', user.id).executeTakeFirst()
   const pending = (column: 'requester_id' | 'requested_id') => count(db.selectFrom('chat_requests')

@@ -1,15 +1,14 @@
 import type { Kysely, Transaction } from 'kysely'
 import { recordAudit } from './admin.js'
-import { openOriginal, parseOriginalTime, type OriginalRequest } from './original.js'
+import { openOriginal, type OriginalRequest } from './original.js'
 import type { Database, ImportedKind, RequestStatus } from './schema.js'
-import { usernameKey } from './users.js'
+import { parseTime } from './time.js'
+import { isValidUsername, usernameKey } from './users.js'
 
 // Brings the original server's users, keys, chat requests and messages over, in one
 // transaction. import_map remembers which original row became which of ours, so a second
 // run adds only what is new. A name that breaks our rules is reported and skipped with
 // everything that belongs to it; nothing is ever merged into another account.
-
-const VALID_NAME = /^[A-Za-z0-9_.-]{3,32}$/
 
 export interface SkippedUser { original_id: number, username: string, reason: string }
 export interface SkippedRow { original_id: number, reason: string }
@@ -80,7 +79,7 @@ async function importInto (trx: Transaction<Database>, source: ReturnType<typeof
       if (typeof user.username === 'string') firstWithKey.set(usernameKey(user.username), user)
       continue
     }
-    if (typeof user.username !== 'string' || !VALID_NAME.test(user.username)) {
+    if (typeof user.username !== 'string' || !isValidUsername(user.username)) {
       skip('name breaks the rules: 3 to 32 characters of a-z 0-9 _ . -')
       continue
     }
@@ -126,7 +125,7 @@ async function importInto (trx: Transaction<Database>, source: ReturnType<typeof
     const senderId = userMap.get(message.sender_id)
     const recipientId = userMap.get(message.recipient_id)
     if (senderId === undefined || recipientId === undefined) { report.messages.skipped_with_user++; continue }
-    let createdAt = parseOriginalTime(message.timestamp)
+    let createdAt = parseTime(message.timestamp)
     if (createdAt === undefined) { report.messages.unreadable_timestamps++; createdAt = now }
     const stored = await trx.insertInto('messages').values({
       sender_id: senderId,

@@ -53,31 +53,3 @@ export function openOriginal (file: string): OriginalDatabase {
     close: () => { source.close() }
   }
 }
-
-const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$/i
-
-/** A time typed by an operator: a date (midnight UTC) or a date and time, as parseOriginalTime reads them. */
-export function parseUtcTime (text: string): number | undefined {
-  return parseOriginalTime(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text)
-}
-
-/**
- * The original stored Python datetimes as text: '2024-01-01 10:00:00', with microseconds
- * and an offset when timezone-aware ('2024-01-01 10:00:00.123456+00:00'), or ISO 8601.
- * Without an offset the time is UTC (the original wrote UTC). Undefined when unreadable.
- */
-export function parseOriginalTime (value: unknown): number | undefined {
-  if (typeof value === 'number' && Number.isFinite(value)) return value < 1e11 ? Math.round(value * 1000) : Math.round(value)
-  if (typeof value !== 'string') return undefined
-  const match = DATE_TIME.exec(value.trim())
-  if (match === null) return undefined
-  const [, y, mo, d, h, mi, s = '0', fraction = '0', zone = 'Z'] = match
-  const ms = Number(fraction.padEnd(3, '0').slice(0, 3))
-  const utc = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms)
-  // Date.UTC rolls 2024-02-30 over into March: a time that does not read back the same is not a time
-  if (Number.isNaN(utc) || new Date(utc).toISOString().slice(0, 19) !== `${y}-${mo}-${d}T${h}:${mi}:${s.padStart(2, '0')}`) return undefined
-  if (zone.toUpperCase() === 'Z') return utc
-  const sign = zone.startsWith('-') ? -1 : 1
-  const digits = zone.slice(1).replace(':', '')
-  return utc - sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2))) * 60_000
-}

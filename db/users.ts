@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import { UserNotFound } from '../errors.js'
 import { isUniqueViolation } from './dialect.js'
 import { precompile } from './perf/precompiled.js'
 import type { Database } from './schema.js'
@@ -14,6 +15,17 @@ export interface UserWithHash extends User {
   disabled_at: number | null
 }
 
+// The rule for user names, written once: the API's schema, the import of the original
+// database and every lookup follow it. A name is kept as it was typed and compared
+// case-insensitively, through its key (the unique username_key column).
+export const usernameRule = { minLength: 3, maxLength: 32, pattern: '^[A-Za-z0-9_.-]+$' } as const
+const usernamePattern = new RegExp(usernameRule.pattern)
+
+export function isValidUsername (username: string): boolean {
+  return username.length >= usernameRule.minLength && username.length <= usernameRule.maxLength && usernamePattern.test(username)
+}
+
+/** The form in which names are compared: 'Alice' and 'alice' are one user. */
 export function usernameKey (username: string): string {
   return username.toLowerCase()
 }
@@ -33,6 +45,13 @@ export async function createUser (db: Kysely<Database>, username: string, passwo
 
 export async function findUserByName (db: Kysely<Database>, username: string): Promise<User | undefined> {
   return await userByKey.first(db, { key: usernameKey(username) })
+}
+
+/** The user of that name; a 404 naming it as the client wrote it when there is none. */
+export async function requireUser (db: Kysely<Database>, username: string): Promise<User> {
+  const user = await findUserByName(db, username)
+  if (user === undefined) throw new UserNotFound(username)
+  return user
 }
 
 const userByKey = precompile((db, p: { key: string }) => db.selectFrom('users').select(['id', 'username']).where('username_key', '=', p.key))

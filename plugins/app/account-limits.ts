@@ -44,7 +44,7 @@ export default fp(async function accountLimitsPlugin (fastify) {
     await consume(perPair, request, reply, `${request.user.id}>${usernameKey(recipientName)}`, 'messages to this recipient', true)
   })
 
-  fastify.decorate('checkPassword', async function (request: FastifyRequest, reply: FastifyReply, username: string, storedHash: string | undefined, password: string) {
+  fastify.decorate('verifyPasswordRateLimited', async function (request: FastifyRequest, reply: FastifyReply, username: string, storedHash: string | undefined, password: string) {
     const key = usernameKey(username)
     if (settings.enabled) await consume(failures, request, reply, key, 'failed password attempts', false)
     if (await fastify.passwords.verify(storedHash, password)) return true
@@ -62,8 +62,9 @@ declare module 'fastify' {
     limitSendMessage: (request: FastifyRequest, reply: FastifyReply, recipientName: string) => Promise<void>
     /**
      * Verifies a password against a stored hash (or none: same time) under the per-account
-     * limit of failed attempts; throws a 429 once the account has too many recent failures.
+     * limit of failed attempts: throws a 429 once the account has too many recent failures,
+     * and counts this attempt when it fails.
      */
-    checkPassword: (request: FastifyRequest, reply: FastifyReply, username: string, storedHash: string | undefined, password: string) => Promise<boolean>
+    verifyPasswordRateLimited: (request: FastifyRequest, reply: FastifyReply, username: string, storedHash: string | undefined, password: string) => Promise<boolean>
   }
 }

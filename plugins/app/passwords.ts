@@ -1,13 +1,11 @@
-import { hash, verify } from '@node-rs/argon2'
 import fp from 'fastify-plugin'
-import { isWerkzeugHash, verifyWerkzeugHash } from './werkzeug-hashes.js'
+import { hashPassword, needsRehash, turns, verifyPassword } from '../../passwords.js'
 
-// Argon2id with the library's defaults (OWASP: m=19 MiB, t=2, p=1), computed on the
-// libuv thread pool so the event loop keeps serving while a hash runs. At most
-// PASSWORD_HASH_CONCURRENCY hashes run at once (by default one core is left free): a login
-// storm that took every core made every other request wait behind it. Hashes imported
-// from the original server (Werkzeug pbkdf2/scrypt) verify too, and are replaced by an
-// Argon2id hash on the first successful login (see needsRehash).
+// The password code of passwords.ts as a decorator. At most PASSWORD_HASH_CONCURRENCY
+// hashes run at once (by default one core is left free): a login storm that took every core
+// made every other request wait behind it. Hashes imported from the original server
+// (Werkzeug pbkdf2/scrypt) verify too, and are replaced by an Argon2id hash on the first
+// successful login (see needsRehash).
 
 export interface Passwords {
   hash: (password: string) => Promise<string>
@@ -18,38 +16,19 @@ export interface Passwords {
 }
 
 export default fp(async function passwordsPlugin (fastify) {
-  const dummyHash = await hash('not a real password; equalises login timing')
+  const dummyHash = await hashPassword('not a real password; equalises login timing')
   const inTurn = turns(fastify.config.passwordHashConcurrency)
   fastify.decorate('passwords', {
-    hash: async (password: string) => await inTurn(async () => await hash(password)),
+    hash: async (password: string) => await inTurn(async () => await hashPassword(password)),
     async verify (storedHash: string | undefined, password: string) {
       return await inTurn(async () => {
-        if (storedHash !== undefined && isWerkzeugHash(storedHash)) return await verifyWerkzeugHash(storedHash, password)
-        const ok = await verify(storedHash ?? dummyHash, password).catch(() => false)
+        const ok = await verifyPassword(storedHash ?? dummyHash, password)
         return ok && storedHash !== undefined
       })
     },
-    needsRehash: (storedHash: string) => !storedHash.startsWith('$argon2id$')
+    needsRehash
   } satisfies Passwords)
 }, { name: 'passwords', dependencies: ['config'] })
-
-/** Runs jobs at most `slots` at a time, the others in the order they came. */
-export function turns (slots: number): <T>(job: () => Promise<T>) => Promise<T> {
-  let running = 0
-  const waiting: Array<() => void> = []
-  return async job => {
-    if (running < slots) running++
-    else await new Promise<void>(resolve => waiting.push(resolve))
-    try {
-      return await job()
-    } finally {
-      // the slot passes straight to the next job in line, or is freed
-      const next = waiting.shift()
-      if (next !== undefined) next()
-      else running--
-    }
-  }
-}
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -25,7 +25,7 @@ const changePasswordRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     const { old_password: oldPassword, new_password: newPassword } = request.body
     const user = await findUserWithHashById(fastify.db, request.user.id)
     if (user === undefined) throw new AccountGone()
-    if (!await fastify.checkPassword(request, reply, user.username, user.password_hash, oldPassword)) throw new WrongPassword()
+    if (!await fastify.verifyPasswordRateLimited(request, reply, user.username, user.password_hash, oldPassword)) throw new WrongPassword()
     const version = await changePassword(fastify.db, user.id, user.password_hash, await fastify.passwords.hash(newPassword))
     // undefined: a concurrent change won, so the old password checked here is no longer the password
     if (version === undefined) throw new WrongPassword()

@@ -21,7 +21,7 @@ const deleteAccount: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const user = await findUserWithHashById(fastify.db, request.user.id)
     if (user === undefined) throw new AccountGone()
-    if (!await fastify.checkPassword(request, reply, user.username, user.password_hash, request.body.password)) throw new WrongPassword()
+    if (!await fastify.verifyPasswordRateLimited(request, reply, user.username, user.password_hash, request.body.password)) throw new WrongPassword()
     if (!await eraseUser(fastify.db, user.id)) throw new AccountGone()
     await fastify.hub.disconnectUser(user.id)
     return { message: 'Account deleted.' }

@@ -23,7 +23,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { username, password } = request.body
     const user = await findUserWithHash(fastify.db, username)
-    const valid = await fastify.checkPassword(request, reply, username, user?.password_hash, password)
+    const valid = await fastify.verifyPasswordRateLimited(request, reply, username, user?.password_hash, password)
     if (!valid || user === undefined) throw new InvalidCredentials()
     if (user.disabled_at !== null) throw new AccountDisabled()
     if (fastify.passwords.needsRehash(user.password_hash)) {

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { blockUser } from '../../db/contacts.js'
-import { findUserByName } from '../../db/users.js'
-import { SelfBlock, UserNotFound } from '../../errors.js'
+import { requireUser } from '../../db/users.js'
+import { SelfBlock } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const BlockUserBody = Type.Object({ username: Username })
@@ -20,8 +20,7 @@ const blockUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     onRequest: fastify.authenticate
   }, async (request) => {
-    const other = await findUserByName(fastify.db, request.body.username)
-    if (other === undefined) throw new UserNotFound(request.body.username)
+    const other = await requireUser(fastify.db, request.body.username)
     if (other.id === request.user.id) throw new SelfBlock()
     const { endedContact } = await blockUser(fastify.db, request.user, other)
     // only the blocker's own devices hear of it (contact_removed); the blocked side, nothing

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { declineChat } from '../../db/contacts.js'
-import { findUserByName } from '../../db/users.js'
-import { NoPendingRequest, UserNotFound } from '../../errors.js'
+import { requireUser } from '../../db/users.js'
+import { NoPendingRequest } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const DeclineChatBody = Type.Object({ requester_username: Username })
@@ -18,8 +18,7 @@ const declineChatRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     onRequest: fastify.authenticate
   }, async (request) => {
-    const requester = await findUserByName(fastify.db, request.body.requester_username)
-    if (requester === undefined) throw new UserNotFound(request.body.requester_username)
+    const requester = await requireUser(fastify.db, request.body.requester_username)
     if (!await declineChat(fastify.db, requester, request.user)) throw new NoPendingRequest(requester.username)
     await fastify.hub.publish([requester.id])
     return { message: `Chat request from ${requester.username} declined.` }

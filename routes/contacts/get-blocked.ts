@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { listBlocked } from '../../db/contacts.js'
-import { Timestamp, bearer, errorReplies, iso } from '../schemas.js'
+import { iso } from '../../db/time.js'
+import { Timestamp, bearer, errorReplies } from '../schemas.js'
 
 export const BlockedReply = Type.Object({
   blocked: Type.Array(Type.Object({ username: Type.String(), timestamp: Timestamp }))

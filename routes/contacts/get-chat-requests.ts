@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { listPendingRequests } from '../../db/contacts.js'
-import { Timestamp, bearer, errorReplies, iso } from '../schemas.js'
+import { iso } from '../../db/time.js'
+import { Timestamp, bearer, errorReplies } from '../schemas.js'
 
 export const ChatRequestsReply = Type.Object({
   pending_requests: Type.Array(Type.Object({

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { removeContact } from '../../db/contacts.js'
-import { findUserByName } from '../../db/users.js'
-import { NotYourContact, UserNotFound } from '../../errors.js'
+import { requireUser } from '../../db/users.js'
+import { NotYourContact } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const RemoveContactBody = Type.Object({ username: Username })
@@ -18,8 +18,7 @@ const removeContactRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     onRequest: fastify.authenticate
   }, async (request) => {
-    const other = await findUserByName(fastify.db, request.body.username)
-    if (other === undefined) throw new UserNotFound(request.body.username)
+    const other = await requireUser(fastify.db, request.body.username)
     if (!await removeContact(fastify.db, request.user, other)) throw new NotYourContact(other.username)
     await fastify.hub.publish([other.id, request.user.id])
     return { message: `${other.username} removed from your contacts.` }

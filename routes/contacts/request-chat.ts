@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { requestChat } from '../../db/contacts.js'
-import { findUserByName } from '../../db/users.js'
-import { AlreadyContacts, AlreadyRequested, SelfRequest, UserNotFound, BlockedByYou } from '../../errors.js'
+import { requireUser } from '../../db/users.js'
+import { AlreadyContacts, AlreadyRequested, BlockedByYou, SelfRequest } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const RequestChatBody = Type.Object({ recipient_username: Username })
@@ -21,8 +21,7 @@ const requestChatRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { rateLimit: fastify.routeRateLimit('requestChat') }
   }, async (request, reply) => {
     const me = request.user
-    const other = await findUserByName(fastify.db, request.body.recipient_username)
-    if (other === undefined) throw new UserNotFound(request.body.recipient_username)
+    const other = await requireUser(fastify.db, request.body.recipient_username)
     if (other.id === me.id) throw new SelfRequest()
     const { outcome, notified } = await requestChat(fastify.db, me, other)
     if (outcome === 'already_requested') throw new AlreadyRequested(other.username)

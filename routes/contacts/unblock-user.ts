@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { unblockUser } from '../../db/contacts.js'
-import { findUserByName } from '../../db/users.js'
-import { NotBlocked, UserNotFound } from '../../errors.js'
+import { requireUser } from '../../db/users.js'
+import { NotBlocked } from '../../errors.js'
 import { MessageReply, Username, bearer, errorReplies } from '../schemas.js'
 
 export const UnblockUserBody = Type.Object({ username: Username })
@@ -19,8 +19,7 @@ const unblockUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     onRequest: fastify.authenticate
   }, async (request) => {
-    const other = await findUserByName(fastify.db, request.body.username)
-    if (other === undefined) throw new UserNotFound(request.body.username)
+    const other = await requireUser(fastify.db, request.body.username)
     if (!await unblockUser(fastify.db, request.user.id, other.id)) throw new NotBlocked(other.username)
     return { message: `${other.username} unblocked.` }
   })

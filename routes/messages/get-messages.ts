@@ -1,8 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { listConversation } from '../../db/messages.js'
-import { findUserByName } from '../../db/users.js'
-import { UserNotFound } from '../../errors.js'
-import { Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
+import { iso } from '../../db/time.js'
+import { requireUser } from '../../db/users.js'
+import { Timestamp, Username, bearer, errorReplies } from '../schemas.js'
 
 export const GetMessagesQuery = Type.Object({
   username: Username,
@@ -37,8 +37,7 @@ const getMessages: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const me = request.user
     const { username, since_id: sinceId, limit } = request.query
-    const other = await findUserByName(fastify.db, username)
-    if (other === undefined) throw new UserNotFound(username)
+    const other = await requireUser(fastify.db, username)
     const { messages, hasMore } = await listConversation(fastify.db, me.id, other.id, sinceId, limit)
     return {
       messages: messages.map(m => ({

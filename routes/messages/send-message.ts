@@ -1,8 +1,9 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { findRecipient } from '../../db/contacts.js'
 import { storeMessage } from '../../db/messages.js'
+import { iso } from '../../db/time.js'
 import { ClientMsgIdReused, NotAContact, UserNotFound } from '../../errors.js'
-import { NO_NUL, Timestamp, Username, bearer, errorReplies, iso } from '../schemas.js'
+import { NO_NUL, Timestamp, Username, bearer, errorReplies } from '../schemas.js'
 
 export const SendMessageReply = Type.Object({
   message: Type.String(),

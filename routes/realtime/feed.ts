@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely'
 import { readEvents, streamBounds, type StoredEvent } from '../../db/events.js'
 import type { Database } from '../../db/schema.js'
+import { iso } from '../../db/time.js'
 import type { User } from '../../db/users.js'
 import { AccountGone, CursorExpired, CursorUnknown } from '../../errors.js'
-import { iso } from '../schemas.js'
 import type { WireEvent } from './events.js'
 
 // Reading a user's event stream from a cursor: shared by GET /sync and GET /ws.

@@ -1,6 +1,5 @@
 import { join } from 'node:path'
 import t from 'tap'
-import { parseOriginalTime } from '../../db/original.js'
 import { admin, adminEnv, adminJson, tempDir } from '../fixtures/admin.js'
 import { werkzeugPbkdf2, werkzeugScrypt, writeOriginal } from '../fixtures/original.js'
 import { bearer, build, call, isError, register, rowCounts, snapshot, user } from '../helper.js'
@@ -203,20 +202,6 @@ t.test('import errors: a missing file, a file that is not the original\'s, usage
   t.match(wrong.err, /not a CryptaChat database: table messages lacks sender_id, recipient_id, sender_blob, recipient_blob, timestamp/)
   t.equal((await admin(env, 'import')).code, 2)
   t.equal((await admin(env, 'import', 'a', 'b')).code, 2)
-})
-
-t.test('the original\'s time formats are read as UTC', async t => {
-  t.equal(parseOriginalTime('2024-01-01 10:00:00'), Date.parse('2024-01-01T10:00:00Z'))
-  t.equal(parseOriginalTime('2024-01-01 10:00'), Date.parse('2024-01-01T10:00:00Z'))
-  t.equal(parseOriginalTime('2024-01-01 10:00:00.123456'), Date.parse('2024-01-01T10:00:00.123Z'))
-  t.equal(parseOriginalTime('2024-01-01 10:00:00.123456+00:00'), Date.parse('2024-01-01T10:00:00.123Z'))
-  t.equal(parseOriginalTime('2024-01-01T10:00:00-0130'), Date.parse('2024-01-01T11:30:00Z'))
-  t.equal(parseOriginalTime('2024-01-01T10:00:00z'), Date.parse('2024-01-01T10:00:00Z'))
-  t.equal(parseOriginalTime(1704103200), Date.parse('2024-01-01T10:00:00Z'), 'epoch seconds')
-  t.equal(parseOriginalTime(1704103200000), Date.parse('2024-01-01T10:00:00Z'), 'epoch milliseconds')
-  for (const bad of ['2024-02-30 10:00:00', '2024-13-01 10:00:00', '2024-01-01 24:00:00', '2024-01-01 10:60:00', '2024-01-01', 'soon', '', null, Number.NaN, {}]) {
-    t.equal(parseOriginalTime(bad), undefined, String(bad))
-  }
 })
 
 t.test('a long history arrives whole and in order, and only once', async t => {

@@ -121,7 +121,7 @@ t.test('request ids are in the log lines of each request', async t => {
   const app = await loggedApp(t, lines)
   const res = await app.inject({ url: '/nowhere' })
   const mine = lines.map(line => JSON.parse(line)).filter(entry => entry.reqId === res.headers['x-request-id'])
-  // at trace (and debug) the incoming line is logged too; at info only the completion (see app.ts)
+  // at trace (and debug) the incoming line is logged too; at info only the completion (see logging.ts)
   t.same(mine.map(entry => entry.msg), ['incoming request', 'request completed'], 'both lines carry the request id')
   t.match(mine[1], { req: { method: 'GET', url: '/nowhere' }, res: { statusCode: 404 } })
 })

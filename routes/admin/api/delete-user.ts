@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { deleteUser } from '../../../db/admin.js'
-import { findUserByName } from '../../../db/users.js'
+import { requireUser } from '../../../db/users.js'
 import { UserNotFound } from '../../../errors.js'
 import { adminBearer, errorReplies } from '../../schemas.js'
 import { ActionReply, UserParams, consoleActor } from './schemas.js'
@@ -16,8 +16,9 @@ const deleteUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const { username } = request.params
-    const user = await findUserByName(fastify.db, username)
-    if (user === undefined || await deleteUser(fastify.db, user, consoleActor(request)) === 'not_found') throw new UserNotFound(username)
+    const user = await requireUser(fastify.db, username)
+    // gone meanwhile (another console or the CLI erased it first)
+    if (await deleteUser(fastify.db, user, consoleActor(request)) === 'not_found') throw new UserNotFound(username)
     // the console runs in the server: its sockets and long-polls end now, not at their next check
     await fastify.hub.disconnectUser(user.id)
     return { username, action: 'delete-user', changed: true }

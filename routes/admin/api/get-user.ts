@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { getUserDetail, isoTimes } from '../../../db/admin.js'
+import { getUserDetail } from '../../../db/admin.js'
+import { isoTimes } from '../../../db/time.js'
 import { UserNotFound } from '../../../errors.js'
 import { adminBearer, errorReplies } from '../../schemas.js'
 import { UserDetail, UserParams } from './schemas.js'

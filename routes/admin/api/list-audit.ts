@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { isoTimes, listAudit } from '../../../db/admin.js'
+import { listAudit } from '../../../db/admin.js'
+import { isoTimes } from '../../../db/time.js'
 import { Timestamp, adminBearer, errorReplies } from '../../schemas.js'
 import { PageQuery, PageReply } from './schemas.js'
 

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { isoTimes, listMessages } from '../../../db/admin.js'
-import { parseUtcTime } from '../../../db/original.js'
+import { listMessages } from '../../../db/admin.js'
+import { isoTimes, parseUtcTime } from '../../../db/time.js'
 import { InvalidTime } from '../../../errors.js'
 import { Timestamp, adminBearer, errorReplies } from '../../schemas.js'
 import { Username, filterUserId } from './schemas.js'

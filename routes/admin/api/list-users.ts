@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { isoTimes, listUsers } from '../../../db/admin.js'
+import { listUsers } from '../../../db/admin.js'
+import { isoTimes } from '../../../db/time.js'
 import { adminBearer, errorReplies } from '../../schemas.js'
 import { PageQuery, PageReply, UserSummary } from './schemas.js'
 

@@ -2,8 +2,7 @@ import { Type, type TSchema } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../../db/schema.js'
-import { findUserByName } from '../../../db/users.js'
-import { UserNotFound } from '../../../errors.js'
+import { requireUser } from '../../../db/users.js'
 import { Timestamp, Username } from '../../schemas.js'
 
 // The admin API's building blocks. Times are ISO 8601 strings, as everywhere on the wire.
@@ -59,9 +58,7 @@ export function consoleActor (request: FastifyRequest): string {
 /** The id of a user named in a filter, undefined without a filter; 404 for an unknown name. */
 export async function filterUserId (db: Kysely<Database>, name: string | undefined): Promise<number | undefined> {
   if (name === undefined) return undefined
-  const user = await findUserByName(db, name)
-  if (user === undefined) throw new UserNotFound(name)
-  return user.id
+  return (await requireUser(db, name)).id
 }
 
 export { Username }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { setUserDisabled } from '../../../db/admin.js'
-import { findUserByName } from '../../../db/users.js'
+import { requireUser } from '../../../db/users.js'
 import { UserNotFound } from '../../../errors.js'
 import { adminBearer, errorReplies } from '../../schemas.js'
 import { ActionReply, UserParams, consoleActor } from './schemas.js'
@@ -17,9 +17,10 @@ const setUserDisabledRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }, async (request) => {
       const { username } = request.params
-      const user = await findUserByName(fastify.db, username)
-      const outcome = user === undefined ? 'not_found' : await setUserDisabled(fastify.db, user, disable, consoleActor(request))
-      if (user === undefined || outcome === 'not_found') throw new UserNotFound(username)
+      const user = await requireUser(fastify.db, username)
+      const outcome = await setUserDisabled(fastify.db, user, disable, consoleActor(request))
+      // gone meanwhile (erased between the lookup and the action)
+      if (outcome === 'not_found') throw new UserNotFound(username)
       // a disabled user's tokens stop working: its sockets and long-polls end now
       if (disable && outcome === 'done') await fastify.hub.disconnectUser(user.id)
       return { username, action: `${action}-user`, changed: outcome === 'done' }

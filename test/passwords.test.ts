@@ -1,6 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { isWerkzeugHash, verifyWerkzeugHash } from '../../plugins/app/werkzeug-hashes.js'
-import { werkzeugPbkdf2, werkzeugScrypt } from '../fixtures/original.js'
+import { hashPassword, isWerkzeugHash, needsRehash, turns, verifyPassword, verifyWerkzeugHash } from '../passwords.js'
+import { werkzeugPbkdf2, werkzeugScrypt } from './fixtures/original.js'
 
 // Werkzeug 3's defaults, computed with Python's hashlib as werkzeug.security does
 // (hashlib.pbkdf2_hmac / hashlib.scrypt with the salt string's bytes, hex digest).
@@ -38,4 +39,35 @@ t.test('malformed, unsupported or unbounded hashes are refused, never thrown', a
     t.equal(await verifyWerkzeugHash(stored, 'secret password'), false)
   }
   t.equal(await verifyWerkzeugHash(good, 'secret password'), true)
+})
+
+t.test('turns: never more than the slots at once, in arrival order, a failure frees its slot', async t => {
+  const inTurn = turns(2)
+  let running = 0
+  let most = 0
+  const started: number[] = []
+  const jobs = Array.from({ length: 8 }, async (_, i) => await inTurn(async () => {
+    started.push(i)
+    most = Math.max(most, ++running)
+    await sleep(5)
+    running--
+    if (i === 3) throw new Error('job 3 failed')
+    return i
+  }))
+  const results = await Promise.allSettled(jobs)
+  t.equal(most, 2, 'two at most')
+  t.same(started, [0, 1, 2, 3, 4, 5, 6, 7], 'in the order they came')
+  t.same(results.map(r => r.status === 'fulfilled' ? r.value : 'failed'), [0, 1, 2, 'failed', 4, 5, 6, 7])
+  t.equal(await inTurn(async () => 'after'), 'after', 'the failed job gave its slot back')
+})
+
+t.test('verifyPassword takes an Argon2id or a Werkzeug hash; only Argon2id needs no rehash', async t => {
+  const argon = await hashPassword(PASSWORD)
+  t.equal(await verifyPassword(argon, PASSWORD), true)
+  t.equal(await verifyPassword(argon, PASSWORD + ' '), false)
+  t.equal(await verifyPassword(PYTHON_PBKDF2, PASSWORD), true)
+  t.equal(await verifyPassword(PYTHON_PBKDF2, 'hunter2 Original'), false)
+  t.equal(await verifyPassword('not a hash at all', PASSWORD), false, 'a malformed hash is a mismatch, not an error')
+  t.equal(needsRehash(argon), false)
+  t.equal(needsRehash(PYTHON_SCRYPT), true)
 })

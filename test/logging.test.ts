@@ -1,6 +1,6 @@
 import t from 'tap'
-import { buildApp } from '../../app.js'
-import { capturedLogs, testConfig } from '../helper.js'
+import { buildApp } from '../app.js'
+import { capturedLogs, testConfig } from './helper.js'
 
 // One log line per request, written when it completes, with what Fastify's two lines held;
 // the token in the Authorization header never reaches the log.

@@ -1,5 +1,45 @@
 import { pbkdf2, scrypt, timingSafeEqual } from 'node:crypto'
 import { promisify } from 'node:util'
+import { hash, verify } from '@node-rs/argon2'
+
+// Password hashing without Fastify (plugins/app/passwords.ts decorates the server with it,
+// adding a dummy hash for unknown users and a bound on hashes in flight). New hashes are
+// Argon2id with the library's defaults (OWASP: m=19 MiB, t=2, p=1), computed on the libuv
+// thread pool so the event loop keeps serving while a hash runs.
+
+/** An Argon2id hash of the password. */
+export async function hashPassword (password: string): Promise<string> {
+  return await hash(password)
+}
+
+/** Verifies a password against a stored Argon2 or Werkzeug hash; false for a malformed one. */
+export async function verifyPassword (storedHash: string, password: string): Promise<boolean> {
+  if (isWerkzeugHash(storedHash)) return await verifyWerkzeugHash(storedHash, password)
+  return await verify(storedHash, password).catch(() => false)
+}
+
+/** True when a verified hash is not Argon2id and should be replaced. */
+export function needsRehash (storedHash: string): boolean {
+  return !storedHash.startsWith('$argon2id$')
+}
+
+/** Runs jobs at most `slots` at a time, the others in the order they came. */
+export function turns (slots: number): <T>(job: () => Promise<T>) => Promise<T> {
+  let running = 0
+  const waiting: Array<() => void> = []
+  return async job => {
+    if (running < slots) running++
+    else await new Promise<void>(resolve => waiting.push(resolve))
+    try {
+      return await job()
+    } finally {
+      // the slot passes straight to the next job in line, or is freed
+      const next = waiting.shift()
+      if (next !== undefined) next()
+      else running--
+    }
+  }
+}
 
 // Password hashes of the original server (Werkzeug's generate_password_hash), so that an
 // imported user logs in with its old password: `pbkdf2:<digest>:<iterations>$<salt>$<hex>`
