@@ -34,9 +34,9 @@ for (const [method, action, file] of [['POST', 'disable', 'set-user-disabled'], 
     const route = await t.mockImport<{ default: FastifyPluginAsync }>(`../../routes/admin/api/${file}.js`, {
       '../../db/users.js': {
         ...users,
-        findUserByName: async (...args: Parameters<typeof users.findUserByName>) => {
-          const found = await users.findUserByName(...args)
-          if (found !== undefined && !raced) {
+        requireUser: async (...args: Parameters<typeof users.requireUser>) => {
+          const found = await users.requireUser(...args)
+          if (!raced) {
             raced = true
             await users.eraseUser(app.db, found.id)
             await register(app, found.username)
