@@ -19,3 +19,5 @@ parentPort?.on('message', message => {
   db.close()
   parentPort?.close()
 })
+// from here on a stop closes the connection; before it, the parent may simply terminate us
+parentPort?.postMessage('ready')

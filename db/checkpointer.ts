@@ -27,11 +27,16 @@ export function startCheckpointer (sqlite: SQLiteDatabase, file: string, interva
     })
   })
   worker.on('error', () => {}) // the exit handler above falls back
+  // A worker still starting (seconds under a TypeScript loader) has nothing to close: a stop
+  // then terminates it rather than waiting for it to start only to be told to stop.
+  let ready = false
+  worker.once('message', message => { if (message === 'ready') ready = true })
   return {
     async stop () {
       stopping = true
       worker.ref() // keep the process alive until the worker has closed its connection
-      worker.postMessage('stop')
+      if (ready) worker.postMessage('stop')
+      else await worker.terminate()
       await exited
     }
   }

@@ -54,3 +54,17 @@ t.test('a message stored before the process is killed is there after a restart',
   const ids = (reopened.prepare('select id from messages order by id').all() as Array<{ id: number }>).map(r => r.id)
   t.same(ids, reported, 'every reported message survived')
 })
+
+t.test('a connection closed while its worker still starts closes, and the file stays usable', async t => {
+  const file = tempFile(t)
+  for (let i = 0; i < 3; i++) {
+    const db = connect({ kind: 'sqlite', file })
+    await migrateToLatest(db)
+    await db.insertInto('messages').values({ sender_id: 1, recipient_id: 2, user_lo: 1, user_hi: 2, sender_blob: 'x', recipient_blob: 'y', created_at: i }).execute()
+    await db.destroy()
+  }
+  const reopened = new SQLite(file)
+  t.teardown(() => { reopened.close() })
+  t.same(reopened.prepare('select created_at from messages order by id').all(), [{ created_at: 0 }, { created_at: 1 }, { created_at: 2 }])
+  t.same(reopened.pragma('integrity_check'), [{ integrity_check: 'ok' }])
+})
