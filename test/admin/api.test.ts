@@ -98,7 +98,7 @@ t.test('bad inputs are 400s naming the problem; unknown users 404; nothing chang
   const before = await snapshot(app)
   const cases: Array<[string, string, RegExp]> = [
     ['GET', '/stats?days=0', /days/], ['GET', '/stats?days=1e999', /days/], ['GET', '/users?page=0', /page/], ['GET', '/users?per_page=501', /per_page/],
-    ['GET', `/users?search=${'x'.repeat(65)}`, /search/], ['GET', '/users/a', /username/], ['GET', '/users/bad%20name', /username/],
+    ['GET', `/users?search=${'x'.repeat(65)}`, /search/], ['GET', '/users?search=a%00b', /search/], ['GET', '/users/a', /username/], ['GET', '/users/bad%20name', /username/],
     ['POST', '/users/x@y/disable', /username/], ['DELETE', `/users/${'a'.repeat(33)}`, /username/], ['GET', '/requests?status=blocked', /status/],
     ['GET', '/requests?user=a', /user/], ['GET', '/messages?limit=1001', /limit/], ['GET', '/messages?before_id=-1', /before_id/],
     ['GET', '/messages?before_id=99999999999999999999', /before_id/], ['GET', '/messages?since=yesterday', /'since' must be a date/],
