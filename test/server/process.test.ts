@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,42 +6,12 @@ import http from 'node:http'
 import pg from 'pg'
 import t from 'tap'
 import { freshDatabaseEnv } from '../helper.js'
+import { listening, startServer, until } from '../processes.js'
 
 // The real server process, as `npm start` runs it (from the TypeScript sources here).
 
-const root = join(import.meta.dirname, '..', '..')
 // three server starts from the TypeScript sources: more than the default time per file
 t.setTimeout(10 * 60_000)
-
-function start (env: Record<string, string>): { child: ChildProcess, output: () => string } {
-  let output = ''
-  const child = spawn(process.execPath, [...process.execArgv, join(root, 'server.ts')], {
-    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  child.stdout?.on('data', chunk => { output += String(chunk) })
-  child.stderr?.on('data', chunk => { output += String(chunk) })
-  return { child, output: () => output }
-}
-
-async function listening (server: ReturnType<typeof start>): Promise<string> {
-  for (let i = 0; i < 1200; i++) { // up to 2 minutes: compiling the sources on a loaded machine is slow
-    const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(server.output())
-    if (match?.[1] !== undefined) return match[1]
-    if (server.child.exitCode !== null) throw new Error(`server exited: ${server.output()}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-  throw new Error(`server did not listen: ${server.output()}`)
-}
-
-/** Waits (up to a minute) until the condition holds. */
-async function until (condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (condition()) return
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-  throw new Error(`timed out waiting until ${what}`)
-}
 
 t.test('serves on SQLite in DATA_DIR, keeps sessions across restarts, and shuts down gracefully', async t => {
   const dataDir = await mkdtemp(join(tmpdir(), 'cc-server-'))
@@ -50,7 +19,7 @@ t.test('serves on SQLite in DATA_DIR, keeps sessions across restarts, and shuts 
   const env = { DATA_DIR: dataDir, LOG_LEVEL: 'info' }
 
   // debug for the first run: the server logs each request as it arrives
-  let server = start({ ...env, LOG_LEVEL: 'debug' })
+  let server = startServer({ ...env, LOG_LEVEL: 'debug' })
   let url = await listening(server)
   t.same(await (await fetch(`${url}/readyz`)).json(), { status: 'ready' })
   await fetch(`${url}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'correct horse' }) })
@@ -86,7 +55,7 @@ t.test('serves on SQLite in DATA_DIR, keeps sessions across restarts, and shuts 
   t.equal(code, 0, 'clean exit', { output: server.output().slice(-2000) })
   t.notMatch(server.output(), /correct horse|eyJ/, 'no password or token in the logs')
 
-  server = start(env)
+  server = startServer(env)
   url = await listening(server)
   const res = await fetch(`${url}/get_contacts`, { headers: { authorization: `Bearer ${token}` } })
   t.equal(res.status, 200, 'a token from before the restart still works')
@@ -96,7 +65,7 @@ t.test('serves on SQLite in DATA_DIR, keeps sessions across restarts, and shuts 
 })
 
 t.test('a bad setting stops the start with a clear message', async t => {
-  const server = start({ PORT: 'abc', LOG_LEVEL: 'loud' })
+  const server = startServer({ PORT: 'abc', LOG_LEVEL: 'loud' })
   const [code] = await once(server.child, 'exit')
   t.equal(code, 78)
   t.match(server.output(), /PORT="abc"/)
@@ -105,7 +74,7 @@ t.test('a bad setting stops the start with a clear message', async t => {
 
 t.test('runs on the database DATABASE_URL names', async t => {
   const env = await freshDatabaseEnv(t)
-  const server = start({ ...env, JWT_SECRET: 'x'.repeat(40) })
+  const server = startServer({ ...env, JWT_SECRET: 'x'.repeat(40) })
   t.teardown(() => { server.child.kill('SIGTERM') })
   const url = await listening(server)
   t.same(await (await fetch(`${url}/readyz`)).json(), { status: 'ready' })
