@@ -26,7 +26,9 @@ export async function freshDatabaseEnv (t: Test): Promise<Record<string, string>
 }
 
 export async function testConfig (t: Test, env: Record<string, string> = {}): Promise<Config> {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT: 'off', ...await freshDatabaseEnv(t), ...env })
+  // a Redis namespace of its own, like the database: test files share the machine's Redis
+  const REDIS_PREFIX = `test-${randomBytes(6).toString('hex')}:`
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT: 'off', REDIS_PREFIX, ...await freshDatabaseEnv(t), ...env })
 }
 
 /** The app on a fresh migrated database, closed when the test ends. */
