@@ -82,7 +82,16 @@ export async function hasWebSocket (server: Served, token: string): Promise<bool
   }
 }
 
-export interface DeliveryResult { sent: number, delivered: number, p50: number, p99: number, max: number, errors: number }
+export interface DeliveryResult {
+  sent: number
+  delivered: number
+  p50: number
+  p99: number
+  max: number
+  errors: number
+  /** CPU time of each watched process during this route's turns, per message sent, in µs */
+  cpuUs: number[]
+}
 
 /** One way for a message to reach the sockets: written to `via` (in turn), from and to `pairs`. */
 export interface DeliveryRoute {
@@ -97,10 +106,11 @@ export interface DeliveryRoute {
  * the event. Several routes (say: sends written to the sockets' own instance, and to
  * another one) take turns in rounds of about a second, ABBA, so that a shared machine's
  * drifting load falls on each alike; each route has recipients of its own, so that one
- * route's pushes never bring another's messages along. One result per route.
+ * route's pushes never bring another's messages along. One result per route, with the
+ * CPU time that each of the `watched` processes spent in its turns.
  */
 export async function wsDelivery (
-  server: Served, routes: DeliveryRoute[], ratePerSecond: number, seconds: number, warmupSeconds = 0
+  server: Served, routes: DeliveryRoute[], ratePerSecond: number, seconds: number, warmupSeconds = 0, watched: Served[] = [server]
 ): Promise<DeliveryResult[]> {
   const arrivals = new Map<number, number>() // message id -> time received
   // a socket opened without a cursor first replays the whole stream (the scenarios before
@@ -122,7 +132,7 @@ export async function wsDelivery (
       const k = i % pairs.length
       return { method: 'POST', path: '/send_message', headers: { authorization: `Bearer ${pairs[k]?.[0].token ?? ''}` }, body: bodies[k] }
     }
-    return { urls: via.map(s => s.url), sendAt, sent: 0, failed: 0, writtenAt: new Map<number, number>() /* message id -> time written */ }
+    return { urls: via.map(s => s.url), sendAt, sent: 0, failed: 0, writtenAt: new Map<number, number>() /* message id -> time written */, cpu: watched.map(() => 0) }
   })
   const agent = new Agent({ keepAlive: true, maxSockets: 64 })
   try {
@@ -132,7 +142,9 @@ export async function wsDelivery (
     for (let round = 0; round < rounds; round++) {
       for (const plan of round % 2 === 0 ? plans : [...plans].reverse()) {
         const written: number[] = []
+        const cpu0 = watched.map(p => p.cpu())
         const samples = await fixedRate(plan.urls, ratePerSecond, seconds / rounds, plan.sendAt, (i, at) => { written[i] = at }, agent)
+        watched.forEach((p, k) => { plan.cpu[k] = (plan.cpu[k] ?? 0) + p.cpu() - (cpu0[k] ?? 0) })
         samples.forEach((sample, i) => {
           plan.sent++
           if (sample.status === 201) plan.writtenAt.set(JSON.parse(sample.body).id, written[i] ?? NaN)
@@ -161,7 +173,8 @@ export async function wsDelivery (
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
       max: latencies.at(-1) ?? NaN,
-      errors: plan.failed + (plan.writtenAt.size - latencies.length)
+      errors: plan.failed + (plan.writtenAt.size - latencies.length),
+      cpuUs: plan.cpu.map(seconds => seconds / plan.sent * 1e6)
     }
   })
 }
