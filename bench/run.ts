@@ -339,12 +339,16 @@ async function delivery (server: Served, others: Served[], pairs: Array<[BenchUs
   const routes: DeliveryRoute[] = cross
     ? [{ via: [server], pairs: pairs.slice(0, half) }, { via: others, pairs: pairs.slice(half, 2 * half) }]
     : [{ via: [server], pairs }]
+  const before = await hubStates([server, ...others])
   const [local, remote] = await wsDelivery(server, routes, sizes.wsRate, seconds, smoke ? 0 : 1, [server, ...others])
   if (local === undefined) throw new Error('wsDelivery gave no result')
+  // a degraded hub still delivers, by polling every second: say so beside the numbers
+  const after = await hubStates([server, ...others])
+  const hubNote = `hub ${before.join('/')} before, ${after.join('/')} after (/readyz)`
   const what = "from writing send_message to the event on the recipient's socket"
   // the CPU of each instance per message: where the hub's work lands
   const cpu = (r: DeliveryResult): string => others.length === 0 ? '' : `; CPU per message ${r.cpuUs.map((us, k) => `${us.toFixed(0)} µs on instance ${k + 1}`).join(', ')}`
-  const onOne = others.length === 0 ? '' : `; sockets and sends on instance 1 of ${instances}, hub in Redis${cpu(local)}`
+  const onOne = others.length === 0 ? '' : `; sockets and sends on instance 1 of ${instances}, hub in Redis${cpu(local)}; ${hubNote}`
   rows.push({ scenario: 'ws_delivery', load: `${sizes.wsRate} msg/s`, rps: local.delivered / seconds, ceiling: null, ratio: null, cpu: null, p50: local.p50, p99: local.p99, max: local.max, errors: local.errors, must: 'p99 < 5 ms at 1000 msg/s', met: smoke ? null : local.p99 < 5 && local.errors === 0, note: `${local.delivered}/${local.sent} delivered; ${what}${onOne}` })
   log(`  ws_delivery: ${local.delivered}/${local.sent} delivered, p50 ${local.p50.toFixed(2)} ms, p99 ${local.p99.toFixed(2)} ms, max ${local.max.toFixed(1)} ms`)
   if (remote === undefined) return
@@ -352,6 +356,14 @@ async function delivery (server: Served, others: Served[], pairs: Array<[BenchUs
   const through = others.length === 1 ? 'instance 2' : `instances 2 to ${instances} in turn`
   rows.push({ scenario: 'ws_delivery_cross', load: `${sizes.wsRate} msg/s`, rps: remote.delivered / seconds, ceiling: null, ratio: null, cpu: null, p50: remote.p50, p99: remote.p99, max: remote.max, errors: remote.errors, must: 'all delivered, p99 ≤ ws_delivery p99 + 10 ms', met: smoke ? null : all && remote.p99 <= local.p99 + 10, note: `${remote.delivered}/${remote.sent} delivered; sockets on instance 1, sends through ${through}; in 1 s turns with ws_delivery, ${half} recipients each${cpu(remote)}` })
   log(`  ws_delivery_cross: ${remote.delivered}/${remote.sent} delivered, p50 ${remote.p50.toFixed(2)} ms, p99 ${remote.p99.toFixed(2)} ms, max ${remote.max.toFixed(1)} ms`)
+}
+
+/** Each server's delivery hub as its /readyz tells it: local, connected or degraded. */
+async function hubStates (servers: Served[]): Promise<string[]> {
+  return await Promise.all(servers.map(async server => {
+    const body = await (await fetch(`${server.url}/readyz`)).json() as { hub?: unknown }
+    return typeof body.hub === 'string' ? body.hub : 'unknown'
+  }))
 }
 
 /** Logins saturate (wrk) while a fixed-rate prober measures get_key beside them. */
