@@ -360,8 +360,13 @@ async function delivery (server: Served, others: Served[], pairs: Array<[BenchUs
   log(`  ws_delivery: ${local.delivered}/${local.sent} delivered, p50 ${local.p50.toFixed(2)} ms, p99 ${local.p99.toFixed(2)} ms, max ${local.max.toFixed(1)} ms`)
   if (remote === undefined) return
   const all = remote.delivered === remote.sent && remote.errors === 0
+  // a missing message fails at any load; the latencies compare only while one instance keeps
+  // up: past a p50 of the must's own 10 ms it queues, and two queues say nothing of the hub
+  const queued = local.p50 > 10
+  const met = !judged ? null : !all ? false : queued ? null : remote.p99 <= local.p99 + 10
+  const verdict = judged && all && queued ? `; p99 not judged: ws_delivery's p50 of ${local.p50.toFixed(0)} ms says the server queued (the machine's load)` : ''
   const through = others.length === 1 ? 'instance 2' : `instances 2 to ${instances} in turn`
-  rows.push({ scenario: 'ws_delivery_cross', load: `${sizes.wsRate} msg/s`, rps: remote.delivered / seconds, ceiling: null, ratio: null, cpu: null, p50: remote.p50, p99: remote.p99, max: remote.max, errors: remote.errors, must: 'at 1000 msg/s all delivered, p99 ≤ ws_delivery p99 + 10 ms', met: judged ? all && remote.p99 <= local.p99 + 10 : null, note: `${remote.delivered}/${remote.sent} delivered; sockets on instance 1, sends through ${through}; in 1 s turns with ws_delivery, ${half} recipients each${cpu(remote)}` })
+  rows.push({ scenario: 'ws_delivery_cross', load: `${sizes.wsRate} msg/s`, rps: remote.delivered / seconds, ceiling: null, ratio: null, cpu: null, p50: remote.p50, p99: remote.p99, max: remote.max, errors: remote.errors, must: 'at 1000 msg/s all delivered, p99 ≤ ws_delivery p99 + 10 ms', met, note: `${remote.delivered}/${remote.sent} delivered; sockets on instance 1, sends through ${through}; in 1 s turns with ws_delivery, ${half} recipients each${cpu(remote)}${verdict}` })
   log(`  ws_delivery_cross: ${remote.delivered}/${remote.sent} delivered, p50 ${remote.p50.toFixed(2)} ms, p99 ${remote.p99.toFixed(2)} ms, max ${remote.max.toFixed(1)} ms`)
 }
 
