@@ -354,8 +354,8 @@ async function delivery (server: Served, others: Served[], pairs: Array<[BenchUs
   const hubNote = `hub ${before.join('/')} before, ${after.join('/')} after (/readyz)`
   const what = "from writing send_message to the event on the recipient's socket"
   // the CPU of each instance per message: where the hub's work lands
-  const cpu = (r: DeliveryResult): string => others.length === 0 ? '' : `; CPU per message ${r.cpuUs.map((us, k) => `${us.toFixed(0)} µs on instance ${k + 1}`).join(', ')}`
-  const onOne = others.length === 0 ? '' : `; sockets and sends on instance 1 of ${instances}, hub in Redis${cpu(local)}; ${hubNote}`
+  const cpu = (r: DeliveryResult): string => `; CPU per message ${r.cpuUs.map((us, k) => `${us.toFixed(0)} µs${others.length === 0 ? '' : ` on instance ${k + 1}`}`).join(', ')}`
+  const onOne = others.length === 0 ? cpu(local) : `; sockets and sends on instance 1 of ${instances}, hub in Redis${cpu(local)}; ${hubNote}`
   rows.push({ scenario: 'ws_delivery', load: `${sizes.wsRate} msg/s`, rps: local.delivered / seconds, ceiling: null, ratio: null, cpu: null, p50: local.p50, p99: local.p99, max: local.max, errors: local.errors, must: 'p99 < 5 ms at 1000 msg/s', met: judged ? local.p99 < 5 && local.errors === 0 : null, note: `${local.delivered}/${local.sent} delivered; ${what}${onOne}` })
   log(`  ws_delivery: ${local.delivered}/${local.sent} delivered, p50 ${local.p50.toFixed(2)} ms, p99 ${local.p99.toFixed(2)} ms, max ${local.max.toFixed(1)} ms`)
   if (remote === undefined) return
