@@ -227,6 +227,7 @@ t.test('two instances behind the balancer (deploy/haproxy.cfg) act as one servic
   const longPoll = request(base, quiet.from, 'GET', '/sync?timeout=30', { token: quiet.token })
 
   await t.test('register, login and contacts work through the balancer', async t => {
+    t.same(await answered(t, request(base, newAddress(), 'GET', '/readyz'), 200, 'readyz'), { status: 'ready', hub: 'connected' }, 'pushes travel through Redis')
     const [alice, bob] = await contacts(t, base, 'alice', 'bob')
     const list = await answered(t, request(base, alice.from, 'GET', '/get_contacts', { token: alice.token }), 200, 'get_contacts')
     t.same(list.contacts, [bob.name])
