@@ -7,7 +7,7 @@ import { build, isError, redisUrl } from './helper.js'
 const skip = redisUrl === undefined ? 'REDIS_URL is not set' : false
 
 t.test('two instances share one budget through Redis', { skip }, async t => {
-  const env = { RATE_LIMIT: 'on', RATE_LIMIT_LOGIN: '3/hour', REDIS_URL: redisUrl ?? '' }
+  const env = { RATE_LIMIT: 'on', RATE_LIMIT_LOGIN: '3/hour', REDIS_URL: redisUrl ?? '', REDIS_PREFIX: `test-${Date.now()}:` }
   const one = await build(t, env)
   const two = await build(t, env)
   // a fresh address per run, so that counters left by an earlier run do not count

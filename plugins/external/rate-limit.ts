@@ -18,7 +18,7 @@ export default fp(async function rateLimitPlugin (fastify) {
   }
   await fastify.register(rateLimit, {
     global: false,
-    nameSpace: 'cryptachat-rl-',
+    nameSpace: `${config.redisPrefix}rl:`,
     // the plugin's own error has no code: ours, in the plugin's words ("retry in 1 minute")
     errorResponseBuilder: (_request, context) => new RateLimited(context.after),
     ...(redis === undefined ? {} : { redis, skipOnError: true })
