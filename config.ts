@@ -18,6 +18,7 @@ export const EnvSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^(postgres(ql)?://.+|sqlite:.+)$', description: 'postgres://... or sqlite:<file> (sqlite::memory: for a throwaway database)' })),
   DATABASE_SCHEMA: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', description: 'PostgreSQL schema to use instead of public' })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://.+$' })),
+  REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'cryptachat:', description: 'prefix of this service\'s keys and channels in Redis: the same on all its instances, different for another service on the same Redis' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   TOKEN_TTL: Type.Optional(Duration),
   TRUST_PROXY: Type.String({ default: 'false', description: 'false, true, a hop count, or comma-separated addresses/CIDRs' }),
@@ -54,6 +55,7 @@ export interface Config {
   dataDir: string
   database: DatabaseSettings
   redisUrl: string | undefined
+  redisPrefix: string
   jwtSecret: string | undefined
   tokenTtlSeconds: number
   trustProxy: boolean | number | string
@@ -159,6 +161,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
       ? { kind: 'sqlite', file: `${env.DATA_DIR}/cryptachat.db` }
       : url.startsWith('sqlite:') ? { kind: 'sqlite', file: url.slice('sqlite:'.length) } : { kind: 'postgres', url, schema: env.DATABASE_SCHEMA },
     redisUrl: env.REDIS_URL,
+    redisPrefix: env.REDIS_PREFIX,
     jwtSecret: env.JWT_SECRET,
     tokenTtlSeconds,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),

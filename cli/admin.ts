@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../config.js'
 import { connect } from '../db/connect.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { OriginalDatabaseError } from '../db/original.js'
+import { publishDisconnects } from '../plugins/app/redis-hub.js'
 import { CommandError, UsageError, commands, type Options } from './commands.js'
 
 // `npm run admin -- <command>`: the same configuration as the server (DATA_DIR or
@@ -79,7 +80,17 @@ export async function runAdmin (argv: string[], io: AdminIO): Promise<number> {
   const db = connect(config.database)
   try {
     await migrateToLatest(db)
-    return await command.run({ db, json: options.json === true, actor: operator(), out: io.out }, options, arg)
+    const { redisUrl, redisPrefix } = config
+    const endSessions = async (userId: number): Promise<void> => {
+      // without Redis a server notices at its next session check (each socket's ping)
+      if (redisUrl === undefined) return
+      try {
+        await publishDisconnects(redisUrl, redisPrefix, [userId])
+      } catch (error) {
+        io.err(`warning: could not reach Redis (${(error as Error).message}); running servers close the user's sockets at their next session check`)
+      }
+    }
+    return await command.run({ db, json: options.json === true, actor: operator(), out: io.out, endSessions }, options, arg)
   } catch (error) {
     if (error instanceof UsageError) {
       io.err(`error: ${error.message}\nusage: npm run admin -- ${command.usage} [--json]`)

@@ -21,6 +21,8 @@ export interface Context {
   /** who acts, for the audit table */
   actor: string
   out: (text: string) => void
+  /** Tells running servers to close the user's sockets and long-polls now (through Redis, when REDIS_URL is set). */
+  endSessions: (userId: number) => Promise<void>
 }
 
 export type Options = Record<string, string | boolean | undefined>
@@ -141,6 +143,7 @@ export const commands: Record<string, Command> = {
       }
       const outcome = await deleteUser(ctx.db, detail, ctx.actor)
       if (outcome === 'not_found') throw new CommandError(`no user named '${name!}'`)
+      await ctx.endSessions(detail.id)
       return emit(ctx, { deleted: detail.username }, () => `deleted '${detail.username}'`)
     }
   },
@@ -249,6 +252,7 @@ async function toggle (ctx: Context, name: string, disable: boolean): Promise<nu
   const user = await findUserByName(ctx.db, name)
   const outcome = user === undefined ? 'not_found' : await setUserDisabled(ctx.db, user, disable, ctx.actor)
   if (outcome === 'not_found') throw new CommandError(`no user named '${name}'`)
+  if (disable && outcome === 'done') await ctx.endSessions(user!.id)
   const state = disable ? 'disabled' : 'enabled'
   return emit(ctx, { username: name, [state]: true, changed: outcome === 'done' },
     () => outcome === 'done' ? `${state} '${name}'` : `'${name}' was already ${state}`)

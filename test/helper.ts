@@ -26,7 +26,13 @@ export async function freshDatabaseEnv (t: Test): Promise<Record<string, string>
 }
 
 export async function testConfig (t: Test, env: Record<string, string> = {}): Promise<Config> {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT: 'off', ...await freshDatabaseEnv(t), ...env })
+  // a Redis namespace of its own, like the database: test files share the machine's Redis
+  const REDIS_PREFIX = `test-${randomBytes(6).toString('hex')}:`
+  // with REDIS_URL (the PostgreSQL + Redis run) every app runs the Redis hub and limits, on its own prefix
+  const redis: Record<string, string> = redisUrl === undefined ? {} : { REDIS_URL: redisUrl }
+  const merged: Record<string, string> = { NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT: 'off', ...redis, REDIS_PREFIX, ...await freshDatabaseEnv(t), ...env }
+  if (merged.REDIS_URL === '') delete merged.REDIS_URL // REDIS_URL: '' asks for the in-process hub
+  return loadConfig(merged)
 }
 
 /** The app on a fresh migrated database, closed when the test ends. */

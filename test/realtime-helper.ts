@@ -4,6 +4,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import { WebSocket } from 'ws'
 import { LocalHub } from '../plugins/app/hub.js'
+import { RedisHub } from '../plugins/app/redis-hub.js'
 import { ServerFrame, type WireFrame } from '../routes/realtime/events.js'
 import { SyncReply } from '../routes/realtime/sync.js'
 import { befriend, call, user } from './helper.js'
@@ -141,10 +142,10 @@ export async function eventually (condition: () => boolean | Promise<boolean>): 
   while (!await condition()) await new Promise(resolve => setTimeout(resolve, 20))
 }
 
-/** The app's hub as the in-process one, to see who listens. */
-export function hub (app: FastifyInstance): LocalHub {
-  if (!(app.hub instanceof LocalHub)) throw new Error('not the in-process hub')
-  return app.hub
+/** The app's hub (in-process, or through Redis with REDIS_URL), to see who listens on this instance. */
+export function hub (app: FastifyInstance): LocalHub | RedisHub {
+  if (app.hub instanceof LocalHub || app.hub instanceof RedisHub) return app.hub
+  throw new Error('an unknown hub')
 }
 
 export async function idOf (app: FastifyInstance, username: string): Promise<number> {

@@ -1,10 +1,12 @@
 import fp from 'fastify-plugin'
+import { RedisHub } from './redis-hub.js'
 
 // The delivery hub carries hints between the code that stores events and the sockets
 // and long-polls waiting for them: "user X has news" and "disconnect user X". Events
 // live in the database with their cursor; a hint only says "look again", may be
 // duplicated or (across instances) lost, and every listener re-queries from its cursor.
-// This is the in-process hub; a Redis-backed one implements the same interface.
+// This is the in-process hub, the default; with REDIS_URL the Redis-backed one
+// (redis-hub.ts) carries them between instances.
 
 export type HubSignal =
   | { kind: 'news' }
@@ -12,6 +14,9 @@ export type HubSignal =
   | { kind: 'disconnect', jti?: string | undefined }
 
 export type HubListener = (signal: HubSignal) => void
+
+/** 'local': one process, nothing to lose; 'connected': Redis carries hints; 'degraded': Redis is unreachable and listeners poll the database. */
+export type HubState = 'local' | 'connected' | 'degraded'
 
 export interface DeliveryHub {
   /** Tells these users' listeners, on every instance, to look for new events. Call after commit; never throws. */
@@ -24,17 +29,20 @@ export interface DeliveryHub {
    * `news`: a hub that may have lost hints wakes everyone.
    */
   subscribe: (userId: number, listener: HubListener) => Promise<() => void>
+  readonly state: HubState
+  close: () => Promise<void>
 }
 
 export class LocalHub implements DeliveryHub {
   readonly #listeners = new Map<number, Set<HubListener>>()
+  readonly state = 'local'
 
   async publish (userIds: readonly number[]): Promise<void> {
-    for (const userId of new Set(userIds)) this.#emit(userId, { kind: 'news' })
+    this.emit(new Set(userIds), { kind: 'news' })
   }
 
   async disconnectUser (userId: number, jti?: string): Promise<void> {
-    this.#emit(userId, { kind: 'disconnect', jti })
+    this.emit([userId], { kind: 'disconnect', jti })
   }
 
   async subscribe (userId: number, listener: HubListener): Promise<() => void> {
@@ -52,14 +60,34 @@ export class LocalHub implements DeliveryHub {
     return this.#listeners.get(userId)?.size ?? 0
   }
 
-  #emit (userId: number, signal: HubSignal): void {
-    for (const listener of [...this.#listeners.get(userId) ?? []]) listener(signal)
+  /** Signals these users' listeners on this instance. */
+  emit (userIds: Iterable<number>, signal: HubSignal): void {
+    for (const userId of userIds) {
+      for (const listener of [...this.#listeners.get(userId) ?? []]) listener(signal)
+    }
   }
+
+  /** Signals every listener on this instance (hints may have been lost: everyone looks again). */
+  emitAll (signal: HubSignal): void {
+    this.emit([...this.#listeners.keys()], signal)
+  }
+
+  async close (): Promise<void> {}
 }
 
 export default fp(async function hubPlugin (fastify) {
-  fastify.decorate('hub', new LocalHub())
-}, { name: 'hub' })
+  const { redisUrl } = fastify.config
+  let hub: DeliveryHub
+  if (redisUrl === undefined) {
+    hub = new LocalHub()
+  } else {
+    const redisHub = new RedisHub(redisUrl, fastify.log.child({ component: 'hub' }), { prefix: fastify.config.redisPrefix })
+    await redisHub.start()
+    hub = redisHub
+  }
+  fastify.decorate('hub', hub)
+  fastify.addHook('onClose', async () => { await hub.close() })
+}, { name: 'hub', dependencies: ['config'] })
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -4,6 +4,13 @@ import { DatabaseUnavailable } from '../../errors.js'
 import { errorReplies } from '../schemas.js'
 
 const Status = Type.Object({ status: Type.String() })
+const Readiness = Type.Object({
+  status: Type.Literal('ready'),
+  hub: Type.Union([Type.Literal('local'), Type.Literal('connected'), Type.Literal('degraded')], {
+    description: 'how pushes reach sockets: `local` (one instance, no REDIS_URL), `connected` (through Redis), ' +
+      '`degraded` (Redis unreachable: sockets and long-polls read the database every second; still ready, since the database is the truth)'
+  })
+})
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
   // probes are frequent: log them only at warn and above (or quieter, if so configured)
@@ -14,12 +21,12 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async () => ({ status: 'ok' }))
 
   fastify.get('/readyz', {
-    schema: { summary: 'Readiness: the database answers', tags: ['health'], response: { 200: Status, ...errorReplies(503) } },
+    schema: { summary: 'Readiness: the database answers (and how pushes travel)', tags: ['health'], response: { 200: Readiness, ...errorReplies(503) } },
     logLevel
   }, async (request) => {
     try {
       await sql`select 1`.execute(fastify.db)
-      return { status: 'ready' }
+      return { status: 'ready' as const, hub: fastify.hub.state }
     } catch (error) {
       // an expected answer of this probe, not a server fault: a warning, and the code says why
       request.log.warn({ err: error }, 'database not reachable')

@@ -89,7 +89,9 @@ const sync: FastifyPluginAsyncTypebox = async (fastify) => {
         if (page.events.length > 0 || page.hasMore) return answer(page)
         after = page.lastSeq
         const wake = await waiter.wait(deadline - Date.now())
-        if (wake.kind === 'timeout' || wake.kind === 'closing') return answer({ events: [], lastSeq: after, hasMore: false })
+        // at the timeout, one last read: a hint between instances can be lost, the database cannot
+        if (wake.kind === 'timeout') return answer(await readPage(fastify.db, user, after, limit))
+        if (wake.kind === 'closing') return answer({ events: [], lastSeq: after, hasMore: false })
         // the session may have ended (logout, password change, deletion): answer with its 401
         if (wake.kind === 'disconnect' && (wake.jti === undefined || wake.jti === request.token.jti)) await fastify.authenticate(request)
       }

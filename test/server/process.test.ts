@@ -21,7 +21,7 @@ t.test('serves on SQLite in DATA_DIR, keeps sessions across restarts, and shuts 
   // debug for the first run: the server logs each request as it arrives
   let server = startServer({ ...env, LOG_LEVEL: 'debug' })
   let url = await listening(server)
-  t.same(await (await fetch(`${url}/readyz`)).json(), { status: 'ready' })
+  t.same(await (await fetch(`${url}/readyz`)).json(), { status: 'ready', hub: 'local' })
   await fetch(`${url}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'correct horse' }) })
   const { token } = await (await fetch(`${url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'correct horse' }) })).json() as { token: string }
   t.ok((await stat(join(dataDir, 'cryptachat.db'))).isFile(), 'SQLite file under DATA_DIR')
@@ -77,7 +77,7 @@ t.test('runs on the database DATABASE_URL names', async t => {
   const server = startServer({ ...env, JWT_SECRET: 'x'.repeat(40) })
   t.teardown(() => { server.child.kill('SIGTERM') })
   const url = await listening(server)
-  t.same(await (await fetch(`${url}/readyz`)).json(), { status: 'ready' })
+  t.same(await (await fetch(`${url}/readyz`)).json(), { status: 'ready', hub: 'local' })
   const res = await fetch(`${url}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'correct horse' }) })
   t.equal(res.status, 201)
   if (env.DATABASE_SCHEMA !== undefined) {
