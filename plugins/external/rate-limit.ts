@@ -19,7 +19,8 @@ export default fp(async function rateLimitPlugin (fastify) {
   const redis = config.redisUrl === undefined ? undefined : await counters(fastify, config.redisUrl)
   await fastify.register(rateLimit, {
     global: false,
-    nameSpace: 'cryptachat-rl-',
+    // REDIS_PREFIX keeps services sharing one Redis apart (the same on all instances of one)
+    nameSpace: `${config.redisPrefix}rl:`,
     // the plugin's own error has no code: ours, in the plugin's words ("retry in 1 minute")
     errorResponseBuilder: (_request, context) => new RateLimited(context.after),
     ...(redis === undefined ? {} : { redis, skipOnError: true })

@@ -15,9 +15,9 @@ const UNREACHABLE = /^rate limits: Redis is unreachable/
 const BACK = /^rate limits: Redis is back/
 const skip = !hasRedisServer && 'no redis-server'
 
-/** An instance on `redis` whose log lines are counted by `logged(pattern)`. */
+/** An instance on `redis` (all of one service: one REDIS_PREFIX) whose log lines are counted by `logged(pattern)`. */
 async function instance (t: Test, redis: PrivateRedis): Promise<{ app: FastifyInstance, logged: (pattern: RegExp) => number }> {
-  const config = await testConfig(t, { REDIS_URL: redis.url, RATE_LIMIT: 'on', RATE_LIMIT_LOGIN: '2/hour', RATE_LIMIT_LOGIN_FAILURES: '2/hour', LOG_LEVEL: 'info' })
+  const config = await testConfig(t, { REDIS_URL: redis.url, REDIS_PREFIX: 'outage:', RATE_LIMIT: 'on', RATE_LIMIT_LOGIN: '2/hour', RATE_LIMIT_LOGIN_FAILURES: '2/hour', LOG_LEVEL: 'info' })
   const { logger, lines } = capturedLogs(config)
   const app = await buildApp(config, { logger })
   t.teardown(async () => { await app.close() })

@@ -10,14 +10,22 @@ import { PASSWORD, befriend, call, freshDatabaseEnv, isError, postgresUrl, redis
 
 // With REDIS_URL every limit, per IP and per account, is one budget for all instances, and
 // restarting an instance does not hand out a fresh one. Two instances on one database (a
-// PostgreSQL schema, or a SQLite file) and the machine's Redis (.ci/run sets REDIS_URL).
-// Counters outlive a run in that Redis for their window: names and addresses are new each run.
+// PostgreSQL schema, or a SQLite file) and the machine's Redis (.ci/run sets REDIS_URL), in a
+// REDIS_PREFIX of their own, as the helper gives each app.
 
 const skip = redisUrl === undefined ? 'REDIS_URL is not set' : false
 const HIGH = '1000/hour'
 
-/** One service of two instances; `restart(i)` closes instance i and builds it again. */
-async function service (t: Test, limits: Record<string, string>): Promise<{ apps: FastifyInstance[], restart: (i: number) => Promise<FastifyInstance> }> {
+interface Service {
+  apps: FastifyInstance[]
+  /** Closes instance i and builds it again. */
+  restart: (i: number) => Promise<FastifyInstance>
+  /** Another instance, on the same database and Redis, with some settings changed. */
+  start: (changed?: Record<string, string>) => Promise<FastifyInstance>
+}
+
+/** One service of two instances. */
+async function service (t: Test, limits: Record<string, string>): Promise<Service> {
   let database = postgresUrl === undefined ? undefined : await freshDatabaseEnv(t)
   if (database === undefined) {
     const dir = await mkdtemp(join(tmpdir(), 'limits-'))
@@ -29,6 +37,7 @@ async function service (t: Test, limits: Record<string, string>): Promise<{ apps
     LOG_LEVEL: 'silent',
     JWT_SECRET: randomBytes(32).toString('base64'), // a token from one instance is valid on the other
     REDIS_URL: redisUrl ?? '',
+    REDIS_PREFIX: `test-${randomBytes(6).toString('hex')}:`,
     RATE_LIMIT: 'on',
     ...Object.fromEntries(['REGISTER', 'LOGIN', 'REQUEST_CHAT', 'ACCEPT_CHAT', 'SEND_MESSAGE', 'SEND_MESSAGE_SENDER', 'SEND_MESSAGE_PAIR', 'LOGIN_FAILURES'].map(name => [`RATE_LIMIT_${name}`, HIGH])),
     ...database,
@@ -36,8 +45,8 @@ async function service (t: Test, limits: Record<string, string>): Promise<{ apps
   }
   const open = new Set<FastifyInstance>()
   t.teardown(async () => { for (const app of open) await app.close() })
-  const start = async (): Promise<FastifyInstance> => {
-    const app = await buildApp(loadConfig(env))
+  const start = async (changed: Record<string, string> = {}): Promise<FastifyInstance> => {
+    const app = await buildApp(loadConfig({ ...env, ...changed }))
     open.add(app)
     return app
   }
@@ -49,7 +58,7 @@ async function service (t: Test, limits: Record<string, string>): Promise<{ apps
     await app.close()
     return (apps[i] = await start())
   }
-  return { apps, restart }
+  return { apps, restart, start }
 }
 
 /** A 429 RATE_LIMITED, said as `what`. */
@@ -62,7 +71,7 @@ const fresh = (): string => `u${randomBytes(6).toString('hex')}`
 const freshIp = (): string => `10.${[...randomBytes(3)].join('.')}`
 
 t.test('a per-IP limit is one budget across instances and survives a restart', { skip }, async t => {
-  const { apps, restart } = await service(t, { RATE_LIMIT_LOGIN: '3/hour' })
+  const { apps, restart, start } = await service(t, { RATE_LIMIT_LOGIN: '3/hour' })
   const ip = freshIp()
   const [one, two] = apps as [FastifyInstance, FastifyInstance]
   const login = async (app: FastifyInstance, from = ip): Promise<LightMyRequestResponse> =>
@@ -76,6 +85,8 @@ t.test('a per-IP limit is one budget across instances and survives a restart', {
   const restarted = await restart(1)
   limited(t, await login(restarted), 'nor does a restarted one')
   t.equal((await login(restarted, freshIp())).statusCode, 401, 'another address has its own budget')
+  const otherService = await start({ REDIS_PREFIX: `test-${randomBytes(6).toString('hex')}:` })
+  t.equal((await login(otherService)).statusCode, 401, 'another service on the same Redis (another REDIS_PREFIX) counts apart')
 })
 
 t.test('failed password checks on one instance count on the other, and a restart keeps the count', { skip }, async t => {
