@@ -16,7 +16,8 @@ type LimitName = Exclude<keyof Config['rateLimit'], 'enabled'>
 
 export default fp(async function rateLimitPlugin (fastify) {
   const { config } = fastify
-  const redis = config.redisUrl === undefined ? undefined : await counters(fastify, config.redisUrl)
+  // with RATE_LIMIT=off nothing is counted: no connection
+  const redis = config.redisUrl === undefined || !config.rateLimit.enabled ? undefined : await counters(fastify, config.redisUrl)
   await fastify.register(rateLimit, {
     global: false,
     // REDIS_PREFIX keeps services sharing one Redis apart (the same on all instances of one)
