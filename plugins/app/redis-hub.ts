@@ -106,7 +106,7 @@ export class RedisHub implements DeliveryHub {
     this.#pub.on('error', () => {}) // reported through the subscriber's state; ioredis reconnects
     this.#sub.on('error', () => {})
     this.#pub.on('ready', () => this.#flushUnsent())
-    this.#sub.on('ready', () => { this.#resubscribe().catch(error => this.#lost(error)) })
+    this.#sub.on('ready', () => { this.#resubscribe().catch(error => this.#restart(error)) })
     this.#sub.on('close', () => this.#lost())
     this.#sub.on('smessage', (channel: string, message: string) => this.#receive(channel, message))
     this.#sub.on('message', (channel: string, message: string) => this.#receive(channel, message))
@@ -184,8 +184,14 @@ export class RedisHub implements DeliveryHub {
     try {
       await (this.#sharded ? this.#sub.ssubscribe(this.#channel(userId)) : this.#sub.subscribe(this.#channel(userId)))
     } catch (error) {
-      this.#lost(error) // a listener that could not subscribe is woken by the fallback poll
+      this.#restart(error) // a listener that could not subscribe is woken by the fallback poll meanwhile
     }
+  }
+
+  /** A subscription failed on a connection that looks fine: drop it, so that the reconnect subscribes everything again. */
+  #restart (error: unknown): void {
+    this.#lost(error)
+    if (!this.#closed && this.#sub.status === 'ready') this.#sub.disconnect(true)
   }
 
   #channel (userId: number): string {
