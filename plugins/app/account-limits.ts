@@ -9,9 +9,9 @@ import { AccountRateLimited } from '../../errors.js'
 // per account (login, change_password, delete_account share one count). The counters are
 // @fastify/rate-limit's (in Redis with REDIS_URL, shared by every instance); each check runs
 // after authentication and validation and before the handler, so a limited request has no
-// side effect. Keys are usernames (case-folded), not ids: ids restart at 1 in a new database
-// while Redis keeps counting, so a key by id could hold another deployment's or another
-// test run's count.
+// side effect. Keys are usernames (case-folded), as for failures, not ids: ids restart at 1
+// when the database is recreated while Redis keeps its counts for their window, so a key by
+// id could hold a former account's count.
 
 type Limiter = ReturnType<FastifyInstance['createRateLimit']>
 
