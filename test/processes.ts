@@ -87,6 +87,10 @@ export class PrivateRedis {
     }, 'redis-server is ready', 10_000)
   }
 
+  /** Stops it answering (SIGSTOP) while its connections stay open; `thaw()` resumes it. */
+  freeze (): void { this.#child?.kill('SIGSTOP') }
+  thaw (): void { this.#child?.kill('SIGCONT') }
+
   /** Kills it (SIGKILL: an outage, not a shutdown). */
   async stop (): Promise<void> {
     if (this.#child !== undefined) await stopProcess(this.#child, 'SIGKILL')

@@ -7,8 +7,11 @@ import { AccountRateLimited } from '../../errors.js'
 // Limits per account beside the per-IP ones, so that spreading over many addresses does
 // not help: messages per sender and per sender->recipient pair, and failed password checks
 // per account (login, change_password, delete_account share one count). The counters are
-// @fastify/rate-limit's (in Redis with REDIS_URL); each check runs after authentication
-// and validation and before the handler, so a limited request has no side effect.
+// @fastify/rate-limit's (in Redis with REDIS_URL, shared by every instance); each check runs
+// after authentication and validation and before the handler, so a limited request has no
+// side effect. Keys are usernames (case-folded), as for failures, not ids: ids restart at 1
+// when the database is recreated while Redis keeps its counts for their window, so a key by
+// id could hold a former account's count.
 
 type Limiter = ReturnType<FastifyInstance['createRateLimit']>
 
@@ -40,8 +43,10 @@ export default fp(async function accountLimitsPlugin (fastify) {
 
   fastify.decorate('limitSendMessage', async function (request: FastifyRequest, reply: FastifyReply, recipientName: string) {
     if (!settings.enabled) return
-    await consume(perSender, request, reply, String(request.user.id), 'messages', true)
-    await consume(perPair, request, reply, `${request.user.id}>${usernameKey(recipientName)}`, 'messages to this recipient', true)
+    const sender = usernameKey(request.user.username)
+    await consume(perSender, request, reply, sender, 'messages', true)
+    // no username holds '>': the pair's key is unambiguous
+    await consume(perPair, request, reply, `${sender}>${usernameKey(recipientName)}`, 'messages to this recipient', true)
   })
 
   fastify.decorate('verifyPasswordRateLimited', async function (request: FastifyRequest, reply: FastifyReply, username: string, storedHash: string | undefined, password: string) {

@@ -48,6 +48,14 @@ function channelOf (prefix: string, userId: number): string {
   return `${prefix}user:${userId}`
 }
 
+/**
+ * Drops a connection that looks fine but failed (a command timed out): ioredis reconnects.
+ * Destroyed, not ended: ending waits for a peer that does not answer.
+ */
+function drop (client: Redis): void {
+  if (client.status === 'ready') client.stream.destroy()
+}
+
 /** Ends a client whatever its state: QUIT when connected (pending replies arrive first), else drop it. */
 async function closeClient (client: Redis): Promise<void> {
   if (client.status === 'ready') {
@@ -95,6 +103,8 @@ export class RedisHub implements DeliveryHub {
   #warned = false
   #closed = false
   #fallback: NodeJS.Timeout | undefined
+  #heartbeat: NodeJS.Timeout | undefined
+  #beating = false
 
   constructor (redisUrl: string, log: FastifyBaseLogger, options: RedisHubOptions = {}) {
     this.#log = log
@@ -106,7 +116,7 @@ export class RedisHub implements DeliveryHub {
     this.#pub.on('error', () => {}) // reported through the subscriber's state; ioredis reconnects
     this.#sub.on('error', () => {})
     this.#pub.on('ready', () => this.#flushUnsent())
-    this.#sub.on('ready', () => { this.#resubscribe().catch(error => this.#lost(error)) })
+    this.#sub.on('ready', () => { this.#resubscribe().catch(error => this.#restart(error)) })
     this.#sub.on('close', () => this.#lost())
     this.#sub.on('smessage', (channel: string, message: string) => this.#receive(channel, message))
     this.#sub.on('message', (channel: string, message: string) => this.#receive(channel, message))
@@ -115,6 +125,9 @@ export class RedisHub implements DeliveryHub {
   /** Connects; resolves when the hub works, or after `connectWaitMs` degraded (it keeps trying). */
   async start (): Promise<void> {
     this.#startFallback()
+    // a Redis that keeps the connection open but stops answering sends no `close`: a PING
+    // that times out (commandTimeout) is how the hub notices, and it drops the connection
+    this.#heartbeat = setInterval(() => this.#beat(), this.#fallbackMs)
     const ready = new Promise<void>(resolve => { this.#onHealthy = resolve })
     this.#pub.connect().catch(() => {})
     this.#sub.connect().catch(() => {})
@@ -176,6 +189,7 @@ export class RedisHub implements DeliveryHub {
   async close (): Promise<void> {
     this.#closed = true
     this.#stopFallback()
+    clearInterval(this.#heartbeat)
     await Promise.all([closeClient(this.#pub), closeClient(this.#sub)])
   }
 
@@ -184,8 +198,20 @@ export class RedisHub implements DeliveryHub {
     try {
       await (this.#sharded ? this.#sub.ssubscribe(this.#channel(userId)) : this.#sub.subscribe(this.#channel(userId)))
     } catch (error) {
-      this.#lost(error) // a listener that could not subscribe is woken by the fallback poll
+      this.#restart(error) // a listener that could not subscribe is woken by the fallback poll meanwhile
     }
+  }
+
+  /** A subscription failed on a connection that looks fine: drop it, so that the reconnect subscribes everything again. */
+  #restart (error: unknown): void {
+    this.#lost(error)
+    drop(this.#sub)
+  }
+
+  #beat (): void {
+    if (this.#beating || this.#degraded || this.#closed || this.#sub.status !== 'ready') return
+    this.#beating = true
+    this.#sub.ping().catch(error => this.#restart(error)).finally(() => { this.#beating = false })
   }
 
   #channel (userId: number): string {
@@ -207,9 +233,11 @@ export class RedisHub implements DeliveryHub {
       if (this.#sharded) pipeline.spublish(this.#channel(userId), message)
       else pipeline.publish(this.#channel(userId), message)
     }
-    pipeline.exec().then(results => {
-      results?.forEach(([error], i) => { if (error !== null) this.#keepUnsent(userIds[i]!, message) })
-    }, () => { for (const userId of userIds) this.#keepUnsent(userId, message) })
+    const unsent = (): void => {
+      for (const userId of userIds) this.#keepUnsent(userId, message)
+      drop(this.#pub) // kept until the publisher is ready again: make sure it reconnects
+    }
+    pipeline.exec().then(results => { if (results?.some(([error]) => error !== null)) unsent() }, unsent)
   }
 
   /** One hint per user is enough, but a disconnect outranks news. */

@@ -196,3 +196,28 @@ t.test('Redis down: delivery goes on by polling, /readyz says degraded, one warn
   t.ok(lines.some(line => /Redis is back/.test(line.msg)), 'the recovery is logged')
   await socket.close()
 })
+
+t.test('a Redis that keeps its connections but stops answering is an outage too', { skip: skip || (hasRedisServer ? false : 'redis-server is not installed') }, async t => {
+  const redis = await PrivateRedis.start()
+  t.teardown(async () => { await redis.stop() })
+  const env = await serviceEnv(t, { REDIS_URL: redis.url })
+  const a = await build(t, env)
+  const b = await build(t, env)
+  const [alice, bob] = await people(a)
+  const socket = await Client.open(await listen(a), bob.token)
+  await socket.until('ready')
+
+  redis.freeze()
+  let frozen = true
+  t.teardown(() => { if (frozen) redis.thaw() })
+  await eventually(() => a.hub.state === 'degraded') // its heartbeat PING timed out
+  const during = (await send(b, alice, bob)).json().id
+  t.match(await socket.next(), { type: 'message', message: { id: during } }, 'delivered by the fallback poll')
+
+  redis.thaw()
+  frozen = false
+  await eventually(() => a.hub.state === 'connected' && b.hub.state === 'connected')
+  const after = (await send(b, alice, bob)).json().id
+  t.match(await socket.next(), { type: 'message', message: { id: after } }, 'pushed again')
+  await socket.close()
+})
