@@ -154,14 +154,16 @@ export interface Sample { status: number, ms: number, body: string }
 
 /**
  * Sends `next()` at a fixed rate for `seconds` (an open loop: a slow answer does not slow
- * the sender down) and returns every answer with its latency.
+ * the sender down) and returns every answer with its latency. Given several URLs, request
+ * i goes to the i-th in turn. A caller's `agent` keeps its connections from one call to
+ * the next (and is left open); without one, each call opens its own.
  */
 export async function fixedRate (
-  url: string, ratePerSecond: number, seconds: number, next: (i: number) => HttpRequest,
-  onSent?: (i: number, at: number) => void
+  url: string | string[], ratePerSecond: number, seconds: number, next: (i: number) => HttpRequest,
+  onSent?: (i: number, at: number) => void, shared?: Agent
 ): Promise<Sample[]> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 })
-  const target = new URL(url)
+  const agent = shared ?? new Agent({ keepAlive: true, maxSockets: 64 })
+  const targets = (typeof url === 'string' ? [url] : url).map(u => new URL(u))
   const total = Math.round(ratePerSecond * seconds)
   const pending: Array<Promise<Sample>> = []
   const start = performance.now()
@@ -172,10 +174,10 @@ export async function fixedRate (
     const req = next(i)
     const at = performance.now()
     onSent?.(i, at)
-    pending.push(send(agent, target, req).then(({ status, body }) => ({ status, body, ms: performance.now() - at })))
+    pending.push(send(agent, targets[i % targets.length] as URL, req).then(({ status, body }) => ({ status, body, ms: performance.now() - at })))
   }
   const samples = await Promise.all(pending)
-  agent.destroy()
+  if (shared === undefined) agent.destroy()
   return samples
 }
 

@@ -1,3 +1,4 @@
+import { Agent } from 'node:http'
 import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fixedRate, percentile, type HttpRequest } from './load.js'
@@ -81,21 +82,41 @@ export async function hasWebSocket (server: Served, token: string): Promise<bool
   }
 }
 
-export interface DeliveryResult { sent: number, delivered: number, p50: number, p99: number, max: number, errors: number }
+export interface DeliveryResult {
+  sent: number
+  delivered: number
+  p50: number
+  p99: number
+  max: number
+  errors: number
+  /** CPU time of each watched process during this route's turns, per message sent, in µs */
+  cpuUs: number[]
+}
+
+/** One way for a message to reach the sockets: written to `via` (in turn), from and to `pairs`. */
+export interface DeliveryRoute {
+  via: Served[]
+  /** [sender, recipient]; each recipient holds a socket on the server that `wsDelivery` is given */
+  pairs: Array<[BenchUser, BenchUser]>
+}
 
 /**
- * Each recipient holds a socket; senders post send_message at a fixed total rate, and
- * the latency is from writing the request to the recipient's socket receiving the event.
+ * Each recipient holds a socket on `server`; senders post send_message at a fixed total
+ * rate, and the latency is from writing the request to the recipient's socket receiving
+ * the event. Several routes (say: sends written to the sockets' own instance, and to
+ * another one) take turns in rounds of about a second, ABBA, so that a shared machine's
+ * drifting load falls on each alike; each route has recipients of its own, so that one
+ * route's pushes never bring another's messages along. One result per route, with the
+ * CPU time that each of the `watched` processes spent in its turns.
  */
 export async function wsDelivery (
-  server: Served, pairs: Array<[BenchUser, BenchUser]>, ratePerSecond: number, seconds: number, warmupSeconds = 0
-): Promise<DeliveryResult> {
-  const sentAt = new Map<number, number>() // request index -> time written
-  const idToIndex = new Map<number, number>()
+  server: Served, routes: DeliveryRoute[], ratePerSecond: number, seconds: number, warmupSeconds = 0, watched: Served[] = [server]
+): Promise<DeliveryResult[]> {
   const arrivals = new Map<number, number>() // message id -> time received
   // a socket opened without a cursor first replays the whole stream (the scenarios before
   // this one sent thousands of messages): measure live delivery, after each `ready` frame
-  const sockets = await Promise.all(pairs.map(async ([, recipient]) => (await openReplayed(server, recipient.token)).ws))
+  const recipients = routes.flatMap(route => route.pairs.map(([, recipient]) => recipient))
+  const sockets = await Promise.all(recipients.map(async recipient => (await openReplayed(server, recipient.token)).ws))
   for (const ws of sockets) {
     ws.on('message', (data: Buffer) => {
       const at = performance.now()
@@ -105,37 +126,57 @@ export async function wsDelivery (
       if (event.type === 'message' && typeof id === 'number' && !arrivals.has(id)) arrivals.set(id, at)
     })
   }
-  const bodies = pairs.map(([, recipient]) => JSON.stringify({ recipient_username: recipient.name, sender_blob: blob(), recipient_blob: blob() }))
-  const sendAt = (i: number): HttpRequest => {
-    const k = i % pairs.length
-    return { method: 'POST', path: '/send_message', headers: { authorization: `Bearer ${pairs[k]?.[0].token ?? ''}` }, body: bodies[k] }
-  }
-  // as for the other scenarios, a warm-up at the same rate first, not counted
-  if (warmupSeconds > 0) await fixedRate(server.url, ratePerSecond, warmupSeconds, sendAt)
-  const samples = await fixedRate(server.url, ratePerSecond, seconds, sendAt, (i, at) => { sentAt.set(i, at) })
-  samples.forEach((sample, i) => {
-    if (sample.status === 201) idToIndex.set(JSON.parse(sample.body).id, i)
+  const plans = routes.map(({ via, pairs }) => {
+    const bodies = pairs.map(([, recipient]) => JSON.stringify({ recipient_username: recipient.name, sender_blob: blob(), recipient_blob: blob() }))
+    const sendAt = (i: number): HttpRequest => {
+      const k = i % pairs.length
+      return { method: 'POST', path: '/send_message', headers: { authorization: `Bearer ${pairs[k]?.[0].token ?? ''}` }, body: bodies[k] }
+    }
+    return { urls: via.map(s => s.url), sendAt, sent: 0, failed: 0, writtenAt: new Map<number, number>() /* message id -> time written */, cpu: watched.map(() => 0) }
   })
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 })
+  try {
+    // as for the other scenarios, a warm-up at the same rate first, not counted
+    if (warmupSeconds > 0) for (const plan of plans) await fixedRate(plan.urls, ratePerSecond, warmupSeconds, plan.sendAt, undefined, agent)
+    const rounds = plans.length === 1 ? 1 : Math.max(1, Math.round(seconds))
+    for (let round = 0; round < rounds; round++) {
+      for (const plan of round % 2 === 0 ? plans : [...plans].reverse()) {
+        const written: number[] = []
+        const cpu0 = watched.map(p => p.cpu())
+        const samples = await fixedRate(plan.urls, ratePerSecond, seconds / rounds, plan.sendAt, (i, at) => { written[i] = at }, agent)
+        watched.forEach((p, k) => { plan.cpu[k] = (plan.cpu[k] ?? 0) + p.cpu() - (cpu0[k] ?? 0) })
+        samples.forEach((sample, i) => {
+          plan.sent++
+          if (sample.status === 201) plan.writtenAt.set(JSON.parse(sample.body).id, written[i] ?? NaN)
+          else plan.failed++
+        })
+      }
+    }
+  } finally {
+    agent.destroy()
+  }
   const deadline = Date.now() + 5000
   // arrivals also holds ids replayed on connect: wait for these very messages, not a count
-  const waiting = (): boolean => [...idToIndex.keys()].some(id => !arrivals.has(id))
+  const waiting = (): boolean => plans.some(plan => [...plan.writtenAt.keys()].some(id => !arrivals.has(id)))
   while (waiting() && Date.now() < deadline) await sleep(5)
   for (const ws of sockets) ws.close()
-  const latencies: number[] = []
-  for (const [id, i] of idToIndex) {
-    const at = arrivals.get(id)
-    const start = sentAt.get(i)
-    if (at !== undefined && start !== undefined) latencies.push(at - start)
-  }
-  latencies.sort((a, b) => a - b)
-  return {
-    sent: samples.length,
-    delivered: latencies.length,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    max: latencies.at(-1) ?? NaN,
-    errors: samples.filter(s => s.status !== 201).length + (idToIndex.size - latencies.length)
-  }
+  return plans.map(plan => {
+    const latencies: number[] = []
+    for (const [id, start] of plan.writtenAt) {
+      const at = arrivals.get(id)
+      if (at !== undefined) latencies.push(at - start)
+    }
+    latencies.sort((a, b) => a - b)
+    return {
+      sent: plan.sent,
+      delivered: latencies.length,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      max: latencies.at(-1) ?? NaN,
+      errors: plan.failed + (plan.writtenAt.size - latencies.length),
+      cpuUs: plan.cpu.map(seconds => seconds / plan.sent * 1e6)
+    }
+  })
 }
 
 export interface SocketsResult { target: number, held: number, bytesPerSocket: number, rssBefore: number, rssAfter: number, openSeconds: number }

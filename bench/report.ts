@@ -31,10 +31,14 @@ export interface Report {
   db: 'sqlite' | 'postgres'
   /** Where PostgreSQL was reached: its host:port, or the directory of its Unix socket. */
   postgres?: string
+  /** With --instances N: N servers on one database, their delivery hub in Redis (version, host:port). */
+  instances?: number
+  hub?: { redis: string, at: string }
   tool: string
   smoke: boolean
   seconds: number
-  machine: { cpu: string, cores: number, memoryGiB: number, node: string, load: number[] }
+  /** load: the load average before the run; loadAfter: after it (other work on a shared machine shows here) */
+  machine: { cpu: string, cores: number, memoryGiB: number, node: string, load: number[], loadAfter?: number[] }
   ceiling: { runs: number[] }
   rows: Row[]
   skipped: Array<{ scenario: string, reason: string }>
@@ -56,11 +60,14 @@ const ms = (n: number): string => !Number.isFinite(n) ? '-' : n < 10 ? n.toFixed
 export function markdown (report: Report): string {
   const m = report.machine
   const lines = [
-    `Run ${report.date} on ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, load average before ${m.load.join(' ')}; ` +
-      `${report.db === 'sqlite' ? 'SQLite' : `PostgreSQL (at ${report.postgres ?? 'unknown'})`}, load by ${report.tool}, ${report.seconds} s per scenario${report.smoke ? ' (smoke run: numbers are not meaningful)' : ''}.`,
-    `Ceiling: a bare Fastify hello-world on the same machine, measured for ${Math.min(2, report.seconds)} s right before each scenario ` +
-      `(${num(Math.min(...report.ceiling.runs))} to ${num(Math.max(...report.ceiling.runs))} req/s in this run); each ratio is to the ceiling measured just before it. ` +
-      'CPU µs/req is the CPU time the server process spent per request (all its threads): it moves far less with the load of a shared machine than req/s does.',
+    `Run ${report.date} on ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, load average before ${m.load.join(' ')}${m.loadAfter === undefined ? '' : `, after ${m.loadAfter.join(' ')}`}; ` +
+      `${report.db === 'sqlite' ? 'SQLite' : `PostgreSQL (at ${report.postgres ?? 'unknown'})`}` +
+      `${report.hub === undefined ? '' : `, ${report.instances ?? '?'} server instances on one schema with the Redis hub (Redis ${report.hub.redis} at ${report.hub.at})`}, load by ${report.tool}, ${report.seconds} s per scenario${report.smoke ? ' (smoke run: numbers are not meaningful)' : ''}.`,
+    report.ceiling.runs.length === 0
+      ? 'No scenario under HTTP load in this run: no ceiling measured.'
+      : `Ceiling: a bare Fastify hello-world on the same machine, measured for ${Math.min(2, report.seconds)} s right before each scenario ` +
+        `(${num(Math.min(...report.ceiling.runs))} to ${num(Math.max(...report.ceiling.runs))} req/s in this run); each ratio is to the ceiling measured just before it. ` +
+        'CPU µs/req is the CPU time the server process spent per request (all its threads): it moves far less with the load of a shared machine than req/s does.',
     '',
     '| scenario | load | req/s | ceiling | × ceiling | CPU µs/req | × ceiling CPU | p50 ms | p99 ms | max ms | errors | must | met | notes |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|'

@@ -4,17 +4,21 @@ import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
 import type { DatabaseSettings } from '../db/connect.js'
 import { createSchema, dropSchema } from '../db/migrate.js'
 import { availableTool, fixedRate, percentile, runLoad, type HttpRequest, type LoadResult } from './load.js'
 import { startNode, type Served } from './processes.js'
-import { hasWebSocket, wsDelivery, wsSockets } from './realtime.js'
+import { hasWebSocket, wsDelivery, wsSockets, type DeliveryResult, type DeliveryRoute } from './realtime.js'
 import { markdown, machine, type Report, type Row } from './report.js'
 import { Api, PASSWORD, blob, inBatches, seedStoredMessages, type BenchUser } from './seed.js'
 
-// `npm run bench [-- --db postgres] [--scenario <name>] [--smoke] [--seconds N] [--profile] [--server <script>]`
+// `npm run bench [-- --db postgres] [--instances N] [--scenario <name>] [--smoke] [--seconds N] [--rate N] [--profile] [--server <script>]`
 // Builds nothing itself (the npm script compiles first); starts the real server and the
 // hello-world ceiling as processes, seeds, drives each scenario and writes the results.
+// With --instances N (PostgreSQL and Redis), N servers share one schema and the Redis hub,
+// and the delivery scenarios compare sends through the sockets' own instance with sends
+// through another.
 
 const here = dirname(fileURLToPath(import.meta.url)) // dist/bench
 const root = resolve(here, '../..')
@@ -22,6 +26,8 @@ const root = resolve(here, '../..')
 const { values: args } = parseArgs({
   options: {
     db: { type: 'string', default: 'sqlite' },
+    instances: { type: 'string', default: '1' },
+    rate: { type: 'string' },
     scenario: { type: 'string', multiple: true },
     smoke: { type: 'boolean', default: false },
     seconds: { type: 'string' },
@@ -31,16 +37,35 @@ const { values: args } = parseArgs({
   }
 })
 
-const MAIN = ['get_key', 'get_contacts', 'get_messages_poll', 'sync_poll', 'get_messages_100', 'send_message', 'mixed', 'login_storm', 'ws_delivery', 'ws_sockets'] as const
+const MAIN = ['get_key', 'get_contacts', 'get_messages_poll', 'sync_poll', 'get_messages_100', 'send_message', 'mixed', 'login_storm', 'ws_delivery', 'ws_delivery_cross', 'ws_sockets'] as const
 const GROWTH = ['growth_10k', 'growth_1m'] as const
 const ALL: readonly string[] = [...MAIN, ...GROWTH]
+const CROSS = ['ws_delivery', 'ws_delivery_cross']
 
 if (args.db !== 'sqlite' && args.db !== 'postgres') usage(`--db must be sqlite or postgres, not ${args.db}`)
+const instances = Number(args.instances)
+if (!Number.isInteger(instances) || instances < 1) usage(`--instances must be a whole number from 1, not ${args.instances}`)
+// several instances are one service only through a shared database and the Redis hub
+const redisUrl = instances > 1 ? process.env.REDIS_URL || 'redis://127.0.0.1:6379' : undefined
+if (instances > 1 && args.db !== 'postgres') usage(`--instances ${instances} needs --db postgres: instances share one database, and SQLite is one process's file`)
+if (redisUrl !== undefined && !/^rediss?:\/\/.+$/.test(redisUrl)) usage('--instances needs REDIS_URL to be a redis:// or rediss:// URL (unset, it is redis://127.0.0.1:6379)')
 for (const name of args.scenario ?? []) if (!ALL.includes(name)) usage(`unknown scenario ${name}`)
-const selected = new Set(args.scenario ?? ALL)
+if (instances === 1 && args.scenario?.includes('ws_delivery_cross') === true) usage('ws_delivery_cross needs --instances 2 or more (and --db postgres, and Redis)')
+// one instance: everything but the cross-instance scenario; several: the delivery across
+// instances beside the same on one (the other scenarios on instance 1 when asked for)
+const defaults = instances === 1 ? ALL.filter(name => name !== 'ws_delivery_cross') : CROSS
+const selected = new Set(args.scenario ?? defaults)
+// the cross-instance must compares with the delivery on one instance: both, side by side
+if (selected.has('ws_delivery_cross')) selected.add('ws_delivery')
+const partial = selected.size !== defaults.length || defaults.some(name => !selected.has(name))
 const smoke = args.smoke
 const seconds = Number(args.seconds ?? (smoke ? 1 : 5))
 if (!(seconds > 0)) usage('--seconds must be a positive number')
+// the delivery scenarios' targets hold at 1000 messages/s; another rate is for a look only
+const TARGET_RATE = 1000
+const wsRate = Number(args.rate ?? (smoke ? 100 : TARGET_RATE))
+if (!Number.isInteger(wsRate) || wsRate < 1) usage(`--rate must be a whole number of messages a second, not ${args.rate}`)
+const judged = !smoke && wsRate === TARGET_RATE
 const dbKind: 'sqlite' | 'postgres' = args.db === 'postgres' ? 'postgres' : 'sqlite'
 // PostgreSQL on this machine is reached as a co-located deployment would reach it: by its
 // Unix socket when there is one (over loopback TCP each query's write cost about twice
@@ -53,13 +78,21 @@ const postgresUrl = process.env.DATABASE_URL?.startsWith('postgres') === true
     : 'postgres://postgres@127.0.0.1:5432/test'
 
 const CONNECTIONS = 32
-const sizes = { users: smoke ? 8 : 32, history: 150, sockets: smoke ? 100 : 10_000, wsRate: smoke ? 100 : 1000 }
+// the cross-instance run gives each delivery route recipients of its own: twice the users
+const sizes = { users: (smoke ? 8 : 32) * (selected.has('ws_delivery_cross') ? 2 : 1), history: 150, sockets: smoke ? 100 : 10_000, wsRate }
 
 function usage (problem: string): never {
-  process.stderr.write(`${problem}\nusage: npm run bench -- [--db sqlite|postgres] [--scenario <name>]... [--smoke] [--seconds N] [--profile] [--server <script>]\n  scenarios: ${ALL.join(', ')}\n`)
+  process.stderr.write(`${problem}
+usage: npm run bench -- [--db sqlite|postgres] [--instances N] [--scenario <name>]... [--smoke] [--seconds N] [--rate N] [--profile] [--server <script>]
+  scenarios: ${ALL.join(', ')}
+  --rate N: messages a second in the delivery scenarios (default ${TARGET_RATE}, 100 with --smoke; their targets are judged at ${TARGET_RATE} only)
+  --instances N (default 1): N servers on one PostgreSQL schema with the Redis hub (REDIS_URL,
+    default redis://127.0.0.1:6379); needs --db postgres; runs ${CROSS.join(' and ')} unless --scenario says otherwise
+`)
   process.exit(2)
 }
 
+const hub = redisUrl === undefined ? undefined : { redis: await redisVersion(redisUrl), at: where(redisUrl) }
 const work = mkdtempSync(join(tmpdir(), 'cryptachat-bench-'))
 const tool = availableTool()
 const cleanups: Array<() => Promise<void>> = []
@@ -83,13 +116,36 @@ async function freshDatabase (name: string): Promise<{ env: Record<string, strin
   return { env: { DATABASE_URL: postgresUrl, DATABASE_SCHEMA: schema }, settings: { kind: 'postgres', url: postgresUrl, schema } }
 }
 
+/** Redis's version, or a usage error when it does not answer: --instances needs it. */
+async function redisVersion (url: string): Promise<string> {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  let cause: Error | undefined
+  redis.on('error', (error: Error) => { cause ??= error }) // the connection's own error says more than the failed call
+  try {
+    await redis.connect()
+    return /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown'
+  } catch (error) {
+    usage(`--instances ${instances} needs Redis for the hub, and ${where(url)} did not answer (${(cause ?? error as Error).message}); start redis-server or set REDIS_URL`)
+  } finally {
+    redis.disconnect()
+  }
+}
+
+/** host:port of a URL: no user name or password in logs and reports. */
+function where (url: string): string {
+  return new URL(url).host
+}
+
+// one secret for every server: a token issued by one instance is honoured by the others
+const jwtSecret = randomBytes(48).toString('base64')
+
 let profiles = 0
 async function startServer (name: string, dbEnv: Record<string, string>): Promise<Served> {
   const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, 'profiles')}`, `--cpu-prof-name=${dbKind}-${name}-${++profiles}.cpuprofile`] : []
   const server = await startNode(`server (${name})`, args.server, {
     // as an operator would run it, rate limits lifted; LOG_LEVEL stays the server default
     NODE_ENV: 'production',
-    JWT_SECRET: randomBytes(48).toString('base64'),
+    JWT_SECRET: jwtSecret,
     DATA_DIR: join(work, `data-${name}`),
     RATE_LIMIT: 'off',
     ...dbEnv
@@ -215,7 +271,14 @@ async function readScenarios (api: Api, server: Served, a: BenchUser, b: BenchUs
 
 async function mainRun (): Promise<void> {
   const { env } = await freshDatabase('main')
-  const server = await startServer('main', env)
+  // the instances' own namespace in Redis: another service (or test) on the same Redis has
+  // users with the same ids, whose hints would otherwise wake these sockets and theirs ours
+  const hubEnv: Record<string, string> = redisUrl === undefined ? {} : { REDIS_URL: redisUrl, REDIS_PREFIX: `cryptachat-bench-${randomBytes(4).toString('hex')}:` }
+  const server = await startServer('main', { ...env, ...hubEnv })
+  // the others one after the other: each migrates the shared schema as it starts
+  const others: Served[] = []
+  for (let k = 2; k <= instances; k++) others.push(await startServer(`main-${k}`, { ...env, ...hubEnv }))
+  if (others.length > 0) log(`${instances} instances on one schema, hub in Redis at ${where(redisUrl ?? '')}: ${[server, ...others].map(s => s.url).join(', ')}`)
   const api = new Api(server.url)
   log(`seeding ${sizes.users} users, keys, contacts and ${sizes.history} messages through the API`)
   const users = await inBatches(Array.from({ length: sizes.users }, (_, i) => `user${i}`), 4, async name => await api.register(name))
@@ -258,13 +321,9 @@ async function mainRun (): Promise<void> {
   if (selected.has('login_storm')) await loginStorm(server, users, keyRequests)
   if (selected.has('ws_delivery') || selected.has('ws_sockets')) {
     if (!await hasWebSocket(server, u0.token)) {
-      for (const name of ['ws_delivery', 'ws_sockets']) if (selected.has(name)) skip(name, 'server has no /ws')
+      for (const name of ['ws_delivery', 'ws_delivery_cross', 'ws_sockets']) if (selected.has(name)) skip(name, 'server has no /ws')
     } else {
-      if (selected.has('ws_delivery')) {
-        const r = await wsDelivery(server, pairs.slice(1), sizes.wsRate, seconds, smoke ? 0 : 1)
-        rows.push({ scenario: 'ws_delivery', load: `${sizes.wsRate} msg/s`, rps: r.delivered / seconds, ceiling: null, ratio: null, cpu: null, p50: r.p50, p99: r.p99, max: r.max, errors: r.errors, must: 'p99 < 5 ms at 1000 msg/s', met: smoke ? null : r.p99 < 5 && r.errors === 0, note: `${r.delivered}/${r.sent} delivered; from writing send_message to the event on the recipient's socket` })
-        log(`  ws_delivery: ${r.delivered}/${r.sent} delivered, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms`)
-      }
+      if (selected.has('ws_delivery')) await delivery(server, others, pairs.slice(1))
       if (selected.has('ws_sockets')) {
         const r = await wsSockets(server, users.map(u => u.token), sizes.sockets)
         rows.push({ scenario: 'ws_sockets', load: `${sizes.sockets} sockets`, rps: NaN, ceiling: null, ratio: null, cpu: null, p50: NaN, p99: NaN, max: NaN, errors: r.target - r.held, must: '10000 held', met: smoke ? null : r.held >= 10_000, note: `${r.held} held, ${(r.bytesPerSocket / 1024).toFixed(1)} KiB RSS each (RSS ${(r.rssBefore / 2 ** 20).toFixed(0)} → ${(r.rssAfter / 2 ** 20).toFixed(0)} MiB), opened in ${r.openSeconds.toFixed(1)} s` })
@@ -272,7 +331,51 @@ async function mainRun (): Promise<void> {
       }
     }
   }
+  for (const other of others) await other.stop()
   await server.stop()
+}
+
+/**
+ * ws_delivery: the recipients' sockets on `server`, sends written to it. With
+ * ws_delivery_cross, the same beside it with sends written to the `others` (in turn), each
+ * route to recipients of its own, the two taking turns (see wsDelivery).
+ */
+async function delivery (server: Served, others: Served[], pairs: Array<[BenchUser, BenchUser]>): Promise<void> {
+  const cross = selected.has('ws_delivery_cross')
+  const half = Math.floor(pairs.length / 2)
+  const routes: DeliveryRoute[] = cross
+    ? [{ via: [server], pairs: pairs.slice(0, half) }, { via: others, pairs: pairs.slice(half, 2 * half) }]
+    : [{ via: [server], pairs }]
+  const before = await hubStates([server, ...others])
+  const [local, remote] = await wsDelivery(server, routes, sizes.wsRate, seconds, smoke ? 0 : 1, [server, ...others])
+  if (local === undefined) throw new Error('wsDelivery gave no result')
+  // a degraded hub still delivers, by polling every second: say so beside the numbers
+  const after = await hubStates([server, ...others])
+  const hubNote = `hub ${before.join('/')} before, ${after.join('/')} after (/readyz)`
+  const what = "from writing send_message to the event on the recipient's socket"
+  // the CPU of each instance per message: where the hub's work lands
+  const cpu = (r: DeliveryResult): string => `; CPU per message ${r.cpuUs.map((us, k) => `${us.toFixed(0)} µs${others.length === 0 ? '' : ` on instance ${k + 1}`}`).join(', ')}`
+  const onOne = others.length === 0 ? cpu(local) : `; sockets and sends on instance 1 of ${instances}, hub in Redis${cpu(local)}; ${hubNote}`
+  rows.push({ scenario: 'ws_delivery', load: `${sizes.wsRate} msg/s`, rps: local.delivered / seconds, ceiling: null, ratio: null, cpu: null, p50: local.p50, p99: local.p99, max: local.max, errors: local.errors, must: 'p99 < 5 ms at 1000 msg/s', met: judged ? local.p99 < 5 && local.errors === 0 : null, note: `${local.delivered}/${local.sent} delivered; ${what}${onOne}` })
+  log(`  ws_delivery: ${local.delivered}/${local.sent} delivered, p50 ${local.p50.toFixed(2)} ms, p99 ${local.p99.toFixed(2)} ms, max ${local.max.toFixed(1)} ms`)
+  if (remote === undefined) return
+  const all = remote.delivered === remote.sent && remote.errors === 0
+  // a missing message fails at any load; the latencies compare only while one instance keeps
+  // up: past a p50 of the must's own 10 ms it queues, and two queues say nothing of the hub
+  const queued = local.p50 > 10
+  const met = !judged ? null : !all ? false : queued ? null : remote.p99 <= local.p99 + 10
+  const verdict = judged && all && queued ? `; p99 not judged: ws_delivery's p50 of ${local.p50.toFixed(0)} ms says the server queued (the machine's load)` : ''
+  const through = others.length === 1 ? 'instance 2' : `instances 2 to ${instances} in turn`
+  rows.push({ scenario: 'ws_delivery_cross', load: `${sizes.wsRate} msg/s`, rps: remote.delivered / seconds, ceiling: null, ratio: null, cpu: null, p50: remote.p50, p99: remote.p99, max: remote.max, errors: remote.errors, must: 'at 1000 msg/s all delivered, p99 ≤ ws_delivery p99 + 10 ms', met, note: `${remote.delivered}/${remote.sent} delivered; sockets on instance 1, sends through ${through}; in 1 s turns with ws_delivery, ${half} recipients each${cpu(remote)}${verdict}` })
+  log(`  ws_delivery_cross: ${remote.delivered}/${remote.sent} delivered, p50 ${remote.p50.toFixed(2)} ms, p99 ${remote.p99.toFixed(2)} ms, max ${remote.max.toFixed(1)} ms`)
+}
+
+/** Each server's delivery hub as its /readyz tells it: local, connected or degraded. */
+async function hubStates (servers: Served[]): Promise<string[]> {
+  return await Promise.all(servers.map(async server => {
+    const body = await (await fetch(`${server.url}/readyz`)).json() as { hub?: unknown }
+    return typeof body.hub === 'string' ? body.hub : 'unknown'
+  }))
 }
 
 /** Logins saturate (wrk) while a fixed-rate prober measures get_key beside them. */
@@ -302,7 +405,7 @@ async function growthRun (name: string, total: number): Promise<void> {
 }
 
 async function main (): Promise<void> {
-  log(`bench: ${dbKind}, load by ${tool}${tool === 'autocannon' ? ' (wrk not installed)' : ''}, ${seconds} s per scenario, work dir ${work}`)
+  log(`bench: ${dbKind}${hub === undefined ? '' : `, ${instances} instances, hub in Redis ${hub.redis} at ${hub.at}`}, load by ${tool}${tool === 'autocannon' ? ' (wrk not installed)' : ''}, ${seconds} s per scenario, work dir ${work}`)
   const started = await startNode('hello-world', join(root, 'dist/bench/hello.js'), {}, join(work, 'hello.log'))
   hello = started
   cleanups.push(async () => { await started.stop() })
@@ -317,9 +420,10 @@ async function main (): Promise<void> {
     db: dbKind,
     ...(dbKind === 'postgres' ? { postgres: new URL(postgresUrl).searchParams.get('host') ?? new URL(postgresUrl).host } : {}),
     tool,
+    ...(hub === undefined ? {} : { instances, hub }),
     smoke,
     seconds,
-    machine: machine(load0),
+    machine: { ...machine(load0), loadAfter: loadavg().map(l => Math.round(l * 100) / 100) },
     ceiling: { runs: ceilingRuns },
     rows,
     skipped
@@ -327,7 +431,7 @@ async function main (): Promise<void> {
   const table = markdown(report)
   process.stdout.write('\n' + table)
   mkdirSync(args.out, { recursive: true })
-  const base = join(args.out, `${dbKind}${smoke ? '-smoke' : args.scenario === undefined ? '' : '-partial'}`)
+  const base = join(args.out, `${dbKind}${instances > 1 ? `-${instances}-instances` : ''}${smoke ? '-smoke' : partial || wsRate !== TARGET_RATE ? '-partial' : ''}`)
   writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n')
   writeFileSync(`${base}.md`, table)
   log(`\nwrote ${base}.json and ${base}.md`)
