@@ -6,8 +6,8 @@ import http from 'node:http'
 import { delimiter, join } from 'node:path'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { serverOptions } from '../../app.js'
-import { build, testConfig } from '../helper.js'
+import { buildApp, serverOptions } from '../../app.js'
+import { build, capturedLogs, testConfig } from '../helper.js'
 import { freePort, stopProcess, until } from '../processes.js'
 
 // TRUST_PROXY decides which address is "the client": the one the last trusted proxy saw.
@@ -63,6 +63,16 @@ t.test('addresses and CIDRs: only those peers are believed', async t => {
   const cidr = await probe(t, '10.0.0.0/8')
   t.equal((await cidr('10.1.2.3', '6.6.6.6, 203.0.113.10, 10.9.9.9')).ip, '203.0.113.10')
   t.equal((await cidr('198.51.100.1', '6.6.6.6')).ip, '198.51.100.1')
+})
+
+t.test('true or a hop count warns at start; addresses do not', async t => {
+  for (const [form, warned] of [['true', true], ['2', true], ['10.0.0.1', false], ['false', false]] as const) {
+    const config = await testConfig(t, { TRUST_PROXY: form, LOG_LEVEL: 'warn' })
+    const { logger, lines } = capturedLogs(config)
+    const app = await buildApp(config, { logger })
+    await app.close()
+    t.equal(lines.some(line => line.level === 40 && /TRUST_PROXY/.test(line.msg)), warned, `TRUST_PROXY=${form}`)
+  }
 })
 
 // --- behind a real HAProxy -----------------------------------------------------------------
