@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
+import type { Server } from 'node:http'
 import { Ajv } from 'ajv'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from './config.js'
 import { OneLineRequestLog, loggerOptions } from './logging.js'
@@ -33,13 +34,24 @@ const ajvOptions = { useDefaults: true, removeAdditional: true, allErrors: false
 const bodyAjv = new Ajv({ ...ajvOptions, coerceTypes: false })
 const textAjv = new Ajv({ ...ajvOptions, coerceTypes: 'array' })
 
-export function serverOptions (config: Config): FastifyServerOptions {
+export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   return {
     logger: loggerOptions(config.logLevel),
     logController: new OneLineRequestLog(),
-    // a hop count is accepted at run time though the typings omit it
-    trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
+    trustProxy: trustProxy(config.trustProxy),
     bodyLimit: config.bodyLimit,
+    // bounds on receiving a request, so that a client trickling its headers or body cannot
+    // hold a connection: Node answers 408 and closes. They end once the request is read, so
+    // a /sync long-poll waiting for its answer and an upgraded WebSocket are not cut.
+    requestTimeout: config.timeouts.requestSeconds * 1000,
+    keepAliveTimeout: config.timeouts.keepAliveSeconds * 1000,
+    http: {
+      requestTimeout: config.timeouts.requestSeconds * 1000,
+      headersTimeout: config.timeouts.headersSeconds * 1000,
+      // how often Node looks for expired requests (its default, 30 s, would let one run
+      // up to 30 s past its bound)
+      connectionsCheckingInterval: 1000
+    },
     // our own ids (a client-sent x-request-id is not trusted); every log line of a request
     // carries it as reqId, and the reply returns it as x-request-id for support requests
     requestIdHeader: false,
@@ -50,10 +62,27 @@ export function serverOptions (config: Config): FastifyServerOptions {
   }
 }
 
+/**
+ * Which peers are believed about the client's address (X-Forwarded-For). A hop count N
+ * believes the N nearest hops: the client is the Nth address from the right of
+ * [X-Forwarded-For..., peer]. Fastify 5 trusts nothing for a bare number, so it becomes the
+ * function proxy-addr calls with each hop. `true` means one hop (the peer's own entry, never
+ * the leftmost one, which a client writes): see docs/security.md.
+ */
+export function trustProxy (setting: Config['trustProxy']): FastifyServerOptions['trustProxy'] {
+  if (setting === false) return false
+  if (typeof setting === 'string') return setting
+  const hops = setting === true ? 1 : setting
+  return (_address: string, hop: number) => hop < hops
+}
+
 /** The whole server as one plugin: third-party wrappers, our decorators, then the routes. */
 export async function app (fastify: FastifyInstance, opts: { config: Config }): Promise<void> {
   fastify.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema))
   await fastify.register(configPlugin, { config: opts.config })
+  if (opts.config.trustProxy === true || typeof opts.config.trustProxy === 'number') {
+    fastify.log.warn('TRUST_PROXY is %s: any client that reaches this server without passing the proxy chooses its own address; set the proxies\' addresses instead (docs/security.md)', String(opts.config.trustProxy))
+  }
   await fastify.register(errorHandler)
   await fastify.register(shutdown)
   fastify.addHook('onRequest', async (request, reply) => { reply.header('x-request-id', request.id) })

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import type { DatabaseSettings } from './db/connect.js'
 
@@ -21,7 +22,7 @@ export const EnvSchema = Type.Object({
   REDIS_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'cryptachat:', description: 'prefix of this service\'s keys and channels in Redis: the same on all its instances, different for another service on the same Redis' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   TOKEN_TTL: Type.Optional(Duration),
-  TRUST_PROXY: Type.String({ default: 'false', description: 'false, true, a hop count, or comma-separated addresses/CIDRs' }),
+  TRUST_PROXY: Type.String({ default: 'false', pattern: '^(true|false|[0-9]+|[0-9A-Fa-f.:/]+(, *[0-9A-Fa-f.:/]+)*)$', description: 'false, true, a hop count, or comma-separated addresses/CIDRs' }),
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   PASSWORD_HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, description: 'password hashes computed at once; default: CPU cores less one, at least 1' })),
   BODY_LIMIT: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 256 * 1024 }),
@@ -42,7 +43,10 @@ export const EnvSchema = Type.Object({
   RETENTION_SWEEP_INTERVAL: Type.String({ ...Duration, default: '1h' }),
   WS_PING_INTERVAL: Type.String({ ...Duration, default: '30s' }),
   WS_BUFFER_LIMIT: Type.Integer({ minimum: 16 * 1024, maximum: 256 * 1024 * 1024, default: 1024 * 1024, description: 'bytes' }),
-  WS_DRAIN_TIMEOUT: Type.String({ ...Duration, default: '30s' })
+  WS_DRAIN_TIMEOUT: Type.String({ ...Duration, default: '30s' }),
+  REQUEST_TIMEOUT: Type.String({ ...Duration, default: '30s', description: 'time a client has to send a whole request (headers and body)' }),
+  HEADERS_TIMEOUT: Type.String({ ...Duration, default: '10s', description: 'time a client has to send the request headers; at most REQUEST_TIMEOUT' }),
+  KEEP_ALIVE_TIMEOUT: Type.String({ ...Duration, default: '72s', description: 'how long an idle keep-alive connection stays open between requests' })
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -90,6 +94,12 @@ export interface Config {
     bufferLimit: number
     /** How long a peer may take to drain a full buffer before it is dropped. */
     drainTimeoutSeconds: number
+  }
+  /** Bounds on receiving a request (not on answering it: long-polls and WebSockets are not cut). */
+  timeouts: {
+    requestSeconds: number
+    headersSeconds: number
+    keepAliveSeconds: number
   }
 }
 
@@ -139,8 +149,14 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (problems.length > 0) throw new ConfigError(problems)
   const tokenTtlSeconds = env.TOKEN_TTL === undefined ? 86400 : parseDuration(env.TOKEN_TTL)
   if (tokenTtlSeconds < 60) problems.push('TOKEN_TTL: must be at least 60 seconds')
-  for (const name of ['RETENTION_SWEEP_INTERVAL', 'WS_PING_INTERVAL', 'WS_DRAIN_TIMEOUT'] as const) {
+  for (const name of ['RETENTION_SWEEP_INTERVAL', 'WS_PING_INTERVAL', 'WS_DRAIN_TIMEOUT', 'REQUEST_TIMEOUT', 'HEADERS_TIMEOUT', 'KEEP_ALIVE_TIMEOUT'] as const) {
     if (parseDuration(env[name]) < 1) problems.push(`${name}: must be at least 1 second`)
+  }
+  // Node refuses a headers timeout longer than the request timeout it is part of
+  if (parseDuration(env.HEADERS_TIMEOUT) > parseDuration(env.REQUEST_TIMEOUT)) problems.push('HEADERS_TIMEOUT: must not exceed REQUEST_TIMEOUT')
+  const proxies = /^(true|false|[0-9]+)$/.test(env.TRUST_PROXY) ? [] : env.TRUST_PROXY.split(',').map(item => item.trim())
+  for (const entry of proxies) {
+    if (!isProxyAddress(entry)) problems.push(`TRUST_PROXY: ${JSON.stringify(entry)} is not an IP address or a CIDR`)
   }
   if (env.NODE_ENV === 'production') {
     if (env.JWT_SECRET === undefined) problems.push('JWT_SECRET: required when NODE_ENV=production')
@@ -190,8 +206,21 @@ export function loadConfig (source: Record<string, string | undefined> = process
       pingIntervalSeconds: parseDuration(env.WS_PING_INTERVAL),
       bufferLimit: env.WS_BUFFER_LIMIT,
       drainTimeoutSeconds: parseDuration(env.WS_DRAIN_TIMEOUT)
+    },
+    timeouts: {
+      requestSeconds: parseDuration(env.REQUEST_TIMEOUT),
+      headersSeconds: parseDuration(env.HEADERS_TIMEOUT),
+      keepAliveSeconds: parseDuration(env.KEEP_ALIVE_TIMEOUT)
     }
   }
+}
+
+function isProxyAddress (entry: string): boolean {
+  const [address = '', prefix, extra] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || extra !== undefined) return false
+  if (prefix === undefined) return true
+  return /^[0-9]+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)
 }
 
 function isStrongSecret (secret: string): boolean {
