@@ -35,7 +35,7 @@ const textAjv = new Ajv({ ...ajvOptions, coerceTypes: 'array' })
 
 export function serverOptions (config: Config): FastifyServerOptions {
   return {
-    logger: loggerOptions(config.logLevel),
+    logger: loggerOptions(config.logLevel, config.logClientIp),
     logController: new OneLineRequestLog(),
     // a hop count is accepted at run time though the typings omit it
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
