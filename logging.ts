@@ -80,7 +80,7 @@ function requestSerializer (clientIp: ClientIpMode): (request: FastifyRequest) =
     if (typeof request?.url !== 'string') return request as unknown as Record<string, unknown>
     const line: Record<string, unknown> = { method: request.method, route: request.routeOptions?.url ?? '(none)' }
     if (clientIp === 'on') line.remoteAddress = request.ip
-    else if (clientIp === 'hashed' && typeof request.ip === 'string') line.client = hash(request.ip)
+    else if (clientIp === 'hashed') line.client = hash(request.ip)
     return line
   }
 }

@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp } from '../app.js'
+import { buildApp, serverOptions } from '../app.js'
 import { clientHasher, redactedUrl } from '../logging.js'
 import { ADMIN_TOKEN, PASSWORD, bearer, capturedLogs, testConfig, user } from './helper.js'
 
@@ -115,6 +115,17 @@ for (const level of ['info', 'debug', 'trace']) {
     }
   })
 }
+
+t.test("Fastify's own 404 handler (an app without ours) does not log the URL either", async t => {
+  const config = await testConfig(t, { LOG_LEVEL: 'info' })
+  const { logger, lines } = capturedLogs(config)
+  const bare = Fastify({ ...serverOptions(config), logger })
+  t.teardown(async () => { await bare.close() })
+  const res = await bare.inject({ url: '/nowhere/alice_writes?username=bobby_reads&token=aaaaaaaaaa.bbbbbbbbbb.cccccccccc' })
+  t.equal(res.statusCode, 404)
+  t.ok(lines.some(line => line.msg === 'route not found' && line.req.route === '(none)'), 'the miss is logged')
+  t.notMatch(JSON.stringify(lines), /alice_writes|bobby_reads|aaaaaaaaaa|\?/)
+})
 
 t.test('redactedUrl decodes before it redacts', async t => {
   t.equal(redactedUrl('/get_messages?username=alice&limit=5'), '/get_messages?username=alice&limit=5', 'other values are kept')
