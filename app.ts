@@ -36,7 +36,7 @@ const textAjv = new Ajv({ ...ajvOptions, coerceTypes: 'array' })
 
 export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   return {
-    logger: loggerOptions(config.logLevel),
+    logger: loggerOptions(config.logLevel, config.logClientIp),
     logController: new OneLineRequestLog(),
     trustProxy: trustProxy(config.trustProxy),
     bodyLimit: config.bodyLimit,

@@ -24,6 +24,7 @@ export const EnvSchema = Type.Object({
   TOKEN_TTL: Type.Optional(Duration),
   TRUST_PROXY: Type.String({ default: 'false', pattern: '^(true|false|[0-9]+|[0-9A-Fa-f.:/]+(, *[0-9A-Fa-f.:/]+)*)$', description: 'false, true, a hop count, or comma-separated addresses/CIDRs' }),
   LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
+  LOG_CLIENT_IP: Type.Union([Type.Literal('off'), Type.Literal('on'), Type.Literal('hashed')], { default: 'off', description: 'off, on, or hashed (a hash of the address that changes each UTC day)' }),
   PASSWORD_HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, description: 'password hashes computed at once; default: CPU cores less one, at least 1' })),
   BODY_LIMIT: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 256 * 1024 }),
   MAX_KEY_LENGTH: Type.Integer({ minimum: 16, maximum: 1024 * 1024, default: 8 * 1024 }),
@@ -64,6 +65,8 @@ export interface Config {
   tokenTtlSeconds: number
   trustProxy: boolean | number | string
   logLevel: Env['LOG_LEVEL']
+  /** Whether log lines carry the client's address: no, as it is, or hashed under a daily salt. */
+  logClientIp: Env['LOG_CLIENT_IP']
   /** Password hashes (Argon2id) computed at once; the others wait their turn. */
   passwordHashConcurrency: number
   bodyLimit: number
@@ -182,6 +185,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     tokenTtlSeconds,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     logLevel: env.LOG_LEVEL,
+    logClientIp: env.LOG_CLIENT_IP,
     // one core is left to the event loop: hashes saturating every core stall every request
     passwordHashConcurrency: env.PASSWORD_HASH_CONCURRENCY ?? Math.max(1, availableParallelism() - 1),
     bodyLimit: env.BODY_LIMIT,

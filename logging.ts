@@ -1,4 +1,5 @@
 import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { createHmac, randomBytes } from 'node:crypto'
 import pino from 'pino'
 
 // How the server logs: what is never written, the one line per request, and where lines go.
@@ -15,16 +16,72 @@ export const redactPaths = [
   ...['body', 'query', 'params', 'req.body', 'req.query'].flatMap(container => SECRET_FIELDS.map(field => `${container}.${field}`))
 ]
 
-/** The request line as logged, with any credential in the query string (`?token=`) censored. */
-function logRequest (request: FastifyRequest): Record<string, unknown> {
-  // a log call may pass anything as `req`: only a real request is reshaped
-  if (typeof request?.url !== 'string') return request as unknown as Record<string, unknown>
-  return {
-    method: request.method,
-    url: request.url.replace(/([?&](?:token|access_token|password)=)[^&#]*/gi, '$1[redacted]'),
-    host: request.host,
-    remoteAddress: request.ip,
-    remotePort: request.socket?.remotePort
+/** Whether a client's address is logged: not at all, as it is, or as a hash that changes each UTC day. */
+export type ClientIpMode = 'off' | 'on' | 'hashed'
+
+const DAY_MS = 86_400_000
+
+/**
+ * A client address as an opaque name valid for one UTC day: an HMAC under a random salt held
+ * in memory and replaced when the day changes, so one day's lines of one address can be told
+ * apart from another's but not linked to the address, to another day, or across a restart.
+ */
+export function clientHasher (now: () => number = Date.now): (address: string) => string {
+  let day = -1
+  let salt = Buffer.alloc(0)
+  return address => {
+    const today = Math.floor(now() / DAY_MS)
+    if (today !== day) { day = today; salt = randomBytes(32) }
+    return createHmac('sha256', salt).update(address).digest('base64url').slice(0, 16)
+  }
+}
+
+// A query or path parameter whose name says it holds a credential, compared after decoding
+const SECRET_NAME = /token|password|secret|auth/i
+// three base64url segments: a JWT wherever it appears, whatever its parameter is called
+const JWT_SHAPE = /[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g
+
+/** Percent-decoding as often as it changes something (at most 4 times), lenient with bad escapes. */
+function decodeFully (text: string): string {
+  let out = text
+  for (let i = 0; i < 4; i++) {
+    const next = out.replace(/\+/g, ' ').replace(/%([0-9a-fA-F]{2})/g, (_match, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+    if (next === out) break
+    out = next
+  }
+  return out
+}
+
+/**
+ * The URL as the debug line shows it: decoded first, so no encoding (`?%74oken=`, `%3Ftoken=`
+ * in the path, `Token=`) hides a credential from the redaction; then every value whose name
+ * says credential, and anything shaped like a JWT, is replaced by [redacted].
+ */
+export function redactedUrl (url: string): string {
+  return decodeFully(url)
+    .split(/([?&;/#])/)
+    .map(part => {
+      const equals = part.indexOf('=')
+      return equals > 0 && SECRET_NAME.test(part.slice(0, equals)) ? `${part.slice(0, equals + 1)}[redacted]` : part
+    })
+    .join('')
+    .replace(JWT_SHAPE, '[redacted]')
+}
+
+/**
+ * The request as every log line shows it: the method and the route's pattern
+ * (`/admin/api/users/:username`, never the path a client sent nor its query string, which
+ * name users and whom they read); the client's address only as LOG_CLIENT_IP says.
+ */
+function requestSerializer (clientIp: ClientIpMode): (request: FastifyRequest) => Record<string, unknown> {
+  const hash = clientHasher()
+  return request => {
+    // a log call may pass anything as `req`: only a real request is reshaped
+    if (typeof request?.url !== 'string') return request as unknown as Record<string, unknown>
+    const line: Record<string, unknown> = { method: request.method, route: request.routeOptions?.url ?? '(none)' }
+    if (clientIp === 'on') line.remoteAddress = request.ip
+    else if (clientIp === 'hashed') line.client = hash(request.ip)
+    return line
   }
 }
 
@@ -38,28 +95,35 @@ function logDestination (): pino.DestinationStream {
 
 type LoggerOptions = Exclude<FastifyServerOptions['logger'], boolean | undefined>
 
-/** The logger at `level`: secrets redacted, the request line censored, written to stdout. */
-export function loggerOptions (level: string): LoggerOptions {
+/** The logger at `level`: secrets redacted, requests reduced to their route, written to stdout. */
+export function loggerOptions (level: string, clientIp: ClientIpMode = 'off'): LoggerOptions {
   return {
     level,
     redact: { paths: redactPaths, censor: '[redacted]' },
-    serializers: { req: logRequest },
+    serializers: { req: requestSerializer(clientIp) },
     ...(level === 'silent' ? {} : { stream: logDestination() })
   }
 }
 
+const URL_LEVELS = new Set(['debug', 'trace'])
+
 /**
  * One log line per request at `info`, when it completes, instead of Fastify's two (a third of
  * a small read's logging cost); the incoming line is kept at `debug` and below, where the
- * cost does not matter (a disabled level is a no-op).
+ * cost does not matter (a disabled level is a no-op), and it alone carries the URL, redacted.
  */
 export class OneLineRequestLog extends LogController {
   override incomingRequest (request: FastifyRequest): void {
-    request.log.debug({ req: request }, 'incoming request')
+    if (URL_LEVELS.has(request.log.level)) request.log.debug({ req: request, url: redactedUrl(request.url) }, 'incoming request')
   }
 
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (error != null) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
     else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+  }
+
+  // Fastify's own 404 handler would log the URL as sent, query string and all
+  override routeNotFound (request: FastifyRequest): void {
+    request.log.info({ req: request }, 'route not found')
   }
 }
