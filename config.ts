@@ -37,7 +37,9 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '100/hour' }),
   RATE_LIMIT_SEND_MESSAGE_SENDER: Type.String({ ...Limit, default: '300/hour', description: 'per sending account, whatever its IPs' }),
   RATE_LIMIT_SEND_MESSAGE_PAIR: Type.String({ ...Limit, default: '120/hour', description: 'per sender to one recipient' }),
-  RATE_LIMIT_LOGIN_FAILURES: Type.String({ ...Limit, default: '10/15m', description: 'failed password checks per account, whatever the IPs' }),
+  RATE_LIMIT_LOGIN_FAILURES: Type.String({ ...Limit, default: '10/15m', description: 'failed logins per account and address' }),
+  RATE_LIMIT_LOGIN_FAILURES_ACCOUNT: Type.String({ ...Limit, default: '100/15m', description: 'failed logins per account, whatever the addresses, past which each address gets one failure per window' }),
+  RATE_LIMIT_SESSION_PASSWORD_FAILURES: Type.String({ ...Limit, default: '5/15m', description: 'wrong passwords per token on change_password and delete_account' }),
   CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^(\\*|https?://[^\\s,/]+(, *https?://[^\\s,/]+)*)$', description: '* or comma-separated origins like https://chat.example.org' })),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'turns on the web console at /admin; at least 32 random characters' })),
   MESSAGE_RETENTION_DAYS: Type.Optional(Type.Integer({ minimum: 1, maximum: 36500, description: 'whole days; unset keeps messages forever' })),
@@ -82,7 +84,12 @@ export interface Config {
     /** per account rather than per IP */
     sendMessageSender: RateLimitSetting
     sendMessagePair: RateLimitSetting
+    /** failed logins per account and address */
     loginFailures: RateLimitSetting
+    /** failed logins per account past which each address gets one failure per window */
+    loginFailuresAccount: RateLimitSetting
+    /** wrong passwords per token on change_password and delete_account (never the login's budget) */
+    sessionPasswordFailures: RateLimitSetting
   }
   /** Origins allowed to call the API from a browser: none by default, '*' for any. */
   corsOrigins: string[]
@@ -200,7 +207,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
       sendMessage: parseLimit(env.RATE_LIMIT_SEND_MESSAGE),
       sendMessageSender: parseLimit(env.RATE_LIMIT_SEND_MESSAGE_SENDER),
       sendMessagePair: parseLimit(env.RATE_LIMIT_SEND_MESSAGE_PAIR),
-      loginFailures: parseLimit(env.RATE_LIMIT_LOGIN_FAILURES)
+      loginFailures: parseLimit(env.RATE_LIMIT_LOGIN_FAILURES),
+      loginFailuresAccount: parseLimit(env.RATE_LIMIT_LOGIN_FAILURES_ACCOUNT),
+      sessionPasswordFailures: parseLimit(env.RATE_LIMIT_SESSION_PASSWORD_FAILURES)
     },
     corsOrigins: env.CORS_ORIGINS === undefined ? [] : env.CORS_ORIGINS.split(',').map(origin => origin.trim()),
     adminToken: env.ADMIN_TOKEN,

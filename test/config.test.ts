@@ -91,3 +91,13 @@ t.test('production refuses to start without a strong JWT_SECRET', async t => {
   const strong = 'kJ8s-2nQ_vX9pL4mR7tY1wZ3cB6eH0gF5dA'
   t.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: strong }).jwtSecret, strong)
 })
+
+t.test('the failed-password budgets: per account and address, the account cap, per token', async t => {
+  const config = loadConfig({ RATE_LIMIT_LOGIN_FAILURES: '5/30m', RATE_LIMIT_LOGIN_FAILURES_ACCOUNT: '50/hour', RATE_LIMIT_SESSION_PASSWORD_FAILURES: '3/day' })
+  t.same(config.rateLimit.loginFailures, { max: 5, timeWindow: 1_800_000 })
+  t.same(config.rateLimit.loginFailuresAccount, { max: 50, timeWindow: 3_600_000 })
+  t.same(config.rateLimit.sessionPasswordFailures, { max: 3, timeWindow: 86_400_000 })
+  for (const name of ['RATE_LIMIT_LOGIN_FAILURES_ACCOUNT', 'RATE_LIMIT_SESSION_PASSWORD_FAILURES']) {
+    t.throws(() => loadConfig({ [name]: 'lots' }), new RegExp(`${name}="lots"`))
+  }
+})

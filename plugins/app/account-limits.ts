@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { RateLimitSetting } from '../../config.js'
@@ -5,8 +6,12 @@ import { usernameKey } from '../../db/users.js'
 import { AccountRateLimited } from '../../errors.js'
 
 // Limits per account beside the per-IP ones, so that spreading over many addresses does
-// not help: messages per sender and per sender->recipient pair, and failed password checks
-// per account (login, change_password, delete_account share one count). The counters are
+// not help: messages per sender and per sender->recipient pair, and failed password checks.
+// A failed login counts per account and address, so that a stranger cannot lock the owner
+// out; past a higher count per account, whatever the addresses, each address gets a single
+// failure per window (slowed, never locked: a first attempt from a clean address is always
+// checked). change_password and delete_account, taken with a valid token, have a budget of
+// their own per token, apart from the login's (docs/security.md, "Failed passwords"). The counters are
 // @fastify/rate-limit's (in Redis with REDIS_URL, shared by every instance); each check runs
 // after authentication and validation and before the handler, so a limited request has no
 // side effect. Keys are usernames (case-folded), as for failures, not ids: ids restart at 1
@@ -18,10 +23,12 @@ type Limiter = ReturnType<FastifyInstance['createRateLimit']>
 export default fp(async function accountLimitsPlugin (fastify) {
   const { rateLimit: settings } = fastify.config
   const keys = new WeakMap<FastifyRequest, string>()
+  // a lower max for this request's check (an account over its cap allows one failure per address)
+  const maxes = new WeakMap<FastifyRequest, number>()
 
-  function limiter (setting: RateLimitSetting, prefix: string): Limiter {
+  function limiter (setting: RateLimitSetting, prefix: string, lowerable = false): Limiter {
     return fastify.createRateLimit({
-      max: setting.max,
+      max: lowerable ? request => maxes.get(request) ?? setting.max : setting.max,
       timeWindow: setting.timeWindow,
       keyGenerator: request => `${prefix}:${keys.get(request) ?? ''}`
     })
@@ -39,7 +46,9 @@ export default fp(async function accountLimitsPlugin (fastify) {
 
   const perSender = limiter(settings.sendMessageSender, 'send-sender')
   const perPair = limiter(settings.sendMessagePair, 'send-pair')
-  const failures = limiter(settings.loginFailures, 'password-failures')
+  const addressFailures = limiter(settings.loginFailures, 'login-failures', true)
+  const accountFailures = limiter(settings.loginFailuresAccount, 'login-failures-account')
+  const sessionFailures = limiter(settings.sessionPasswordFailures, 'session-password-failures')
 
   fastify.decorate('limitSendMessage', async function (request: FastifyRequest, reply: FastifyReply, recipientName: string) {
     if (!settings.enabled) return
@@ -50,26 +59,68 @@ export default fp(async function accountLimitsPlugin (fastify) {
   })
 
   fastify.decorate('verifyPasswordRateLimited', async function (request: FastifyRequest, reply: FastifyReply, username: string, storedHash: string | undefined, password: string) {
-    const key = usernameKey(username)
-    if (settings.enabled) await consume(failures, request, reply, key, 'failed password attempts', false)
+    const account = usernameKey(username)
+    // no username holds '|': the key is unambiguous
+    const address = `${account}|${sourceKey(request.ip)}`
+    if (settings.enabled) {
+      keys.set(request, account)
+      const overall = await accountFailures(request, { increment: false })
+      if (!overall.isAllowed && overall.remaining === 0) maxes.set(request, 1)
+      await consume(addressFailures, request, reply, address, 'failed password attempts', false)
+    }
     if (await fastify.passwords.verify(storedHash, password)) return true
     if (settings.enabled) {
-      keys.set(request, key)
-      await failures(request)
+      keys.set(request, account)
+      await accountFailures(request)
+      keys.set(request, address)
+      await addressFailures(request)
+    }
+    return false
+  })
+
+  fastify.decorate('verifySessionPassword', async function (request: FastifyRequest, reply: FastifyReply, storedHash: string, password: string) {
+    if (settings.enabled) await consume(sessionFailures, request, reply, request.token.jti, 'failed password attempts with this token', false)
+    if (await fastify.passwords.verify(storedHash, password)) return true
+    if (settings.enabled) {
+      keys.set(request, request.token.jti)
+      await sessionFailures(request)
     }
     return false
   })
 }, { name: 'account-limits', dependencies: ['config', 'rate-limit', 'passwords'] })
+
+/**
+ * The source of a login for its failure budget: an IPv4 address, or the /64 of an IPv6 one
+ * (as the per-IP limits count them), since one subscriber holds a whole /64.
+ */
+export function sourceKey (ip: string): string {
+  if (!isIPv6(ip)) return ip
+  const mapped = /^::ffff:([0-9.]+)$/i.exec(ip)
+  if (mapped?.[1] !== undefined) return mapped[1]
+  const [head = '', tail] = ip.split('%')[0]?.split('::') ?? []
+  // an embedded IPv4 address (::ffff:1.2.3.4 aside) is two groups
+  const groups = (part: string | undefined): string[] => part === undefined || part === '' ? [] : part.split(':').flatMap(group => group.includes('.') ? ['0', '0'] : [group])
+  const first = groups(head)
+  const last = groups(tail)
+  // '::' stands for as many zero groups as are missing
+  const all = [...first, ...Array<string>(8 - first.length - last.length).fill('0'), ...last]
+  return `${all.slice(0, 4).map(group => parseInt(group, 16).toString(16)).join(':')}::/64`
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Per-account send_message limits (per sender, and per sender->recipient); throws a 429. */
     limitSendMessage: (request: FastifyRequest, reply: FastifyReply, recipientName: string) => Promise<void>
     /**
-     * Verifies a password against a stored hash (or none: same time) under the per-account
-     * limit of failed attempts: throws a 429 once the account has too many recent failures,
-     * and counts this attempt when it fails.
+     * Verifies a login's password against a stored hash (or none: same time) under the limit
+     * of failed logins per account and address (one per address once the account is over its
+     * cap): throws a 429 when this address has too many, and counts this attempt when it fails.
      */
     verifyPasswordRateLimited: (request: FastifyRequest, reply: FastifyReply, username: string, storedHash: string | undefined, password: string) => Promise<boolean>
+    /**
+     * Verifies the password of an authenticated request's account under the token's own limit
+     * of failures (never the login's): throws a 429 past it, counts this attempt when it fails.
+     */
+    verifySessionPassword: (request: FastifyRequest, reply: FastifyReply, storedHash: string, password: string) => Promise<boolean>
   }
 }

@@ -14,7 +14,7 @@ const changePasswordRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/change_password', {
     schema: {
       summary: 'Change your password; every older token stops working',
-      description: 'A wrong old_password is a 403 and counts as a failed password attempt for the account (RATE_LIMIT_LOGIN_FAILURES).',
+      description: 'A wrong old_password is a 403 and counts against a budget of this token (RATE_LIMIT_SESSION_PASSWORD_FAILURES), never against the login budget.',
       tags: ['accounts'],
       security: bearer,
       body: ChangePasswordBody,
@@ -25,7 +25,7 @@ const changePasswordRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     const { old_password: oldPassword, new_password: newPassword } = request.body
     const user = await findUserWithHashById(fastify.db, request.user.id)
     if (user === undefined) throw new AccountGone()
-    if (!await fastify.verifyPasswordRateLimited(request, reply, user.username, user.password_hash, oldPassword)) throw new WrongPassword()
+    if (!await fastify.verifySessionPassword(request, reply, user.password_hash, oldPassword)) throw new WrongPassword()
     const version = await changePassword(fastify.db, user.id, user.password_hash, await fastify.passwords.hash(newPassword))
     // undefined: a concurrent change won, so the old password checked here is no longer the password
     if (version === undefined) throw new WrongPassword()

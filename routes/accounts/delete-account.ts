@@ -11,7 +11,7 @@ const deleteAccount: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Erase your account for good',
       description: 'Erases your keys, chat requests, contacts, blocks and every message you sent or received: ' +
         'your partners lose those conversations too, as on Signal. Your tokens stop working and the name can be registered again. ' +
-        'A wrong password is a 403 and counts as a failed password attempt for the account.',
+        'A wrong password is a 403 and counts against a budget of this token (RATE_LIMIT_SESSION_PASSWORD_FAILURES), never against the login budget.',
       tags: ['accounts'],
       security: bearer,
       body: DeleteAccountBody,
@@ -21,7 +21,7 @@ const deleteAccount: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const user = await findUserWithHashById(fastify.db, request.user.id)
     if (user === undefined) throw new AccountGone()
-    if (!await fastify.verifyPasswordRateLimited(request, reply, user.username, user.password_hash, request.body.password)) throw new WrongPassword()
+    if (!await fastify.verifySessionPassword(request, reply, user.password_hash, request.body.password)) throw new WrongPassword()
     if (!await eraseUser(fastify.db, user.id)) throw new AccountGone()
     await fastify.hub.disconnectUser(user.id)
     return { message: 'Account deleted.' }

@@ -14,7 +14,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       summary: 'Log in and receive a token',
       description: 'An unknown user and a wrong password get the same 401, after the same work. ' +
-        'Failed attempts are also limited per account (RATE_LIMIT_LOGIN_FAILURES), whatever the IP: then 429 with retry-after.',
+        'Failed attempts are also limited per account and address (RATE_LIMIT_LOGIN_FAILURES; one per address once the account passes RATE_LIMIT_LOGIN_FAILURES_ACCOUNT): then 429 with retry-after.',
       tags: ['accounts'],
       body: LoginBody,
       response: { 200: LoginReply, ...errorReplies(400, 401, 413, 415, 429) }

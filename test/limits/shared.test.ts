@@ -39,7 +39,7 @@ async function service (t: Test, limits: Record<string, string>): Promise<Servic
     REDIS_URL: redisUrl ?? '',
     REDIS_PREFIX: `test-${randomBytes(6).toString('hex')}:`,
     RATE_LIMIT: 'on',
-    ...Object.fromEntries(['REGISTER', 'LOGIN', 'REQUEST_CHAT', 'ACCEPT_CHAT', 'SEND_MESSAGE', 'SEND_MESSAGE_SENDER', 'SEND_MESSAGE_PAIR', 'LOGIN_FAILURES'].map(name => [`RATE_LIMIT_${name}`, HIGH])),
+    ...Object.fromEntries(['REGISTER', 'LOGIN', 'REQUEST_CHAT', 'ACCEPT_CHAT', 'SEND_MESSAGE', 'SEND_MESSAGE_SENDER', 'SEND_MESSAGE_PAIR', 'LOGIN_FAILURES', 'LOGIN_FAILURES_ACCOUNT', 'SESSION_PASSWORD_FAILURES'].map(name => [`RATE_LIMIT_${name}`, HIGH])),
     ...database,
     ...limits
   }
@@ -94,8 +94,10 @@ t.test('failed password checks on one instance count on the other, and a restart
   const [one, two] = apps as [FastifyInstance, FastifyInstance]
   const name = fresh()
   t.equal((await register(one, name)).statusCode, 201)
+  // failures count per account and address: one attacker's address throughout
+  const ip = freshIp()
   const attempt = async (app: FastifyInstance, password: string): Promise<LightMyRequestResponse> =>
-    await app.inject({ method: 'POST', url: '/login', payload: { username: name, password }, remoteAddress: freshIp() })
+    await app.inject({ method: 'POST', url: '/login', payload: { username: name, password }, remoteAddress: ip })
   isError(t, await attempt(one, 'wrong password'), 401, 'INVALID_CREDENTIALS')
   isError(t, await attempt(two, 'wrong password'), 401, 'INVALID_CREDENTIALS')
   isError(t, await attempt(one, 'wrong password'), 401, 'INVALID_CREDENTIALS')

@@ -79,13 +79,15 @@ t.test('CORS_ORIGINS=* allows any origin', async t => {
 })
 
 t.test('bad settings are refused at start, by name', async t => {
-  for (const [name, value] of [['CORS_ORIGINS', 'chat.example.org'], ['CORS_ORIGINS', 'https://a.example/path'], ['RATE_LIMIT_SEND_MESSAGE_SENDER', '10'], ['RATE_LIMIT_SEND_MESSAGE_PAIR', 'lots'], ['RATE_LIMIT_LOGIN_FAILURES', '5/fortnight']] as const) {
+  for (const [name, value] of [['CORS_ORIGINS', 'chat.example.org'], ['CORS_ORIGINS', 'https://a.example/path'], ['RATE_LIMIT_SEND_MESSAGE_SENDER', '10'], ['RATE_LIMIT_SEND_MESSAGE_PAIR', 'lots'], ['RATE_LIMIT_LOGIN_FAILURES', '5/fortnight'], ['RATE_LIMIT_LOGIN_FAILURES_ACCOUNT', '100'], ['RATE_LIMIT_SESSION_PASSWORD_FAILURES', 'five/hour']] as const) {
     t.throws(() => loadConfig({ NODE_ENV: 'test', [name]: value }), ConfigError, `${name}=${value}`)
     try { loadConfig({ NODE_ENV: 'test', [name]: value }) } catch (error) { t.match((error as Error).message, name) }
   }
   const config = loadConfig({ NODE_ENV: 'test' })
   t.same(config.corsOrigins, [])
   t.same(config.rateLimit.loginFailures, { max: 10, timeWindow: 15 * 60 * 1000 })
+  t.same(config.rateLimit.loginFailuresAccount, { max: 100, timeWindow: 15 * 60 * 1000 })
+  t.same(config.rateLimit.sessionPasswordFailures, { max: 5, timeWindow: 15 * 60 * 1000 })
   t.same(config.rateLimit.sendMessageSender, { max: 300, timeWindow: 3600 * 1000 })
   t.same(config.rateLimit.sendMessagePair, { max: 120, timeWindow: 3600 * 1000 })
 })
