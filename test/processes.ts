@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { access, constants } from 'node:fs/promises'
+import http from 'node:http'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
+import { delimiter, join } from 'node:path'
+import type { Test } from 'tap'
 
 // Real processes for the tests that need them: the server as `npm start` runs it (from the
 // TypeScript sources here), and a private redis-server on a port of its own (so that a
@@ -104,3 +107,38 @@ export const hasRedisServer = await new Promise<boolean>(resolve => {
   child.on('error', () => resolve(false))
   child.on('exit', code => resolve(code === 0))
 })
+
+/** Debian's haproxy binary, if installed (in PATH or the sbin folders). */
+export const haproxy = await (async (): Promise<string | undefined> => {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin']) {
+    try {
+      await access(join(dir, 'haproxy'), constants.X_OK)
+      return join(dir, 'haproxy')
+    } catch {}
+  }
+  return undefined
+})()
+
+/**
+ * haproxy running deploy/haproxy.cfg (the file compose mounts) in front of two instances
+ * (host:port each), on a free port; stopped when the test ends. Resolves once /readyz answers through it.
+ */
+export async function startHaproxy (t: Test, serverA: string, serverB: string): Promise<{ base: string, child: ChildProcess, output: () => string }> {
+  const port = await freePort()
+  let output = ''
+  const child = spawn(haproxy ?? 'haproxy', ['-f', join(root, 'deploy', 'haproxy.cfg')], {
+    env: { PATH: process.env.PATH, LISTEN: `127.0.0.1:${port}`, SERVER_A: serverA, SERVER_B: serverB },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  child.stdout?.on('data', chunk => { output += String(chunk) })
+  child.stderr?.on('data', chunk => { output += String(chunk) })
+  t.teardown(async () => { await stopProcess(child) })
+  const base = `http://127.0.0.1:${port}`
+  await until(async () => {
+    if (child.exitCode !== null) throw new Error(`haproxy exited: ${output}`)
+    return await new Promise<boolean>(resolve => {
+      http.get(`${base}/readyz`, { agent: false }, res => { res.resume(); resolve(res.statusCode === 200) }).on('error', () => resolve(false))
+    })
+  }, 'the balancer answers /readyz')
+  return { base, child, output: () => output }
+}

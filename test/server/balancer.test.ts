@@ -1,14 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { access, constants } from 'node:fs/promises'
 import http from 'node:http'
-import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { PASSWORD, freshDatabaseEnv, postgresUrl, redisUrl } from '../helper.js'
-import { freePort, listening, startServer, stopProcess, until, type ServerProcess } from '../processes.js'
+import { haproxy, listening, startHaproxy, startServer, stopProcess, until, type ServerProcess } from '../processes.js'
 
 // The scaled shape of compose.yaml (profile `scaled`) on this machine: Debian's haproxy
 // running deploy/haproxy.cfg, the very file the compose balancer mounts, in front of two
@@ -17,20 +15,6 @@ import { freePort, listening, startServer, stopProcess, until, type ServerProces
 // client from a loopback address of its own (all of 127/8 is the loopback interface), so
 // that the servers can tell clients apart only by the X-Forwarded-For the balancer sets.
 
-const CONFIG = join(import.meta.dirname, '..', '..', 'deploy', 'haproxy.cfg')
-
-async function findHaproxy (): Promise<string | undefined> {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin']) {
-    const file = join(dir, 'haproxy')
-    try {
-      await access(file, constants.X_OK)
-      return file
-    } catch {}
-  }
-  return undefined
-}
-
-const haproxy = await findHaproxy()
 const skip = postgresUrl === undefined
   ? 'DATABASE_URL is not PostgreSQL'
   : redisUrl === undefined ? 'REDIS_URL is not set' : haproxy === undefined ? 'haproxy is not installed' : false
@@ -88,21 +72,8 @@ async function startShape (t: Test): Promise<Shape> {
   const servers = [startServer(env), startServer(env)]
   t.teardown(async () => { await Promise.all(servers.map(async server => { await stopProcess(server.child) })) })
   const [a, b] = await Promise.all(servers.map(listening))
-  const port = await freePort()
-  let output = ''
-  const child = spawn(haproxy ?? 'haproxy', ['-f', CONFIG], {
-    env: { PATH: process.env.PATH, LISTEN: `127.0.0.1:${port}`, SERVER_A: new URL(a ?? '').host, SERVER_B: new URL(b ?? '').host },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  child.stdout.on('data', chunk => { output += String(chunk) })
-  child.stderr.on('data', chunk => { output += String(chunk) })
-  t.teardown(async () => { await stopProcess(child) })
-  const base = `http://127.0.0.1:${port}`
-  await until(async () => {
-    if (child.exitCode !== null) throw new Error(`haproxy exited: ${output}`)
-    return (await request(base, newAddress(), 'GET', '/readyz').catch(() => undefined))?.status === 200
-  }, 'the balancer answers /readyz')
-  return { base, servers, balancer: { child, output: () => output } }
+  const { base, child, output } = await startHaproxy(t, new URL(a ?? '').host, new URL(b ?? '').host)
+  return { base, servers, balancer: { child, output } }
 }
 
 /** The body of an answer, after checking its status (the body is shown only when the status is wrong: it may hold a token). */

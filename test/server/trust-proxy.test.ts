@@ -1,14 +1,11 @@
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { access, constants } from 'node:fs/promises'
 import http from 'node:http'
-import { delimiter, join } from 'node:path'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp, serverOptions } from '../../app.js'
 import { build, capturedLogs, testConfig } from '../helper.js'
-import { freePort, stopProcess, until } from '../processes.js'
+import { haproxy, startHaproxy } from '../processes.js'
 
 // TRUST_PROXY decides which address is "the client": the one the last trusted proxy saw.
 // First on a bare Fastify with the server's options and a route that shows what it made of a
@@ -77,19 +74,6 @@ t.test('true or a hop count warns at start; addresses do not', async t => {
 
 // --- behind a real HAProxy -----------------------------------------------------------------
 
-const CONFIG = join(import.meta.dirname, '..', '..', 'deploy', 'haproxy.cfg')
-
-async function findHaproxy (): Promise<string | undefined> {
-  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin']) {
-    try {
-      await access(join(dir, 'haproxy'), constants.X_OK)
-      return join(dir, 'haproxy')
-    } catch {}
-  }
-  return undefined
-}
-const haproxy = await findHaproxy()
-
 /** A login (unknown name, so 401) from loopback address `from`; 429 once that client's budget is spent. */
 async function login (base: string, from: string, forwardedFor?: string): Promise<number> {
   const headers: Record<string, string> = { 'content-type': 'application/json' }
@@ -105,20 +89,8 @@ async function login (base: string, from: string, forwardedFor?: string): Promis
 async function behindHaproxy (t: Test, trustProxy: string): Promise<{ proxied: string, direct: string }> {
   const app = await build(t, { TRUST_PROXY: trustProxy, RATE_LIMIT: 'on', RATE_LIMIT_LOGIN: '1/hour' })
   const direct = await app.listen({ host: '127.0.0.1', port: 0 })
-  const port = await freePort()
-  let output = ''
   const host = new URL(direct).host
-  const child = spawn(haproxy ?? 'haproxy', ['-f', CONFIG], { env: { PATH: process.env.PATH, LISTEN: `127.0.0.1:${port}`, SERVER_A: host, SERVER_B: host }, stdio: ['ignore', 'pipe', 'pipe'] })
-  child.stdout.on('data', chunk => { output += String(chunk) })
-  child.stderr.on('data', chunk => { output += String(chunk) })
-  t.teardown(async () => { await stopProcess(child) })
-  const proxied = `http://127.0.0.1:${port}`
-  await until(async () => {
-    if (child.exitCode !== null) throw new Error(`haproxy exited: ${output}`)
-    return await new Promise<boolean>(resolve => {
-      http.get(`${proxied}/readyz`, { agent: false }, res => { res.resume(); resolve(res.statusCode === 200) }).on('error', () => resolve(false))
-    })
-  }, 'the balancer answers /readyz')
+  const { base: proxied } = await startHaproxy(t, host, host)
   return { proxied, direct }
 }
 
