@@ -22,7 +22,7 @@ writeOriginal(file, {
 })
 const app = await buildApp(loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT: 'off', DATABASE_URL: 'sqlite::memory:' }))
 await app.inject({ method: 'POST', url: '/register', payload: { username: 'native', password: 'a native password' } })
-await importOriginal(app.db, file, { actor: 'bench' })
+await importOriginal(app.db, file, { actor: 'bench', limits: app.config })
 
 const names = ['native', 'nobody_here', 'imported_pbkdf2', 'imported_scrypt']
 const times = new Map<string, number[]>(names.map(name => [name, []]))

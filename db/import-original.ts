@@ -247,10 +247,11 @@ async function importChatRequests (
 }
 
 /**
- * The Werkzeug method (`pbkdf2:sha256:600000`) most imported password hashes not yet upgraded
- * use, wrapped or raw; undefined when none is left. Read from at most 1000 of them.
+ * The Werkzeug methods (`pbkdf2:sha256:600000`, ...) of the imported password hashes not yet
+ * upgraded (wrapped or raw), the most common first, at most `most` of them; [] when none is
+ * left. Read from at most 1000 such hashes.
  */
-export async function werkzeugMethodInUse (db: Kysely<Database>): Promise<string | undefined> {
+export async function werkzeugMethodsInUse (db: Kysely<Database>, most = 3): Promise<string[]> {
   const rows = await db.selectFrom('users').select('password_hash')
     .where(eb => eb.or([eb('password_hash', 'like', '$cc-wrapped$%'), eb('password_hash', 'like', 'pbkdf2:%'), eb('password_hash', 'like', 'scrypt:%')]))
     .limit(1000).execute()
@@ -259,5 +260,5 @@ export async function werkzeugMethodInUse (db: Kysely<Database>): Promise<string
     const method = werkzeugMethod(stored)
     if (method !== undefined) counts.set(method, (counts.get(method) ?? 0) + 1)
   }
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0]
+  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, most).map(([method]) => method)
 }

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { werkzeugMethodInUse } from '../../db/import-original.js'
+import { werkzeugMethodsInUse } from '../../db/import-original.js'
 import { deriveInVain, hashPassword, isWerkzeugHash, needsRehash, turns, verifyPassword, werkzeugMethod } from '../../passwords.js'
 
 // The password code of passwords.ts as a decorator. At most PASSWORD_HASH_CONCURRENCY
@@ -8,13 +8,15 @@ import { deriveInVain, hashPassword, isWerkzeugHash, needsRehash, turns, verifyP
 // (Werkzeug pbkdf2/scrypt, wrapped in Argon2id at import) verify too, and are replaced by a
 // native Argon2id hash on the first successful login (see needsRehash).
 //
-// Equal work whoever asks: a wrapped hash costs its Werkzeug derivation plus Argon2id, so
-// while the database holds imported hashes not yet upgraded, every other verification (a
-// native user, an unknown name) also runs a Werkzeug derivation of the method most of them
-// use, and a raw Werkzeug hash (stored by an earlier import) also runs Argon2id. Otherwise
-// a wrong password would answer ten times slower for an imported user than for a name that
-// does not exist. The method in use is looked up again every REFRESH_MS (an import may run
-// beside a running server).
+// Equal work whoever asks: a wrapped hash costs its Werkzeug derivation plus Argon2id. While
+// the database holds imported hashes not yet upgraded, every verification runs one Werkzeug
+// derivation of each method they use (up to the three most common; its own one for real, the
+// others in vain), so a native user, an unknown name and an imported user of any of those
+// methods cost the same; a raw Werkzeug hash (stored by an earlier import) also runs Argon2id.
+// Otherwise a wrong password would answer ten times slower for an imported user than for a
+// name that does not exist. The methods in use are looked up again every REFRESH_MS (an
+// import may run beside a running server); once every imported user has logged in, nothing
+// is left to pad.
 
 const REFRESH_MS = 30_000
 
@@ -29,15 +31,16 @@ export interface Passwords {
 export default fp(async function passwordsPlugin (fastify) {
   const dummyHash = await hashPassword('not a real password; equalises login timing')
   const inTurn = turns(fastify.config.passwordHashConcurrency)
-  const padding = refreshed(async () => await werkzeugMethodInUse(fastify.db), REFRESH_MS)
+  const padding = refreshed(async () => await werkzeugMethodsInUse(fastify.db), REFRESH_MS)
   fastify.decorate('passwords', {
     hash: async (password: string) => await inTurn(async () => await hashPassword(password)),
     async verify (storedHash: string | undefined, password: string) {
-      const method = await padding()
+      const methods = await padding()
       return await inTurn(async () => {
         const target = storedHash ?? dummyHash
-        // the work the stored hash lacks, in the same order a wrapped hash does it
-        if (method !== undefined && werkzeugMethod(target) === undefined) await deriveInVain(method, password)
+        // the work the stored hash lacks, before it, as a wrapped hash derives before Argon2id
+        const own = werkzeugMethod(target)
+        for (const method of methods) if (method !== own) await deriveInVain(method, password)
         const ok = await verifyPassword(target, password)
         if (isWerkzeugHash(target)) await verifyPassword(dummyHash, password)
         return ok && storedHash !== undefined

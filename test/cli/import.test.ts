@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { hash } from '@node-rs/argon2'
 import t from 'tap'
 import { admin, adminEnv, adminJson, tempDir } from '../fixtures/admin.js'
-import { werkzeugMethodInUse } from '../../db/import-original.js'
+import { werkzeugMethodsInUse } from '../../db/import-original.js'
 import { werkzeugPbkdf2, werkzeugScrypt, writeOriginal } from '../fixtures/original.js'
 import { bearer, build, call, isError, register, rowCounts, snapshot, user } from '../helper.js'
 
@@ -85,7 +85,7 @@ t.test('every row arrives; old passwords log in and are upgraded; a second impor
   t.match(wrapped, /^\$cc-wrapped\$pbkdf2:sha256:1000\$saltAlice0123456\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
   t.notOk(wrapped.includes(aliceOriginal.split('$')[2]!), 'the Werkzeug digest is not stored')
   t.match(await hashOf('Bob'), /^\$cc-wrapped\$scrypt:1024:8:1\$saltBob\$argon2id\$/)
-  t.equal(await werkzeugMethodInUse(app.db), 'pbkdf2:sha256:1000', 'logins of others pad to the method most imported users have')
+  t.same(await werkzeugMethodsInUse(app.db), ['pbkdf2:sha256:1000', 'scrypt:1024:8:1'], 'every login pays one derivation of each method imported users have, most common first')
   isError(t, await login(app, 'alice', 'wrong password'), 401, 'INVALID_CREDENTIALS')
   t.equal(await hashOf('alice'), wrapped, 'a failed login does not touch the hash')
   const alice = await login(app, 'ALICE', ALICE_PASSWORD)
@@ -312,7 +312,7 @@ t.test('a hostile original: each refused hash, key and blob is reported without 
   isError(t, await login(app, 'keeper', 'wrong'), 401, 'INVALID_CREDENTIALS')
   t.equal((await login(app, 'keeper', 'keeper pw')).statusCode, 200)
   t.match(await hashOf('keeper'), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
-  t.equal(await werkzeugMethodInUse(app.db), 'pbkdf2:sha256:1000')
+  t.same(await werkzeugMethodsInUse(app.db), ['pbkdf2:sha256:1000'])
   t.equal((await login(app, 'friend', 'friend pw')).statusCode, 200)
-  t.equal(await werkzeugMethodInUse(app.db), undefined)
+  t.same(await werkzeugMethodsInUse(app.db), [])
 })
