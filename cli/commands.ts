@@ -233,7 +233,8 @@ export const commands: Record<string, Command> = {
               `${requests.pairs_accepted_now} pairs now accepted, ${requests.already_imported} already here, ` +
               `${requests.skipped_with_user} skipped with their user, ${requests.skipped.length} skipped`],
             ['messages', `${messages.imported} imported, ${messages.already_imported} already here, ${messages.skipped_with_user} skipped with their user, ${messages.skipped.length} skipped` +
-              (messages.unreadable_timestamps > 0 ? `, ${messages.unreadable_timestamps} with an unreadable time (stored with the import time)` : '')]
+              (messages.unreadable_timestamps > 0 ? `, ${messages.unreadable_timestamps} with an unreadable time (stored with the import time)` : '')],
+            ...(report.legacy_hashes_wrapped > 0 ? [['password hashes', `${report.legacy_hashes_wrapped} stored raw by an earlier import, wrapped in Argon2id`]] as Array<[string, string]> : [])
           ])
         ]
         if (users.skipped.length > 0) {

@@ -29,6 +29,8 @@ export interface ImportReport {
   public_keys: { imported: number, kept_existing: number, skipped_with_user: number, skipped: SkippedRow[] }
   chat_requests: { pairs_imported: number, pairs_accepted_now: number, already_imported: number, mirrors_merged: number, skipped_with_user: number, skipped: SkippedRow[] }
   messages: { imported: number, already_imported: number, skipped_with_user: number, unreadable_timestamps: number, skipped: SkippedRow[] }
+  /** raw Werkzeug hashes an earlier version of the import stored, wrapped by this run (or to be, in a dry run) */
+  legacy_hashes_wrapped: number
 }
 
 /** The API's limits the original's keys and blobs must fit (MAX_KEY_LENGTH, MAX_BLOB_LENGTH). */
@@ -75,7 +77,8 @@ async function importInto (
     users: { imported: 0, already_imported: 0, skipped: [] },
     public_keys: { imported: 0, kept_existing: 0, skipped_with_user: 0, skipped: [] },
     chat_requests: { pairs_imported: 0, pairs_accepted_now: 0, already_imported: 0, mirrors_merged: 0, skipped_with_user: 0, skipped: [] },
-    messages: { imported: 0, already_imported: 0, skipped_with_user: 0, unreadable_timestamps: 0, skipped: [] }
+    messages: { imported: 0, already_imported: 0, skipped_with_user: 0, unreadable_timestamps: 0, skipped: [] },
+    legacy_hashes_wrapped: await wrapLegacyHashes(trx, dryRun)
   }
   const refusal = {
     key: refusalOf(publicKeySchema(limits.maxKeyLength), `MAX_KEY_LENGTH (${limits.maxKeyLength})`),
@@ -174,6 +177,24 @@ async function importInto (
   }
   await flush()
   return report
+}
+
+/**
+ * An earlier version of the import stored Werkzeug hashes as they were; each run wraps those
+ * it finds (any raw Werkzeug hash here came from an import: registration never writes one),
+ * unless a login replaced it meanwhile. Returns how many.
+ */
+async function wrapLegacyHashes (trx: Transaction<Database>, dryRun: boolean): Promise<number> {
+  const rows = (await trx.selectFrom('users').select(['id', 'password_hash'])
+    .where(eb => eb.or([eb('password_hash', 'like', 'pbkdf2:%'), eb('password_hash', 'like', 'scrypt:%')])).execute())
+    .filter(row => isWerkzeugHash(row.password_hash))
+  const wrapped = await storedHashes(rows.map(row => row.password_hash), dryRun)
+  if (!dryRun) {
+    for (const [i, row] of rows.entries()) {
+      await trx.updateTable('users').set({ password_hash: wrapped[i]! }).where('id', '=', row.id).where('password_hash', '=', row.password_hash).execute()
+    }
+  }
+  return rows.length
 }
 
 /**

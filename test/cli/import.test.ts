@@ -316,3 +316,27 @@ t.test('a hostile original: each refused hash, key and blob is reported without 
   t.equal((await login(app, 'friend', 'friend pw')).statusCode, 200)
   t.same(await werkzeugMethodsInUse(app.db), [])
 })
+
+t.test('raw Werkzeug hashes an earlier version of the import stored are wrapped by the next run; they log in before and after', async t => {
+  const env = await adminEnv(t)
+  const app = await build(t, env)
+  await user(app, 'zed')
+  const raw = werkzeugPbkdf2('legacy pw', 'salt', 1000)
+  await app.db.insertInto('users').values({ username: 'legacy', username_key: 'legacy', password_hash: raw, created_at: Date.now() }).execute()
+  const hashOf = async (name: string) => (await app.db.selectFrom('users').select('password_hash').where('username', '=', name).executeTakeFirstOrThrow()).password_hash
+  const zedHash = await hashOf('zed')
+  const file = join(tempDir(t), 'chat_server.db')
+  writeOriginal(file, {})
+
+  const dry = await adminJson(env, 'import', file, '--dry-run')
+  t.equal(dry.legacy_hashes_wrapped, 1)
+  t.equal(await hashOf('legacy'), raw, 'a dry run wraps nothing')
+  const real = await admin(env, 'import', file)
+  t.match(real.out, /password hashes\s+1 stored raw by an earlier import, wrapped in Argon2id/)
+  t.notOk(real.out.includes(raw))
+  t.match(await hashOf('legacy'), /^\$cc-wrapped\$pbkdf2:sha256:1000\$salt\$argon2id\$/)
+  t.equal(await hashOf('zed'), zedHash, 'native hashes are left alone')
+  t.equal((await adminJson(env, 'import', file)).legacy_hashes_wrapped, 0, 'once')
+  t.equal((await login(app, 'legacy', 'legacy pw')).statusCode, 200)
+  t.match(await hashOf('legacy'), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
+})
