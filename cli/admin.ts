@@ -90,7 +90,8 @@ export async function runAdmin (argv: string[], io: AdminIO): Promise<number> {
         io.err(`warning: could not reach Redis (${(error as Error).message}); running servers close the user's sockets at their next session check`)
       }
     }
-    return await command.run({ db, json: options.json === true, actor: operator(), out: io.out, endSessions }, options, arg)
+    const limits = { maxKeyLength: config.maxKeyLength, maxBlobLength: config.maxBlobLength }
+    return await command.run({ db, json: options.json === true, actor: operator(), out: io.out, endSessions, limits }, options, arg)
   } catch (error) {
     if (error instanceof UsageError) {
       io.err(`error: ${error.message}\nusage: npm run admin -- ${command.usage} [--json]`)

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import {
   deleteUser, getStats, getUserDetail, listAudit, listMessages, listRequests, listUsers, setUserDisabled
 } from '../db/admin.js'
-import { importOriginal, summary } from '../db/import-original.js'
+import { importOriginal, summary, type ImportLimits } from '../db/import-original.js'
 import type { Database } from '../db/schema.js'
 import { isoTimes, parseUtcTime } from '../db/time.js'
 import { findUserByName } from '../db/users.js'
@@ -20,6 +20,8 @@ export interface Context {
   json: boolean
   /** who acts, for the audit table */
   actor: string
+  /** the server's limits on what a user may store (MAX_KEY_LENGTH, MAX_BLOB_LENGTH), which an import applies too */
+  limits: ImportLimits
   out: (text: string) => void
   /** Tells running servers to close the user's sockets and long-polls now (through Redis, when REDIS_URL is set). */
   endSessions: (userId: number) => Promise<void>
@@ -219,27 +221,28 @@ export const commands: Record<string, Command> = {
     options: { 'dry-run': { type: 'boolean' } },
     positionals: 1,
     async run (ctx, options, file) {
-      const report = await importOriginal(ctx.db, file!, { actor: ctx.actor, dryRun: options['dry-run'] === true })
+      const report = await importOriginal(ctx.db, file!, { actor: ctx.actor, limits: ctx.limits, dryRun: options['dry-run'] === true })
       return emit(ctx, report, () => {
         const { users, chat_requests: requests, messages, public_keys: keys } = report
         const lines = [
           report.dry_run ? 'dry run: nothing was written' : 'imported in one transaction',
           fields([
             ['users', `${users.imported} imported, ${users.already_imported} already here, ${users.skipped.length} skipped`],
-            ['public keys', `${keys.imported} imported, ${keys.kept_existing} kept as they were, ${keys.skipped_with_user} skipped with their user`],
+            ['public keys', `${keys.imported} imported, ${keys.kept_existing} kept as they were, ${keys.skipped_with_user} skipped with their user, ${keys.skipped.length} skipped`],
             ['chat requests', `${requests.pairs_imported} pairs imported (${requests.mirrors_merged} mirror rows merged), ` +
               `${requests.pairs_accepted_now} pairs now accepted, ${requests.already_imported} already here, ` +
               `${requests.skipped_with_user} skipped with their user, ${requests.skipped.length} skipped`],
-            ['messages', `${messages.imported} imported, ${messages.already_imported} already here, ${messages.skipped_with_user} skipped with their user` +
-              (messages.unreadable_timestamps > 0 ? `, ${messages.unreadable_timestamps} with an unreadable time (stored with the import time)` : '')]
+            ['messages', `${messages.imported} imported, ${messages.already_imported} already here, ${messages.skipped_with_user} skipped with their user, ${messages.skipped.length} skipped` +
+              (messages.unreadable_timestamps > 0 ? `, ${messages.unreadable_timestamps} with an unreadable time (stored with the import time)` : '')],
+            ...(report.legacy_hashes_wrapped > 0 ? [['password hashes', `${report.legacy_hashes_wrapped} stored raw by an earlier import, wrapped in Argon2id`]] as Array<[string, string]> : [])
           ])
         ]
         if (users.skipped.length > 0) {
           lines.push('', 'users skipped (with their keys, requests and messages); rename or remove them in the original and import again:',
             table(users.skipped, [['original_id', 'original id'], ['username', 'username'], ['reason', 'reason']]))
         }
-        if (requests.skipped.length > 0) {
-          lines.push('', 'chat requests skipped:', table(requests.skipped, [['original_id', 'original id'], ['reason', 'reason']]))
+        for (const [what, skipped] of [['public keys (by original user id)', keys.skipped], ['chat requests', requests.skipped], ['messages', messages.skipped]] as const) {
+          if (skipped.length > 0) lines.push('', `${what} skipped:`, table(skipped, [['original_id', 'original id'], ['reason', 'reason']]))
         }
         if (!report.dry_run) lines.push('', summary(file!, report))
         return lines.join('\n')

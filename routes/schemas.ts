@@ -19,6 +19,16 @@ export const Password = Type.String({ minLength: 1, maxLength: 1024 })
  */
 export const NO_NUL = '^[^\\u0000]*$'
 
+/** A public key as upload_key takes it (the import checks the original's keys against it too). */
+export function publicKeySchema (maxLength: number) {
+  return Type.String({ minLength: 1, maxLength, pattern: NO_NUL, description: 'opaque to the server (any text but NUL)' })
+}
+
+/** A message blob as send_message takes it (the import checks the original's blobs against it too). */
+export function blobSchema (maxLength: number) {
+  return Type.String({ minLength: 1, maxLength, pattern: NO_NUL, description: 'ciphertext, opaque to the server (any text but NUL)' })
+}
+
 export const Timestamp = Type.String({ description: 'ISO 8601 UTC', examples: ['2026-11-27T10:00:00.000Z'] })
 
 export const ErrorReply = Type.Object({

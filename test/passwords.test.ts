@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { hashPassword, isWerkzeugHash, needsRehash, turns, verifyPassword, verifyWerkzeugHash } from '../passwords.js'
+import { hash } from '@node-rs/argon2'
+import { hashPassword, importRefusal, isWerkzeugHash, isWrappedHash, needsRehash, turns, verifyPassword, verifyWerkzeugHash, werkzeugMethod, wrapWerkzeugHash } from '../passwords.js'
 import { werkzeugPbkdf2, werkzeugScrypt } from './fixtures/original.js'
 
 // Werkzeug 3's defaults, computed with Python's hashlib as werkzeug.security does
@@ -70,4 +71,63 @@ t.test('verifyPassword takes an Argon2id or a Werkzeug hash; only Argon2id needs
   t.equal(await verifyPassword('not a hash at all', PASSWORD), false, 'a malformed hash is a mismatch, not an error')
   t.equal(needsRehash(argon), false)
   t.equal(needsRehash(PYTHON_SCRYPT), true)
+})
+
+t.test('a Werkzeug hash wrapped in Argon2id keeps method and salt, drops the digest, and verifies the old password', async t => {
+  for (const [stored, method] of [[PYTHON_PBKDF2, 'pbkdf2:sha256:600000'], [PYTHON_SCRYPT, 'scrypt:32768:8:1']] as const) {
+    const wrapped = await wrapWerkzeugHash(stored)
+    t.equal(wrapped.slice(0, wrapped.indexOf('$argon2id$')), `$cc-wrapped$${method}$Xk3pQ9zLmN2rT5vW`)
+    t.match(wrapped, /\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/)
+    t.notOk(wrapped.includes(stored.split('$')[2]!), 'the Werkzeug digest is not in it')
+    t.ok(isWrappedHash(wrapped))
+    t.notOk(isWerkzeugHash(wrapped))
+    t.equal(werkzeugMethod(wrapped), method)
+    t.equal(await verifyPassword(wrapped, PASSWORD), true)
+    t.equal(await verifyPassword(wrapped, 'hunter2 Original'), false)
+    t.equal(needsRehash(wrapped), true, 'replaced by a native hash at the first login')
+  }
+  const wrapped = await wrapWerkzeugHash(werkzeugPbkdf2('pw', 'salt', 1000))
+  t.equal(await verifyPassword(wrapped.replace('pbkdf2:sha256:1000', 'pbkdf2:sha256:1001'), 'pw'), false, 'the method is part of what is checked')
+  t.equal(await verifyPassword(wrapped.replace('pbkdf2:sha256:1000', 'pbkdf2:sha256:2000000'), 'pw'), false, 'a wrapped hash beyond the bounds never verifies')
+  await t.rejects(wrapWerkzeugHash('plain text'), /not a Werkzeug hash/)
+})
+
+t.test('Argon2 hashes verify only within the bounds; only native parameters need no rehash', async t => {
+  const within = await hash('pw', { memoryCost: 8192, timeCost: 3, parallelism: 2 })
+  t.equal(await verifyPassword(within, 'pw'), true)
+  t.equal(needsRehash(within), true)
+  t.equal(importRefusal(within), undefined)
+  t.equal(needsRehash(await hashPassword('pw')), false)
+  // rewritten by hand: computing these would take hundreds of MiB and seconds
+  for (const params of ['m=262144,t=8,p=1', 'm=8192,t=5,p=2', 'm=8192,t=3,p=8']) {
+    const beyond = within.replace('m=8192,t=3,p=2', params)
+    const started = Date.now()
+    t.equal(await verifyPassword(beyond, 'pw'), false, params)
+    t.ok(Date.now() - started < 1000, 'refused without computing it')
+    t.match(importRefusal(beyond), /^Argon2 parameters beyond the bounds/)
+  }
+})
+
+t.test('importRefusal: what the import accepts, and a reason that never quotes the hash', async t => {
+  const digest = 'ab'.repeat(32)
+  t.equal(importRefusal(PYTHON_PBKDF2), undefined)
+  t.equal(importRefusal(PYTHON_SCRYPT), undefined)
+  const cases: Array<[unknown, RegExp]> = [
+    ['hunter2', /^plaintext or an unknown hash format$/],
+    ['', /^plaintext or an unknown hash format$/],
+    [42, /^plaintext or an unknown hash format$/],
+    [`{SSHA}${digest}`, /^plaintext or an unknown hash format$/],
+    ['$2b$12$abcdefghijklmnopqrstuu5s2v8.iXieOjg/.AySBTTZIIVFJeBui', /^plaintext or an unknown hash format$/],
+    [`$cc-wrapped$pbkdf2:sha256:1000$s$argon2id$v=19$m=19456,t=2,p=1$${digest}`, /^plaintext or an unknown hash format$/],
+    [`pbkdf2:sha256:1000001$salt$${digest}`, /^pbkdf2 iterations beyond the bound \(1000000\)$/],
+    [`scrypt:65536:8:2$salt$${digest}${digest}`, /^scrypt parameters beyond the bound/],
+    [`scrypt:1048576:8:1$salt$${digest}${digest}`, /^scrypt parameters beyond the bound/]
+  ]
+  for (const [stored, reason] of cases) {
+    const refusal = importRefusal(stored)
+    t.match(refusal, reason, String(stored).slice(0, 30))
+    t.notOk(typeof stored === 'string' && stored !== '' && refusal?.includes(stored))
+  }
+  t.equal(importRefusal(`pbkdf2:sha256:1000000$salt$${digest}`), undefined, 'the bounds themselves are accepted')
+  t.equal(importRefusal(`scrypt:65536:8:1$salt$${digest}${digest}`), undefined)
 })

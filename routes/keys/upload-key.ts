@@ -1,10 +1,10 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { putPublicKey } from '../../db/keys.js'
-import { MessageReply, NO_NUL, bearer, errorReplies } from '../schemas.js'
+import { MessageReply, bearer, errorReplies, publicKeySchema } from '../schemas.js'
 
 const uploadKey: FastifyPluginAsyncTypebox = async (fastify) => {
   const UploadKeyBody = Type.Object({
-    public_key: Type.String({ minLength: 1, maxLength: fastify.config.maxKeyLength, pattern: NO_NUL, description: 'opaque to the server (any text but NUL)' })
+    public_key: publicKeySchema(fastify.config.maxKeyLength)
   })
   fastify.post('/upload_key', {
     schema: {

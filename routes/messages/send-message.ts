@@ -3,7 +3,7 @@ import { findRecipient } from '../../db/contacts.js'
 import { storeMessage } from '../../db/messages.js'
 import { iso } from '../../db/time.js'
 import { ClientMsgIdReused, NotAContact, UserNotFound } from '../../errors.js'
-import { NO_NUL, Timestamp, Username, bearer, errorReplies } from '../schemas.js'
+import { Timestamp, Username, bearer, blobSchema, errorReplies } from '../schemas.js'
 
 export const SendMessageReply = Type.Object({
   message: Type.String(),
@@ -12,7 +12,7 @@ export const SendMessageReply = Type.Object({
 })
 
 const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
-  const Blob = Type.String({ minLength: 1, maxLength: fastify.config.maxBlobLength, pattern: NO_NUL, description: 'ciphertext, opaque to the server (any text but NUL)' })
+  const Blob = blobSchema(fastify.config.maxBlobLength)
   const SendMessageBody = Type.Object({
     recipient_username: Username,
     sender_blob: Type.String({ ...Blob, description: "the sender's copy, encrypted for the sender" }),

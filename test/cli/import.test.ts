@@ -1,6 +1,8 @@
 import { join } from 'node:path'
+import { hash } from '@node-rs/argon2'
 import t from 'tap'
 import { admin, adminEnv, adminJson, tempDir } from '../fixtures/admin.js'
+import { werkzeugMethodsInUse } from '../../db/import-original.js'
 import { werkzeugPbkdf2, werkzeugScrypt, writeOriginal } from '../fixtures/original.js'
 import { bearer, build, call, isError, register, rowCounts, snapshot, user } from '../helper.js'
 
@@ -63,7 +65,7 @@ t.test('every row arrives; old passwords log in and are upgraded; a second impor
       { original_id: 5, username: 'd@ve!', reason: 'name breaks the rules: 3 to 32 characters of a-z 0-9 _ . -' }
     ]
   })
-  t.same(report.public_keys, { imported: 2, kept_existing: 0, skipped_with_user: 2 })
+  t.same(report.public_keys, { imported: 2, kept_existing: 0, skipped_with_user: 2, skipped: [] })
   t.same(report.chat_requests, {
     pairs_imported: 3,
     pairs_accepted_now: 0,
@@ -72,14 +74,20 @@ t.test('every row arrives; old passwords log in and are upgraded; a second impor
     skipped_with_user: 1,
     skipped: [{ original_id: 5, reason: 'a request to oneself' }, { original_id: 6, reason: "status 'blocked' has no equivalent here" }]
   })
-  t.same(report.messages, { imported: 5, already_imported: 0, skipped_with_user: 1, unreadable_timestamps: 1 })
+  t.same(report.messages, { imported: 5, already_imported: 0, skipped_with_user: 1, unreadable_timestamps: 1, skipped: [] })
   const after = await rowCounts(app)
 
-  // the old passwords work, and the stored hash becomes Argon2id on the first login
+  // the old passwords work; stored wrapped in Argon2id at import, never the Werkzeug digest itself;
+  // the stored hash becomes native Argon2id on the first login
   const hashOf = async (name: string) => (await app.db.selectFrom('users').select('password_hash').where('username', '=', name).executeTakeFirstOrThrow()).password_hash
-  t.match(await hashOf('alice'), /^pbkdf2:sha256:1000\$/)
+  const aliceOriginal = werkzeugPbkdf2(ALICE_PASSWORD, 'saltAlice0123456', 1000)
+  const wrapped = await hashOf('alice')
+  t.match(wrapped, /^\$cc-wrapped\$pbkdf2:sha256:1000\$saltAlice0123456\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
+  t.notOk(wrapped.includes(aliceOriginal.split('$')[2]!), 'the Werkzeug digest is not stored')
+  t.match(await hashOf('Bob'), /^\$cc-wrapped\$scrypt:1024:8:1\$saltBob\$argon2id\$/)
+  t.same(await werkzeugMethodsInUse(app.db), ['pbkdf2:sha256:1000', 'scrypt:1024:8:1'], 'every login pays one derivation of each method imported users have, most common first')
   isError(t, await login(app, 'alice', 'wrong password'), 401, 'INVALID_CREDENTIALS')
-  t.match(await hashOf('alice'), /^pbkdf2:/, 'a failed login does not touch the hash')
+  t.equal(await hashOf('alice'), wrapped, 'a failed login does not touch the hash')
   const alice = await login(app, 'ALICE', ALICE_PASSWORD)
   t.equal(alice.statusCode, 200)
   t.match(await hashOf('alice'), /^\$argon2id\$/)
@@ -115,7 +123,7 @@ t.test('every row arrives; old passwords log in and are upgraded; a second impor
   // the second run adds nothing (and does not undo the upgraded hashes)
   const second = await adminJson(env, 'import', file)
   t.same(second.users, { imported: 0, already_imported: 4, skipped: report.users.skipped })
-  t.same(second.public_keys, { imported: 0, kept_existing: 2, skipped_with_user: 2 })
+  t.same(second.public_keys, { imported: 0, kept_existing: 2, skipped_with_user: 2, skipped: [] })
   t.match(second.chat_requests, { pairs_imported: 0, pairs_accepted_now: 0, already_imported: 3 })
   t.match(second.messages, { imported: 0, already_imported: 5 })
   t.same(await rowCounts(app), { ...after, admin_audit: after.admin_audit! + 1 }, 'nothing but its own audit entry')
@@ -148,7 +156,7 @@ t.test('rows added to the original after a first import come over on the next; e
   })
   const report = await adminJson(env, 'import', file)
   t.same(report.users, { imported: 1, already_imported: 3, skipped: [] })
-  t.same(report.public_keys, { imported: 1, kept_existing: 0, skipped_with_user: 0 })
+  t.same(report.public_keys, { imported: 1, kept_existing: 0, skipped_with_user: 0, skipped: [] })
   t.match(report.chat_requests, { pairs_imported: 0, pairs_accepted_now: 1, already_imported: 0, skipped_with_user: 1, mirrors_merged: 1 })
   t.match(report.messages, { imported: 1, already_imported: 1 })
   t.equal((await app.db.selectFrom('users').select('id').where('username', '=', 'carol').execute()).length, 0, 'carol was not brought back')
@@ -217,4 +225,118 @@ t.test('a long history arrives whole and in order, and only once', async t => {
   t.match((await adminJson(env, 'import', file)).messages, { imported: 0, already_imported: count })
   const rows = await app.db.selectFrom('messages').select('sender_blob').orderBy('id').execute()
   t.same(rows.map(row => row.sender_blob), Array.from({ length: count }, (_, i) => `s${i}`))
+})
+
+t.test('a hostile original: each refused hash, key and blob is reported without quoting it, nothing is stored for it, and the import is quick', async t => {
+  const env = await adminEnv(t)
+  const app = await build(t, env)
+  const file = join(tempDir(t), 'chat_server.db')
+  const digest = 'ab'.repeat(32)
+  const argonWithin = await hash('argon pw', { memoryCost: 8192, timeCost: 3, parallelism: 2 })
+  // parameters rewritten by hand: verifying this one would take 256 MiB and over a second
+  const argonHuge = argonWithin.replace('m=8192,t=3,p=2', 'm=262144,t=8,p=1')
+  const refused: Array<[number, string, string, string]> = [
+    [1, 'argon_huge', argonHuge, 'password hash refused: Argon2 parameters beyond the bounds (m <= 65536 KiB, t <= 4, p <= 4, output <= 64 bytes)'],
+    [2, 'plain_text', 'hunter2 in clear', 'password hash refused: plaintext or an unknown hash format'],
+    [3, 'unknown_fmt', `sha512$salt$${digest}${digest}`, 'password hash refused: plaintext or an unknown hash format'],
+    [4, 'pbkdf2_absurd', `pbkdf2:sha256:2000000000$salt$${digest}`, 'password hash refused: pbkdf2 iterations beyond the bound (1000000)'],
+    [5, 'scrypt_huge', `scrypt:1048576:8:1$salt$${digest}${digest}`, 'password hash refused: scrypt parameters beyond the bound (128 * N * r * p <= 64 MiB)'],
+    [6, 'wrapped_fake', `$cc-wrapped$pbkdf2:sha256:1000$salt${argonWithin}`, 'password hash refused: plaintext or an unknown hash format']
+  ]
+  const tenMegabytes = 'x'.repeat(10 * 1024 * 1024)
+  writeOriginal(file, {
+    users: [
+      ...refused.map(([id, name, stored]) => [id, name, stored] as [number, string, string]),
+      [10, 'keeper', werkzeugPbkdf2('keeper pw', 'k', 1000)],
+      [11, 'friend', werkzeugPbkdf2('friend pw', 'f', 1000)],
+      [12, 'argon_ok', argonWithin]
+    ],
+    keys: [[10, tenMegabytes], [11, 'friend\u0000key'], [12, 'argon-key'], [1, 'refused user key']],
+    requests: [[1, 10, 11, 'accepted'], [2, 1, 10, 'accepted']],
+    messages: [
+      [1, 10, 11, tenMegabytes, 'small', '2024-01-01 10:00:00'],
+      [2, 11, 10, 'small', tenMegabytes, '2024-01-01 10:00:01'],
+      [3, 10, 11, '', 'empty sender copy', '2024-01-01 10:00:02'],
+      [4, 10, 11, 'nul\u0000inside', 'x', '2024-01-01 10:00:03'],
+      [5, 10, 11, 'kept for keeper', 'kept for friend', '2024-01-01 10:00:04'],
+      [6, 2, 10, 'from a refused user', 'x', '2024-01-01 10:00:05']
+    ]
+  })
+  const counts = await rowCounts(app)
+
+  const started = Date.now()
+  const result = await admin(env, 'import', file, '--json')
+  t.comment(`hostile import took ${Date.now() - started} ms`)
+  t.equal(result.code, 0)
+  const report = JSON.parse(result.out)
+  t.same(report.users, { imported: 3, already_imported: 0, skipped: refused.map(([id, username, , reason]) => ({ original_id: id, username, reason })) })
+  t.same(report.public_keys, {
+    imported: 1,
+    kept_existing: 0,
+    skipped_with_user: 1,
+    skipped: [{ original_id: 10, reason: 'longer than MAX_KEY_LENGTH (8192)' }, { original_id: 11, reason: 'holds a NUL character' }]
+  })
+  t.same(report.messages, {
+    imported: 1,
+    already_imported: 0,
+    skipped_with_user: 1,
+    unreadable_timestamps: 0,
+    skipped: [
+      { original_id: 1, reason: 'sender_blob: longer than MAX_BLOB_LENGTH (65536)' },
+      { original_id: 2, reason: 'recipient_blob: longer than MAX_BLOB_LENGTH (65536)' },
+      { original_id: 3, reason: 'sender_blob: empty' },
+      { original_id: 4, reason: 'sender_blob: holds a NUL character' }
+    ]
+  })
+  for (const [, , stored] of refused) t.notOk(result.out.includes(stored) || result.err.includes(stored), 'the report never quotes a hash')
+  const human = await admin(env, 'import', file, '--dry-run')
+  t.match(human.out, /plain_text\s+password hash refused: plaintext or an unknown hash format/)
+  t.match(human.out, /messages skipped:\noriginal id\s+reason\n1\s+sender_blob: longer than MAX_BLOB_LENGTH \(65536\)/)
+  t.notOk(human.out.includes('hunter2'))
+
+  // nothing of the refused: three users, one key, one message (and their mappings, the audit entry)
+  t.same((await app.db.selectFrom('users').select('username').orderBy('username').execute()).map(row => row.username), ['argon_ok', 'friend', 'keeper'])
+  t.same(await rowCounts(app), {
+    ...counts, users: 3, public_keys: 1, chat_requests: 1, messages: 1, import_map: counts.import_map! + 4, admin_audit: counts.admin_audit! + 1
+  })
+  const stored = await app.db.selectFrom('users').select('password_hash').execute()
+  t.notOk(stored.some(row => row.password_hash.startsWith('pbkdf2:') || row.password_hash.startsWith('scrypt:')), 'no raw Werkzeug hash is stored')
+
+  // an Argon2 hash within the bounds is kept, logs in, and becomes native at the first login
+  const hashOf = async (name: string) => (await app.db.selectFrom('users').select('password_hash').where('username', '=', name).executeTakeFirstOrThrow()).password_hash
+  t.equal(await hashOf('argon_ok'), argonWithin)
+  t.equal((await login(app, 'argon_ok', 'argon pw')).statusCode, 200)
+  t.match(await hashOf('argon_ok'), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
+  // a wrapped user logs in with the old password, then holds a native hash; once no
+  // imported hash is left, other logins stop paying for a Werkzeug derivation
+  isError(t, await login(app, 'keeper', 'wrong'), 401, 'INVALID_CREDENTIALS')
+  t.equal((await login(app, 'keeper', 'keeper pw')).statusCode, 200)
+  t.match(await hashOf('keeper'), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
+  t.same(await werkzeugMethodsInUse(app.db), ['pbkdf2:sha256:1000'])
+  t.equal((await login(app, 'friend', 'friend pw')).statusCode, 200)
+  t.same(await werkzeugMethodsInUse(app.db), [])
+})
+
+t.test('raw Werkzeug hashes an earlier version of the import stored are wrapped by the next run; they log in before and after', async t => {
+  const env = await adminEnv(t)
+  const app = await build(t, env)
+  await user(app, 'zed')
+  const raw = werkzeugPbkdf2('legacy pw', 'salt', 1000)
+  await app.db.insertInto('users').values({ username: 'legacy', username_key: 'legacy', password_hash: raw, created_at: Date.now() }).execute()
+  const hashOf = async (name: string) => (await app.db.selectFrom('users').select('password_hash').where('username', '=', name).executeTakeFirstOrThrow()).password_hash
+  const zedHash = await hashOf('zed')
+  const file = join(tempDir(t), 'chat_server.db')
+  writeOriginal(file, {})
+
+  const dry = await adminJson(env, 'import', file, '--dry-run')
+  t.equal(dry.legacy_hashes_wrapped, 1)
+  t.equal(await hashOf('legacy'), raw, 'a dry run wraps nothing')
+  const real = await admin(env, 'import', file)
+  t.match(real.out, /password hashes\s+1 stored raw by an earlier import, wrapped in Argon2id/)
+  t.notOk(real.out.includes(raw))
+  t.match(await hashOf('legacy'), /^\$cc-wrapped\$pbkdf2:sha256:1000\$salt\$argon2id\$/)
+  t.equal(await hashOf('zed'), zedHash, 'native hashes are left alone')
+  t.equal((await adminJson(env, 'import', file)).legacy_hashes_wrapped, 0, 'once')
+  t.equal((await login(app, 'legacy', 'legacy pw')).statusCode, 200)
+  t.match(await hashOf('legacy'), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
 })
