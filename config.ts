@@ -30,16 +30,22 @@ export const EnvSchema = Type.Object({
   MAX_KEY_LENGTH: Type.Integer({ minimum: 16, maximum: 1024 * 1024, default: 8 * 1024 }),
   MAX_BLOB_LENGTH: Type.Integer({ minimum: 16, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
   RATE_LIMIT: Type.Optional(OnOff),
-  RATE_LIMIT_REGISTER: Type.String({ ...Limit, default: '10/hour' }),
-  RATE_LIMIT_LOGIN: Type.String({ ...Limit, default: '20/hour' }),
-  RATE_LIMIT_REQUEST_CHAT: Type.String({ ...Limit, default: '30/hour' }),
-  RATE_LIMIT_ACCEPT_CHAT: Type.String({ ...Limit, default: '30/hour' }),
-  RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '100/hour' }),
-  RATE_LIMIT_SEND_MESSAGE_SENDER: Type.String({ ...Limit, default: '300/hour', description: 'per sending account, whatever its IPs' }),
-  RATE_LIMIT_SEND_MESSAGE_PAIR: Type.String({ ...Limit, default: '120/hour', description: 'per sender to one recipient' }),
+  // Each default is set from what an active, honest user does (README, configuration; docs/security.md, "Why these defaults")
+  RATE_LIMIT_REGISTER: Type.String({ ...Limit, default: '30/hour' }),
+  RATE_LIMIT_LOGIN: Type.String({ ...Limit, default: '100/hour' }),
+  RATE_LIMIT_REQUEST_CHAT: Type.String({ ...Limit, default: '60/hour' }),
+  RATE_LIMIT_ACCEPT_CHAT: Type.String({ ...Limit, default: '60/hour' }),
+  RATE_LIMIT_SEND_MESSAGE: Type.String({ ...Limit, default: '10000/hour' }),
+  RATE_LIMIT_SEND_MESSAGE_SENDER: Type.String({ ...Limit, default: '1200/hour', description: 'per sending account, whatever its IPs' }),
+  RATE_LIMIT_SEND_MESSAGE_PAIR: Type.String({ ...Limit, default: '600/hour', description: 'per sender to one recipient' }),
   RATE_LIMIT_LOGIN_FAILURES: Type.String({ ...Limit, default: '10/15m', description: 'failed logins per account and address' }),
   RATE_LIMIT_LOGIN_FAILURES_ACCOUNT: Type.String({ ...Limit, default: '100/15m', description: 'failed logins per account, whatever the addresses, past which each address gets one failure per window' }),
   RATE_LIMIT_SESSION_PASSWORD_FAILURES: Type.String({ ...Limit, default: '5/15m', description: 'wrong passwords per token on change_password and delete_account' }),
+  RATE_LIMIT_UPLOAD_KEY: Type.String({ ...Limit, default: '10/day', description: 'key changes (uploads of a different key) per account' }),
+  RATE_LIMIT_LOOKUPS: Type.String({ ...Limit, default: '60/hour', description: 'different usernames that are not your contacts looked up with get_key or get_messages, per account' }),
+  RATE_LIMIT_ADMIN_FAILURES: Type.String({ ...Limit, default: '10/hour', description: 'wrong admin tokens per address' }),
+  RATE_LIMIT_CONNECTIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 100_000, default: 20, description: 'WebSockets and waiting long-polls one account holds at once (per instance)' }),
+  RATE_LIMIT_CONNECTIONS_PER_ADDRESS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 300, description: 'WebSockets and waiting long-polls one address holds at once (per instance)' }),
   CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^(\\*|https?://[^\\s,/]+(, *https?://[^\\s,/]+)*)$', description: '* or comma-separated origins like https://chat.example.org' })),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 1, description: 'turns on the web console at /admin; at least 32 random characters' })),
   MESSAGE_RETENTION_DAYS: Type.Optional(Type.Integer({ minimum: 1, maximum: 36500, description: 'whole days; unset keeps messages forever' })),
@@ -90,6 +96,14 @@ export interface Config {
     loginFailuresAccount: RateLimitSetting
     /** wrong passwords per token on change_password and delete_account (never the login's budget) */
     sessionPasswordFailures: RateLimitSetting
+    /** key changes per account */
+    uploadKey: RateLimitSetting
+    /** distinct non-contact usernames looked up (get_key, get_messages) per account */
+    lookups: RateLimitSetting
+    /** wrong admin tokens per address */
+    adminFailures: RateLimitSetting
+    /** WebSockets and waiting long-polls held at once, counted by each instance */
+    connections: { perUser: number, perAddress: number }
   }
   /** Origins allowed to call the API from a browser: none by default, '*' for any. */
   corsOrigins: string[]
@@ -168,9 +182,16 @@ export function loadConfig (source: Record<string, string | undefined> = process
   for (const entry of proxies) {
     if (!isProxyAddress(entry)) problems.push(`TRUST_PROXY: ${JSON.stringify(entry)} is not an IP address or a CIDR`)
   }
-  if (env.NODE_ENV === 'production') {
-    if (env.JWT_SECRET === undefined) problems.push('JWT_SECRET: required when NODE_ENV=production')
-    else if (!isStrongSecret(env.JWT_SECRET)) problems.push('JWT_SECRET: too weak; use at least 32 random characters (e.g. `openssl rand -base64 48`)')
+  if (env.NODE_ENV === 'production' && env.JWT_SECRET === undefined) problems.push('JWT_SECRET: required when NODE_ENV=production')
+  // a weak secret set on purpose is refused in development too (a development server is often
+  // reachable, and its tokens are as good as production ones); unset, a random one is generated
+  if (env.JWT_SECRET !== undefined && env.NODE_ENV !== 'test' && !isStrongSecret(env.JWT_SECRET)) {
+    problems.push('JWT_SECRET: too weak or a placeholder; use at least 32 random characters (e.g. `openssl rand -base64 48`), or leave it unset outside production to have one generated')
+  }
+  for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REQUEST_CHAT', 'RATE_LIMIT_ACCEPT_CHAT', 'RATE_LIMIT_SEND_MESSAGE', 'RATE_LIMIT_SEND_MESSAGE_SENDER', 'RATE_LIMIT_SEND_MESSAGE_PAIR',
+    'RATE_LIMIT_LOGIN_FAILURES', 'RATE_LIMIT_LOGIN_FAILURES_ACCOUNT', 'RATE_LIMIT_SESSION_PASSWORD_FAILURES', 'RATE_LIMIT_UPLOAD_KEY', 'RATE_LIMIT_LOOKUPS', 'RATE_LIMIT_ADMIN_FAILURES'] as const) {
+    const { max, timeWindow } = parseLimit(env[name])
+    if (max < 1 || timeWindow < 1000) problems.push(`${name}=${JSON.stringify(env[name])}: must allow at least 1 in a window of at least 1 second (RATE_LIMIT=off lifts every limit)`)
   }
   if (env.ADMIN_TOKEN !== undefined && !isStrongSecret(env.ADMIN_TOKEN)) {
     problems.push('ADMIN_TOKEN: too weak; use at least 32 random characters (e.g. `openssl rand -base64 32`)')
@@ -209,7 +230,11 @@ export function loadConfig (source: Record<string, string | undefined> = process
       sendMessagePair: parseLimit(env.RATE_LIMIT_SEND_MESSAGE_PAIR),
       loginFailures: parseLimit(env.RATE_LIMIT_LOGIN_FAILURES),
       loginFailuresAccount: parseLimit(env.RATE_LIMIT_LOGIN_FAILURES_ACCOUNT),
-      sessionPasswordFailures: parseLimit(env.RATE_LIMIT_SESSION_PASSWORD_FAILURES)
+      sessionPasswordFailures: parseLimit(env.RATE_LIMIT_SESSION_PASSWORD_FAILURES),
+      uploadKey: parseLimit(env.RATE_LIMIT_UPLOAD_KEY),
+      lookups: parseLimit(env.RATE_LIMIT_LOOKUPS),
+      adminFailures: parseLimit(env.RATE_LIMIT_ADMIN_FAILURES),
+      connections: { perUser: env.RATE_LIMIT_CONNECTIONS_PER_USER, perAddress: env.RATE_LIMIT_CONNECTIONS_PER_ADDRESS }
     },
     corsOrigins: env.CORS_ORIGINS === undefined ? [] : env.CORS_ORIGINS.split(',').map(origin => origin.trim()),
     adminToken: env.ADMIN_TOKEN,
@@ -236,6 +261,9 @@ function isProxyAddress (entry: string): boolean {
   return /^[0-9]+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)
 }
 
+/** Words of the placeholders that sample configurations ship ("your-super-secret-key-change-me"). */
+const PLACEHOLDER = /changeme|changethis|replaceme|yoursecret|supersecret|mysecret|placeholder|example/
+
 function isStrongSecret (secret: string): boolean {
-  return secret.length >= 32 && new Set(secret).size >= 10
+  return secret.length >= 32 && new Set(secret).size >= 10 && !PLACEHOLDER.test(secret.toLowerCase().replace(/[^a-z0-9]/g, ''))
 }

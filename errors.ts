@@ -49,6 +49,8 @@ export const NotYourContact = coded<[string]>('NOT_YOUR_CONTACT', "'%s' is not o
 export const AccountRateLimited = coded<[string, number]>('RATE_LIMITED', 'Too many %s for this account; retry in %s seconds.', 429)
 // the per-IP limits of @fastify/rate-limit: the same code, the plugin's own wording
 export const RateLimited = coded<[string]>('RATE_LIMITED', 'Rate limit exceeded, retry in %s', 429)
+// WebSockets and long-polls held at once (RATE_LIMIT_CONNECTIONS_PER_USER, _PER_ADDRESS): the same code
+export const TooManyConnections = coded<[string, number]>('RATE_LIMITED', 'Too many open connections (WebSockets and waiting long-polls) for %s: at most %s at once; close one and retry.', 429)
 
 export const AdminUnauthorized = coded('ADMIN_UNAUTHORIZED', "Missing or wrong admin token; send 'Authorization: Bearer <ADMIN_TOKEN>'.", 401)
 export const InvalidTime = coded<[string]>('INVALID_TIME', "'%s' must be a date (2026-11-27) or an ISO 8601 time (2026-11-27T10:00:00Z).", 400)

@@ -91,13 +91,13 @@ t.test('a token whose user no longer exists is a 401, and a new account with the
   isError(t, await call(app, token, { method: 'GET', url: '/get_contacts' }), 401, 'ACCOUNT_GONE')
 })
 
-t.test('a token of a disabled account stops working, and the account cannot log in', async t => {
+t.test('a token of a disabled account stops working, and the account cannot log in (the same 401 as a wrong password)', async t => {
   const app = await build(t)
   const token = await user(app, 'alice')
   await app.db.updateTable('users').set({ disabled_at: Date.now() }).execute()
   isError(t, await call(app, token, { method: 'GET', url: '/get_contacts' }), 401, 'ACCOUNT_DISABLED')
   const res = await app.inject({ method: 'POST', url: '/login', payload: { username: 'alice', password: 'correct horse battery' } })
-  isError(t, res, 401, 'ACCOUNT_DISABLED')
+  isError(t, res, 401, 'INVALID_CREDENTIALS')
 })
 
 t.test('a revoked jti and an old token_version stop a token at once', async t => {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { bearer as bearerSchema } from '../routes/schemas.js'
-import { ADMIN_TOKEN, PASSWORD, befriend, buildListingRoutes, call, fillParams, isError, login, snapshot, user } from './helper.js'
+import { ADMIN_TOKEN, PASSWORD, befriend, build, buildListingRoutes, call, fillParams, isError, login, snapshot, user } from './helper.js'
 
 // Every protected endpoint against every kind of caller who should not get at alice:
 // three live users with no right to her (a stranger, someone whose request she has not
@@ -78,6 +78,16 @@ const matrix: Record<string, Cell> = {
   ] as const).map(([method, route, url]): [string, Cell] => [`${method} ${route}`, { request: { method, url }, live: everyone([401, 'ADMIN_UNAUTHORIZED']) }]))
 }
 
+/** The database but the audit log, where each wrong admin token is written down (test/admin/audit.test.ts). */
+async function snapshotButAudit (app: FastifyInstance): Promise<Record<string, string>> {
+  const { admin_audit: _audit, ...rest } = await snapshot(app)
+  return rest
+}
+
+async function failedAdminTokens (app: FastifyInstance): Promise<number> {
+  return (await app.db.selectFrom('admin_audit').select('id').where('action', '=', 'admin-token-failed').execute()).length
+}
+
 /** Alice with a key, a contact (bob) and a conversation; the caller `name` in its relation to her. */
 async function scene (app: FastifyInstance, name: string): Promise<{ alice: string, caller: string }> {
   const alice = { name: 'alice', token: await user(app, 'alice') }
@@ -150,14 +160,16 @@ for (const who of ['stranger', 'pending', 'blocked'] as const) {
     let seenByAlice = await aliceView()
     for (const [route, cell] of Object.entries(matrix)) {
       const token = await login(app, who) // fresh each time: logout and password checks must not leak into the next row
-      const before = await snapshot(app)
+      const before = await snapshotButAudit(app)
+      const failedBefore = await failedAdminTokens(app)
       const res = await call(app, token, cell.request)
       const expect = cell.live[who]
       if (typeof expect === 'function') expect(res, t)
       else if (typeof expect === 'number') t.equal(res.statusCode, expect, `${route}: ${res.body.slice(0, 120)}`)
       else {
         isError(t, res, expect[0], expect[1])
-        t.same(await snapshot(app), before, `${route}: a refusal writes nothing`)
+        t.same(await snapshotButAudit(app), before, `${route}: a refusal writes nothing`)
+        t.equal(await failedAdminTokens(app), failedBefore + (expect[1] === 'ADMIN_UNAUTHORIZED' ? 1 : 0), `${route}: but the audit row of a wrong admin token`)
       }
       const seenNow = await aliceView()
       if (cell.aliceSees?.includes(who) !== true) t.same(seenNow, seenByAlice, `${route}: alice sees nothing of it`)
@@ -177,7 +189,8 @@ t.test('dead tokens get a 401 from every protected route (including routes added
   const staleTwin = await login(app, 'grace')
   await call(app, staleTwin, { method: 'POST', url: '/change_password', payload: { old_password: PASSWORD, new_password: 'a new password' } })
   const dead: Array<[string, string, string]> = [['deleted user', deleted, 'ACCOUNT_GONE'], ['logged out', loggedOut, 'TOKEN_REVOKED'], ['before password change', stale, 'TOKEN_REVOKED']]
-  const before = await snapshot(app)
+  const before = await snapshotButAudit(app)
+  const failedBefore = await failedAdminTokens(app)
   const protectedRoutes = routes.filter(route => route.guard !== 'none')
   t.ok(protectedRoutes.length >= Object.keys(matrix).length)
   for (const route of protectedRoutes) {
@@ -189,5 +202,26 @@ t.test('dead tokens get a 401 from every protected route (including routes added
       isError(t, res, 401, route.guard === 'admin' ? 'ADMIN_UNAUTHORIZED' : code)
     }
   }
-  t.same(await snapshot(app), before)
+  t.same(await snapshotButAudit(app), before)
+  t.equal(await failedAdminTokens(app), failedBefore + 3 * protectedRoutes.filter(route => route.guard === 'admin').length, 'each try at the admin API is audited')
+})
+
+t.test('out of lookups, a stranger, a pending and a blocked caller get the same 429 for alice as for a name nobody holds', async t => {
+  const answers: Record<string, string[]> = {}
+  for (const who of ['stranger', 'pending', 'blocked'] as const) {
+    const app = await build(t, { RATE_LIMIT: 'on', RATE_LIMIT_LOOKUPS: '1/hour' })
+    const { caller } = await scene(app, who)
+    t.equal((await call(app, caller, { method: 'GET', url: '/get_key?username=nobody' })).statusCode, 404, `${who}: the one lookup of the window`)
+    answers[who] = []
+    for (const url of ['/get_key?username=alice', '/get_messages?username=alice', '/get_key?username=nobody2', '/get_messages?username=nobody3']) {
+      const before = await snapshot(app)
+      const res = await call(app, caller, { method: 'GET', url })
+      isError(t, res, 429, 'RATE_LIMITED')
+      t.same(await snapshot(app), before, `${who} ${url}: a refusal writes nothing`)
+      answers[who]?.push(JSON.stringify({ ...res.json(), message: res.json().message.replace(/\d+ seconds/, 'N seconds') }))
+    }
+    t.equal(new Set(answers[who]).size, 1, `${who}: alice and unknown names are answered alike`)
+  }
+  t.same(answers.blocked, answers.stranger, 'a blocked caller is answered as a stranger')
+  t.same(answers.pending, answers.stranger)
 })

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../config.js'
 
-t.test('defaults follow the original server', async t => {
+t.test('defaults follow the original server, and the limits what an active, honest user does', async t => {
   const config = loadConfig({})
   t.match(config, {
     env: 'development',
@@ -17,11 +17,17 @@ t.test('defaults follow the original server', async t => {
     maxBlobLength: 65536,
     rateLimit: {
       enabled: true,
-      register: { max: 10, timeWindow: 3_600_000 },
-      login: { max: 20, timeWindow: 3_600_000 },
-      requestChat: { max: 30, timeWindow: 3_600_000 },
-      acceptChat: { max: 30, timeWindow: 3_600_000 },
-      sendMessage: { max: 100, timeWindow: 3_600_000 }
+      register: { max: 30, timeWindow: 3_600_000 },
+      login: { max: 100, timeWindow: 3_600_000 },
+      requestChat: { max: 60, timeWindow: 3_600_000 },
+      acceptChat: { max: 60, timeWindow: 3_600_000 },
+      sendMessage: { max: 10_000, timeWindow: 3_600_000 },
+      sendMessageSender: { max: 1200, timeWindow: 3_600_000 },
+      sendMessagePair: { max: 600, timeWindow: 3_600_000 },
+      uploadKey: { max: 10, timeWindow: 86_400_000 },
+      lookups: { max: 60, timeWindow: 3_600_000 },
+      adminFailures: { max: 10, timeWindow: 3_600_000 },
+      connections: { perUser: 20, perAddress: 300 }
     }
   })
 })
@@ -84,9 +90,23 @@ t.test('every bad value is named in one error', async t => {
   t.throws(() => loadConfig({ PASSWORD_HASH_CONCURRENCY: '0' }), /PASSWORD_HASH_CONCURRENCY/)
 })
 
+t.test('a weak JWT_SECRET set on purpose is refused everywhere but NODE_ENV=test', async t => {
+  for (const NODE_ENV of [undefined, 'development', 'production']) {
+    for (const weak of ['changeme', 'secret', 'x'.repeat(40), 'your-super-secret-jwt-key-change-me-in-production', 'my-example-secret-9f8e7d6c5b4a3210']) {
+      t.throws(() => loadConfig({ NODE_ENV, JWT_SECRET: weak }), /JWT_SECRET: too weak or a placeholder; use at least 32 random characters/, `${NODE_ENV ?? 'default'}: ${weak}`)
+    }
+  }
+  t.equal(loadConfig({ NODE_ENV: 'test', JWT_SECRET: 'secret' }).jwtSecret, 'secret', 'tests may use any secret')
+  t.equal(loadConfig({ NODE_ENV: 'development' }).jwtSecret, undefined, 'unset outside production: one is generated')
+  const strong = 'kJ8s-2nQ_vX9pL4mR7tY1wZ3cB6eH0gF5dA'
+  t.equal(loadConfig({ NODE_ENV: 'development', JWT_SECRET: strong }).jwtSecret, strong)
+})
+
 t.test('production refuses to start without a strong JWT_SECRET', async t => {
   t.throws(() => loadConfig({ NODE_ENV: 'production' }), /JWT_SECRET: required/)
   t.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'secret' }), /JWT_SECRET: too weak/)
+  const error = t.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'secret' })) as unknown as Error
+  t.notMatch(error.message, /"secret"/, 'the secret is not echoed')
   t.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'a'.repeat(64) }), /JWT_SECRET: too weak/)
   const strong = 'kJ8s-2nQ_vX9pL4mR7tY1wZ3cB6eH0gF5dA'
   t.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: strong }).jwtSecret, strong)
@@ -100,4 +120,28 @@ t.test('the failed-password budgets: per account and address, the account cap, p
   for (const name of ['RATE_LIMIT_LOGIN_FAILURES_ACCOUNT', 'RATE_LIMIT_SESSION_PASSWORD_FAILURES']) {
     t.throws(() => loadConfig({ [name]: 'lots' }), new RegExp(`${name}="lots"`))
   }
+})
+
+t.test('the limits of item 8: key changes, lookups, admin failures, connections held', async t => {
+  const config = loadConfig({
+    RATE_LIMIT_UPLOAD_KEY: '3/hour',
+    RATE_LIMIT_LOOKUPS: '20/15m',
+    RATE_LIMIT_ADMIN_FAILURES: '5/day',
+    RATE_LIMIT_CONNECTIONS_PER_USER: '4',
+    RATE_LIMIT_CONNECTIONS_PER_ADDRESS: '50'
+  })
+  t.same(config.rateLimit.uploadKey, { max: 3, timeWindow: 3_600_000 })
+  t.same(config.rateLimit.lookups, { max: 20, timeWindow: 900_000 })
+  t.same(config.rateLimit.adminFailures, { max: 5, timeWindow: 86_400_000 })
+  t.same(config.rateLimit.connections, { perUser: 4, perAddress: 50 })
+  for (const name of ['RATE_LIMIT_UPLOAD_KEY', 'RATE_LIMIT_LOOKUPS', 'RATE_LIMIT_ADMIN_FAILURES']) {
+    t.throws(() => loadConfig({ [name]: 'ten' }), new RegExp(`${name}="ten": Expected string to match`))
+  }
+  t.throws(() => loadConfig({ RATE_LIMIT_CONNECTIONS_PER_USER: '0' }), /RATE_LIMIT_CONNECTIONS_PER_USER="0": Expected integer to be greater or equal to 1/)
+  t.throws(() => loadConfig({ RATE_LIMIT_CONNECTIONS_PER_ADDRESS: '2.5' }), /RATE_LIMIT_CONNECTIONS_PER_ADDRESS="2.5"/)
+})
+
+t.test('a limit that allows nothing is refused at start, naming the setting', async t => {
+  t.throws(() => loadConfig({ RATE_LIMIT_LOOKUPS: '0/hour' }), /RATE_LIMIT_LOOKUPS="0\/hour": must allow at least 1 in a window of at least 1 second \(RATE_LIMIT=off lifts every limit\)/)
+  t.throws(() => loadConfig({ RATE_LIMIT_SEND_MESSAGE: '5/0s' }), /RATE_LIMIT_SEND_MESSAGE="5\/0s": must allow at least 1/)
 })

@@ -2,11 +2,14 @@ import { isIPv6 } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { RateLimitSetting } from '../../config.js'
+import type { Recipient } from '../../db/contacts.js'
 import { usernameKey } from '../../db/users.js'
 import { AccountRateLimited } from '../../errors.js'
 
 // Limits per account beside the per-IP ones, so that spreading over many addresses does
-// not help: messages per sender and per sender->recipient pair, and failed password checks.
+// not help: messages per sender and per sender->recipient pair, key changes (each sends an
+// event to every contact), lookups of names that are not contacts (get_key and get_messages
+// tell whether a name exists), and failed password checks.
 // A failed login counts per account and address, so that a stranger cannot lock the owner
 // out; past a higher count per account, whatever the addresses, each address gets a single
 // failure per window (slowed, never locked: a first attempt from a clean address is always
@@ -26,11 +29,13 @@ export default fp(async function accountLimitsPlugin (fastify) {
   // a lower max for this request's check (an account over its cap allows one failure per address)
   const maxes = new WeakMap<FastifyRequest, number>()
 
-  function limiter (setting: RateLimitSetting, prefix: string, lowerable = false): Limiter {
+  function limiter (setting: RateLimitSetting, prefix: string, lowerable = false, cache?: number): Limiter {
     return fastify.createRateLimit({
       max: lowerable ? request => maxes.get(request) ?? setting.max : setting.max,
       timeWindow: setting.timeWindow,
-      keyGenerator: request => `${prefix}:${keys.get(request) ?? ''}`
+      keyGenerator: request => `${prefix}:${keys.get(request) ?? ''}`,
+      // without Redis, the in-memory counters of one limit (5000 by default, the least recently used go first)
+      ...(cache === undefined ? {} : { cache })
     })
   }
 
@@ -49,6 +54,10 @@ export default fp(async function accountLimitsPlugin (fastify) {
   const addressFailures = limiter(settings.loginFailures, 'login-failures', true)
   const accountFailures = limiter(settings.loginFailuresAccount, 'login-failures-account')
   const sessionFailures = limiter(settings.sessionPasswordFailures, 'session-password-failures')
+  const keyChanges = limiter(settings.uploadKey, 'key-changes')
+  const lookups = limiter(settings.lookups, 'lookups')
+  // which names an account looked up in the window, so that asking about one again is free
+  const looked = limiter({ max: 1, timeWindow: settings.lookups.timeWindow }, 'looked-up', false, 50_000)
 
   fastify.decorate('limitSendMessage', async function (request: FastifyRequest, reply: FastifyReply, recipientName: string) {
     if (!settings.enabled) return
@@ -56,6 +65,31 @@ export default fp(async function accountLimitsPlugin (fastify) {
     await consume(perSender, request, reply, sender, 'messages', true)
     // no username holds '>': the pair's key is unambiguous
     await consume(perPair, request, reply, `${sender}>${usernameKey(recipientName)}`, 'messages to this recipient', true)
+  })
+
+  fastify.decorate('limitKeyChange', async function (request: FastifyRequest, reply: FastifyReply, count: boolean) {
+    if (!settings.enabled) return
+    const account = usernameKey(request.user.username)
+    if (!count) return await consume(keyChanges, request, reply, account, 'key changes', false)
+    keys.set(request, account)
+    await keyChanges(request)
+  })
+
+  fastify.decorate('limitLookup', async function (request: FastifyRequest, reply: FastifyReply, name: string, found: Recipient | undefined) {
+    // whether a name exists is itself an answer: a lookup of anyone but oneself or a contact counts
+    if (!settings.enabled || found?.contact === true || found?.id === request.user.id) return
+    const account = usernameKey(request.user.username)
+    // no username holds '>': the key is unambiguous
+    const pair = `${account}>${usernameKey(name)}`
+    keys.set(request, pair)
+    // a name already looked up in the window costs nothing: a client polling a pending request is not an enumeration
+    const seen = await looked(request, { increment: false })
+    if (!seen.isAllowed && seen.remaining === 0) return
+    await consume(lookups, request, reply, account, 'lookups of users who are not your contacts', false)
+    keys.set(request, pair)
+    await looked(request)
+    keys.set(request, account)
+    await lookups(request)
   })
 
   fastify.decorate('verifyPasswordRateLimited', async function (request: FastifyRequest, reply: FastifyReply, username: string, storedHash: string | undefined, password: string) {
@@ -109,6 +143,17 @@ export function sourceKey (ip: string): string {
 
 declare module 'fastify' {
   interface FastifyInstance {
+    /**
+     * The per-account limit of key changes: with `count` false, throws a 429 when the account
+     * has no change left (a peek); with `count` true, counts a change that was made.
+     */
+    limitKeyChange: (request: FastifyRequest, reply: FastifyReply, count: boolean) => Promise<void>
+    /**
+     * Counts a lookup of `name` (`found`: the user of that name, if any, and whether a contact)
+     * unless it is the caller or a contact, against the account's budget of different such
+     * names per window; throws a 429 past it.
+     */
+    limitLookup: (request: FastifyRequest, reply: FastifyReply, name: string, found: Recipient | undefined) => Promise<void>
     /** Per-account send_message limits (per sender, and per sender->recipient); throws a 429. */
     limitSendMessage: (request: FastifyRequest, reply: FastifyReply, recipientName: string) => Promise<void>
     /**

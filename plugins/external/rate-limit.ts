@@ -6,7 +6,7 @@ import { Redis } from 'ioredis'
 import type { Config, RateLimitSetting } from '../../config.js'
 import { RateLimited } from '../../errors.js'
 
-type LimitName = Exclude<keyof Config['rateLimit'], 'enabled'>
+type LimitName = Exclude<keyof Config['rateLimit'], 'enabled' | 'connections'>
 
 // Per-IP limits, opted into route by route through `config.rateLimit`, and the per-account
 // ones built on `createRateLimit` (account-limits.ts). With REDIS_URL every counter lives in

@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { findRecipient } from '../../db/contacts.js'
 import { findUserKey } from '../../db/keys.js'
 import { KeyNotFound, UserNotFound } from '../../errors.js'
 import { Username, bearer, errorReplies } from '../schemas.js'
@@ -10,15 +11,19 @@ const getKey: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/get_key', {
     schema: {
       summary: "Fetch a user's public key",
+      description: 'Your contacts and yourself: unlimited. Any other name (an unknown one too) counts against RATE_LIMIT_LOOKUPS, different names per account, shared with get_messages: then 429 with retry-after.',
       tags: ['keys'],
       security: bearer,
       querystring: GetKeyQuery,
-      response: { 200: GetKeyReply, ...errorReplies(400, 401, 404) }
+      response: { 200: GetKeyReply, ...errorReplies(400, 401, 404, 429) }
     },
     onRequest: fastify.authenticate
-  }, async (request) => {
-    const user = await findUserKey(fastify.db, request.query.username)
-    if (user === undefined) throw new UserNotFound(request.query.username)
+  }, async (request, reply) => {
+    const { username } = request.query
+    const other = await findRecipient(fastify.db, request.user.id, username)
+    await fastify.limitLookup(request, reply, username, other)
+    const user = other === undefined ? undefined : await findUserKey(fastify.db, username)
+    if (user === undefined) throw new UserNotFound(username)
     if (user.public_key === null) throw new KeyNotFound(user.username)
     return { username: user.username, public_key: user.public_key }
   })

@@ -1,7 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { findRecipient } from '../../db/contacts.js'
 import { listConversation } from '../../db/messages.js'
 import { iso } from '../../db/time.js'
-import { requireUser } from '../../db/users.js'
+import { UserNotFound } from '../../errors.js'
 import { Timestamp, Username, bearer, errorReplies } from '../schemas.js'
 
 export const GetMessagesQuery = Type.Object({
@@ -28,16 +29,19 @@ const getMessages: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/get_messages', {
     schema: {
       summary: 'Read your conversation with one user, oldest first, after since_id',
+      description: 'Your contacts and yourself: unlimited. Any other name (an unknown one too) counts against RATE_LIMIT_LOOKUPS, different names per account, shared with get_key: then 429 with retry-after.',
       tags: ['messages'],
       security: bearer,
       querystring: GetMessagesQuery,
-      response: { 200: GetMessagesReply, ...errorReplies(400, 401, 404) }
+      response: { 200: GetMessagesReply, ...errorReplies(400, 401, 404, 429) }
     },
     onRequest: fastify.authenticate
-  }, async (request) => {
+  }, async (request, reply) => {
     const me = request.user
     const { username, since_id: sinceId, limit } = request.query
-    const other = await requireUser(fastify.db, username)
+    const other = await findRecipient(fastify.db, me.id, username)
+    await fastify.limitLookup(request, reply, username, other)
+    if (other === undefined) throw new UserNotFound(username)
     const { messages, hasMore } = await listConversation(fastify.db, me.id, other.id, sinceId, limit)
     return {
       messages: messages.map(m => ({

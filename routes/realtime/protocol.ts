@@ -21,7 +21,8 @@ recipient acknowledged your messages \`message_ids\` with \`POST /ack_messages\`
 deleted messages you sent before they were acknowledged).
 
 **WebSocket \`GET /ws?since=<cursor>\`.** Authenticate with \`Sec-WebSocket-Protocol: bearer, <token>\` (the server answers
-\`bearer\`), \`?token=<token>\`, or \`Authorization: Bearer <token>\`; a bad token is refused with its 401 before the upgrade.
+\`bearer\`), \`?token=<token>\`, or \`Authorization: Bearer <token>\`; a bad token is refused with its 401 before the upgrade, and a client past
+RATE_LIMIT_CONNECTIONS_PER_USER or _PER_ADDRESS (sockets and waiting long-polls held at once) with a 429 and \`retry-after\`.
 The server sends JSON text frames: the events after \`since\`, then \`{"type":"ready","cursor":...}\` once the replay is
 complete, then each new event as it is stored. Every socket of a user (phone, laptop) gets every event. What a client sends
 is ignored. The server pings every \`WS_PING_INTERVAL\` and drops a peer that did not answer the previous ping; a client too

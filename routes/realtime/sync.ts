@@ -3,6 +3,7 @@ import type { HubSignal } from '../../plugins/app/hub.js'
 import { bearer, errorReplies } from '../schemas.js'
 import { Cursor, Event, type WireEvent } from './events.js'
 import { formatCursor, readPage, startingSeq } from './feed.js'
+import type { ConnectionCaps } from './connection-caps.js'
 import { PROTOCOL } from './protocol.js'
 
 export const SyncQuery = Type.Object({
@@ -53,7 +54,7 @@ class Waiter {
   }
 }
 
-const sync: FastifyPluginAsyncTypebox = async (fastify) => {
+const sync: FastifyPluginAsyncTypebox<{ caps: ConnectionCaps }> = async (fastify, { caps }) => {
   const waiting = new Set<Waiter>()
   // a server shutting down answers its long-polls at once instead of holding them open
   fastify.addHook('preClose', async () => { for (const waiter of waiting) waiter.wake({ kind: 'closing' }) })
@@ -65,7 +66,7 @@ const sync: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['realtime'],
       security: bearer,
       querystring: SyncQuery,
-      response: { 200: SyncReply, ...errorReplies(400, 401, 410) }
+      response: { 200: SyncReply, ...errorReplies(400, 401, 410, 429) }
     },
     onRequest: fastify.authenticate
   }, async (request, reply) => {
@@ -76,10 +77,12 @@ const sync: FastifyPluginAsyncTypebox = async (fastify) => {
       ({ events: page.events, next: formatCursor(user.id, page.lastSeq), has_more: page.hasMore })
     if (timeout === 0) return answer(await readPage(fastify.db, user, after, limit))
 
+    // a long-poll holds a connection: within the caps per account and address, or a 429
+    const release = caps.hold(request, reply)
     const waiter = new Waiter()
     const gone = (): void => waiter.wake({ kind: 'closing' })
     // subscribe before reading: an event committed between the read and the wait still wakes us
-    const unsubscribe = await fastify.hub.subscribe(user.id, signal => waiter.wake(signal))
+    const unsubscribe = await fastify.hub.subscribe(user.id, signal => waiter.wake(signal)).catch((error: unknown) => { release(); throw error })
     waiting.add(waiter)
     reply.raw.once('close', gone)
     try {
@@ -96,6 +99,7 @@ const sync: FastifyPluginAsyncTypebox = async (fastify) => {
         if (wake.kind === 'disconnect' && (wake.jti === undefined || wake.jti === request.token.jti)) await fastify.authenticate(request)
       }
     } finally {
+      release()
       unsubscribe()
       waiting.delete(waiter)
       reply.raw.off('close', gone)

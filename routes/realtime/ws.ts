@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { IncomingHttpHeaders } from 'node:http'
 import { MissingToken, UpgradeRequired } from '../../errors.js'
+import type { ConnectionCaps } from './connection-caps.js'
 import { Connection } from './connection.js'
 
 export const WsQuery = Type.Object({
@@ -20,7 +21,7 @@ function tokenOf (headers: IncomingHttpHeaders, query: { token?: string | undefi
   return /^Bearer +(\S+) *$/.exec(headers.authorization ?? '')?.[1]
 }
 
-const ws: FastifyPluginAsyncTypebox = async (fastify) => {
+const ws: FastifyPluginAsyncTypebox<{ caps: ConnectionCaps }> = async (fastify, { caps }) => {
   const { webSocket } = fastify.config
   const options = {
     pingIntervalMs: Math.min(webSocket.pingIntervalSeconds * 1000, 2 ** 31 - 1),
@@ -32,13 +33,22 @@ const ws: FastifyPluginAsyncTypebox = async (fastify) => {
     method: 'GET',
     url: '/ws',
     schema: WsSchema,
-    // authenticated before the upgrade: a bad token gets its HTTP 401, no socket
-    preValidation: async (request) => {
+    // authenticated and counted before the upgrade: a bad token gets its HTTP 401, a client at
+    // a cap its HTTP 429, and no socket
+    preValidation: async (request, reply) => {
       const token = tokenOf(request.headers, request.query as typeof WsQuery.static)
       if (token === undefined) throw new MissingToken()
       const session = await fastify.verifyToken(token)
       request.user = session.user
       request.token = session.token
+      // a plain GET (no upgrade) holds nothing: it gets its 426 and ends
+      if (!request.ws) return
+      // released when the connection ends, however it ends: a close, a drop, a refused upgrade
+      const release = caps.hold(request, reply)
+      const { socket } = request.raw
+      // a peer gone during the token check has closed already: its 'close' will not come again
+      if (socket.destroyed) release()
+      else socket.once('close', release)
     },
     wsHandler: async (socket, request) => {
       const token = tokenOf(request.headers, request.query) ?? ''

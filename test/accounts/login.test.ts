@@ -1,5 +1,5 @@
 import t from 'tap'
-import { PASSWORD, build, isError, register } from '../helper.js'
+import { PASSWORD, build, call, isError, register, user } from '../helper.js'
 
 t.test('login returns an HS256 token with user_id, username, jti and a 24 h expiry', async t => {
   const app = await build(t)
@@ -33,6 +33,26 @@ t.test('an unknown user and a wrong password get the same answer', async t => {
   isError(t, wrong, 401, 'INVALID_CREDENTIALS')
   isError(t, unknown, 401, 'INVALID_CREDENTIALS')
   t.equal(wrong.body, unknown.body)
+})
+
+t.test('a disabled account answers its right password as a wrong one, and counts it as a failure', async t => {
+  const app = await build(t, { RATE_LIMIT: 'on', RATE_LIMIT_LOGIN_FAILURES: '2/hour' })
+  const token = await user(app, 'alice')
+  await register(app, 'bob')
+  await app.db.updateTable('users').set({ disabled_at: Date.now() }).where('username', '=', 'alice').execute()
+  const attempt = async (username: string, password: string) => await app.inject({ method: 'POST', url: '/login', payload: { username, password } })
+  // alice (disabled) with her right password, bob (enabled) with a wrong one: the same answers, one for one
+  const right = [await attempt('alice', PASSWORD), await attempt('alice', PASSWORD), await attempt('alice', PASSWORD)]
+  const wrong = [await attempt('bob', 'wrong password'), await attempt('bob', 'wrong password'), await attempt('bob', 'wrong password')]
+  for (const [i, res] of right.entries()) {
+    const other = wrong[i]!
+    t.equal(res.statusCode, other.statusCode, `attempt ${i + 1}: the same status`)
+    t.equal(res.body, other.body, `attempt ${i + 1}: the same body`)
+  }
+  isError(t, right[0]!, 401, 'INVALID_CREDENTIALS')
+  isError(t, right[2]!, 429, 'RATE_LIMITED')
+  // a token issued before the account was disabled says why it stopped: its holder had the password
+  isError(t, await call(app, token, { method: 'GET', url: '/get_contacts' }), 401, 'ACCOUNT_DISABLED')
 })
 
 t.test('missing or wrong-typed login fields are 400s naming the field', async t => {

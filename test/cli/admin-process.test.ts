@@ -32,7 +32,7 @@ t.test('the admin process beside a running server', async t => {
   t.equal(disabled.code, 0, disabled.stderr)
   t.equal(disabled.stdout, "disabled 'alice'\n")
   const login = await app.inject({ method: 'POST', url: '/login', payload: { username: 'alice', password: 'correct horse battery' } })
-  t.equal(login.json().code, 'ACCOUNT_DISABLED', 'the running server sees it at once')
+  t.equal(login.json().code, 'INVALID_CREDENTIALS', 'the running server sees it at once (a disabled account answers as a wrong password)')
 
   const stats = await run(env, 'stats', '--json')
   t.equal(stats.code, 0, stats.stderr)

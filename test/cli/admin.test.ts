@@ -93,7 +93,7 @@ t.test('disable-user and enable-user act through the API at once, and are audite
   t.equal(res.code, 0)
   t.equal(res.out, "disabled 'bob'")
   isError(t, await call(app, bob.token, { method: 'GET', url: '/get_contacts' }), 401, 'ACCOUNT_DISABLED')
-  isError(t, await app.inject({ method: 'POST', url: '/login', payload: { username: 'Bob', password: 'correct horse battery' } }), 401, 'ACCOUNT_DISABLED')
+  isError(t, await app.inject({ method: 'POST', url: '/login', payload: { username: 'Bob', password: 'correct horse battery' } }), 401, 'INVALID_CREDENTIALS')
   t.match(await adminJson(env, 'user', 'Bob'), { disabled_at: /^\d{4}-/ })
   t.equal((await admin(env, 'disable-user', 'Bob')).out, "'Bob' was already disabled")
   t.match(await adminJson(env, 'stats'), { disabled_users: 1 })

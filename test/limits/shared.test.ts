@@ -133,3 +133,31 @@ t.test('the per-sender and per-pair message limits are one budget across instanc
   t.match(senderLimited.json().message, /messages/)
   limited(t, await send(await restart(1), carol), 'a restarted instance keeps the count')
 })
+
+t.test('key changes, lookups and wrong admin tokens are one budget across instances', { skip }, async t => {
+  const ADMIN_TOKEN = randomBytes(32).toString('base64url')
+  const { apps } = await service(t, { RATE_LIMIT_UPLOAD_KEY: '2/hour', RATE_LIMIT_LOOKUPS: '2/hour', RATE_LIMIT_ADMIN_FAILURES: '2/hour', ADMIN_TOKEN })
+  const [one, two] = apps as [FastifyInstance, FastifyInstance]
+  const name = fresh()
+  const token = await user(one, name)
+  const upload = async (app: FastifyInstance, key: string): Promise<LightMyRequestResponse> => await call(app, token, { method: 'POST', url: '/upload_key', payload: { public_key: key } })
+  t.equal((await upload(one, 'k0')).statusCode, 200, 'a first key')
+  t.equal((await upload(two, 'k1')).statusCode, 200)
+  t.equal((await upload(one, 'k2')).statusCode, 200)
+  limited(t, await upload(two, 'k3'), 'the second instance counts the first one\'s key changes')
+
+  const lookup = async (app: FastifyInstance, other: string): Promise<LightMyRequestResponse> => await call(app, token, { method: 'GET', url: '/get_key', query: { username: other } })
+  t.equal((await lookup(one, fresh())).statusCode, 404)
+  t.equal((await lookup(two, fresh())).statusCode, 404)
+  limited(t, await lookup(one, fresh()), 'lookups on both instances count together')
+
+  const ip = freshIp()
+  const admin = async (app: FastifyInstance, bearer: string): Promise<LightMyRequestResponse> =>
+    await app.inject({ method: 'GET', url: '/admin/api/stats', headers: { authorization: `Bearer ${bearer}` }, remoteAddress: ip })
+  isError(t, await admin(one, 'wrong'), 401, 'ADMIN_UNAUTHORIZED')
+  isError(t, await admin(two, 'wrong'), 401, 'ADMIN_UNAUTHORIZED')
+  limited(t, await admin(one, ADMIN_TOKEN), 'wrong admin tokens on both instances count together')
+  limited(t, await admin(two, 'wrong'), 'on either instance')
+  const refused = await one.db.selectFrom('admin_audit').select('action').where('action', '=', 'admin-token-refused').execute()
+  t.equal(refused.length, 1, 'one audit row for the refusals on both instances')
+})

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -74,7 +75,7 @@ t.test('a bad setting stops the start with a clear message', async t => {
 
 t.test('runs on the database DATABASE_URL names', async t => {
   const env = await freshDatabaseEnv(t)
-  const server = startServer({ ...env, JWT_SECRET: 'x'.repeat(40) })
+  const server = startServer({ ...env, JWT_SECRET: randomBytes(36).toString('base64') })
   t.teardown(() => { server.child.kill('SIGTERM') })
   const url = await listening(server)
   t.same(await (await fetch(`${url}/readyz`)).json(), { status: 'ready', hub: 'local' })

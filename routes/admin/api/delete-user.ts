@@ -12,7 +12,7 @@ const deleteUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['admin'],
       security: adminBearer,
       params: UserParams,
-      response: { 200: ActionReply, ...errorReplies(400, 401, 404) }
+      response: { 200: ActionReply, ...errorReplies(400, 401, 404, 429) }
     }
   }, async (request) => {
     const { username } = request.params

@@ -21,7 +21,7 @@ const getStatsRoute: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['admin'],
       security: adminBearer,
       querystring: StatsQuery,
-      response: { 200: StatsReply, ...errorReplies(400, 401) }
+      response: { 200: StatsReply, ...errorReplies(400, 401, 429) }
     }
   }, async (request) => await getStats(fastify.db, request.query.days))
 }

@@ -3,7 +3,7 @@ import { listMessages } from '../../../db/admin.js'
 import { isoTimes, parseUtcTime } from '../../../db/time.js'
 import { InvalidTime } from '../../../errors.js'
 import { Timestamp, adminBearer, errorReplies } from '../../schemas.js'
-import { Username, filterUserId } from './schemas.js'
+import { Username, auditView, filterUserId } from './schemas.js'
 
 export const ListMessagesQuery = Type.Object({
   user: Type.Optional(Username),
@@ -28,7 +28,7 @@ const listMessagesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['admin'],
       security: adminBearer,
       querystring: ListMessagesQuery,
-      response: { 200: Type.Object({ items: Type.Array(MessageRow) }), ...errorReplies(400, 401, 404) }
+      response: { 200: Type.Object({ items: Type.Array(MessageRow) }), ...errorReplies(400, 401, 404, 429) }
     }
   }, async (request) => {
     const { user, since, before_id: beforeId, limit } = request.query
@@ -36,6 +36,7 @@ const listMessagesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     if (since !== undefined && sinceMs === undefined) throw new InvalidTime('since')
     const userId = await filterUserId(fastify.db, user)
     const rows = await listMessages(fastify.db, { userId, since: sinceMs, beforeId }, limit)
+    await auditView(fastify.db, request, 'view-messages', user ?? null)
     return { items: rows.map(isoTimes) }
   })
 }

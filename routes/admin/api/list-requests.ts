@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { listRequests } from '../../../db/admin.js'
 import { isoTimes } from '../../../db/time.js'
 import { Timestamp, adminBearer, errorReplies } from '../../schemas.js'
-import { PageQuery, PageReply, Username, filterUserId } from './schemas.js'
+import { PageQuery, PageReply, Username, auditView, filterUserId } from './schemas.js'
 
 export const ListRequestsQuery = Type.Object({
   status: Type.Union([Type.Literal('pending'), Type.Literal('accepted'), Type.Literal('all')], { default: 'pending' }),
@@ -26,12 +26,13 @@ const listRequestsRoute: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['admin'],
       security: adminBearer,
       querystring: ListRequestsQuery,
-      response: { 200: PageReply(RequestRow), ...errorReplies(400, 401, 404) }
+      response: { 200: PageReply(RequestRow), ...errorReplies(400, 401, 404, 429) }
     }
   }, async (request) => {
     const { status, user, page, per_page: perPage } = request.query
     const userId = await filterUserId(fastify.db, user)
     const result = await listRequests(fastify.db, { status, userId }, { page, perPage })
+    await auditView(fastify.db, request, 'view-requests', user ?? null)
     return { ...result, items: result.items.map(isoTimes) }
   })
 }

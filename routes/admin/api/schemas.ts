@@ -2,6 +2,7 @@ import { Type, type TSchema } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../../db/schema.js'
+import { recordAudit } from '../../../db/admin.js'
 import { requireUser } from '../../../db/users.js'
 import { Timestamp, Username } from '../../schemas.js'
 
@@ -53,6 +54,18 @@ export const ActionReply = Type.Object({
 /** Who acted, for the audit table. */
 export function consoleActor (request: FastifyRequest): string {
   return `console:${request.ip}`
+}
+
+/**
+ * Writes down that the operator viewed `action` (a list, or one user): the user it names in
+ * `target`, its other query settings (filters, page) in `detail`, never what it showed.
+ * Called once the view has been read, before it is sent: a view that cannot be audited fails.
+ */
+export async function auditView (db: Kysely<Database>, request: FastifyRequest, action: string, target: string | null = null): Promise<void> {
+  const query = Object.entries((request.query ?? {}) as Record<string, unknown>)
+    .filter(([name, value]) => name !== 'user' && value !== undefined)
+    .map(([name, value]) => `${name}=${String(value)}`).join(' ')
+  await recordAudit(db, { actor: consoleActor(request), action, target, detail: query === '' ? null : query })
 }
 
 /** The id of a user named in a filter, undefined without a filter; 404 for an unknown name. */

@@ -13,7 +13,7 @@ const setUserDisabledRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['admin'],
         security: adminBearer,
         params: UserParams,
-        response: { 200: ActionReply, ...errorReplies(400, 401, 404) }
+        response: { 200: ActionReply, ...errorReplies(400, 401, 404, 429) }
       }
     }, async (request) => {
       const { username } = request.params
