@@ -1,10 +1,10 @@
-import { isIPv6 } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { RateLimitSetting } from '../../config.js'
 import type { Recipient } from '../../db/contacts.js'
 import { usernameKey } from '../../db/users.js'
 import { AccountRateLimited } from '../../errors.js'
+import { sourceKey } from './source-key.js'
 
 // Limits per account beside the per-IP ones, so that spreading over many addresses does
 // not help: messages per sender and per sender->recipient pair, key changes (each sends an
@@ -33,7 +33,7 @@ export default fp(async function accountLimitsPlugin (fastify) {
     return fastify.createRateLimit({
       max: lowerable ? request => maxes.get(request) ?? setting.max : setting.max,
       timeWindow: setting.timeWindow,
-      keyGenerator: request => `${prefix}:${keys.get(request) ?? ''}`,
+      keyGenerator: request => `${prefix}:${fastify.limitKey(keys.get(request) ?? '')}`,
       // without Redis, the in-memory counters of one limit (5000 by default, the least recently used go first)
       ...(cache === undefined ? {} : { cache })
     })
@@ -122,24 +122,6 @@ export default fp(async function accountLimitsPlugin (fastify) {
     return false
   })
 }, { name: 'account-limits', dependencies: ['config', 'rate-limit', 'passwords'] })
-
-/**
- * The source of a login for its failure budget: an IPv4 address, or the /64 of an IPv6 one
- * (as the per-IP limits count them), since one subscriber holds a whole /64.
- */
-export function sourceKey (ip: string): string {
-  if (!isIPv6(ip)) return ip
-  const mapped = /^::ffff:([0-9.]+)$/i.exec(ip)
-  if (mapped?.[1] !== undefined) return mapped[1]
-  const [head = '', tail] = ip.split('%')[0]?.split('::') ?? []
-  // an embedded IPv4 address (::ffff:1.2.3.4 aside) is two groups
-  const groups = (part: string | undefined): string[] => part === undefined || part === '' ? [] : part.split(':').flatMap(group => group.includes('.') ? ['0', '0'] : [group])
-  const first = groups(head)
-  const last = groups(tail)
-  // '::' stands for as many zero groups as are missing
-  const all = [...first, ...Array<string>(8 - first.length - last.length).fill('0'), ...last]
-  return `${all.slice(0, 4).map(group => parseInt(group, 16).toString(16)).join(':')}::/64`
-}
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
@@ -5,6 +6,7 @@ import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 import type { Config, RateLimitSetting } from '../../config.js'
 import { RateLimited } from '../../errors.js'
+import { sourceKey } from '../app/source-key.js'
 
 type LimitName = Exclude<keyof Config['rateLimit'], 'enabled' | 'connections'>
 
@@ -13,17 +15,27 @@ type LimitName = Exclude<keyof Config['rateLimit'], 'enabled' | 'connections'>
 // Redis, so all instances share one budget and a restart resets nothing; while Redis is
 // unreachable the limits are not enforced (fail open, `skipOnError`) rather than failing
 // every limited request.
+//
+// A counter's name never holds what it counts: addresses, usernames and pairs of usernames
+// (who writes to whom) are named by a keyed hash (`limitKey`), so that Redis, its dumps and
+// its MONITOR show how many, never of whom. The key comes from JWT_SECRET, which every
+// instance of one service shares; without it (development, tests) each process has its own.
 
 export default fp(async function rateLimitPlugin (fastify) {
   const { config } = fastify
   // with RATE_LIMIT=off nothing is counted: no connection
   const redis = config.redisUrl === undefined || !config.rateLimit.enabled ? undefined : await counters(fastify, config.redisUrl)
+  const pepper = createHmac('sha256', config.jwtSecret ?? randomBytes(32)).update('cryptachat rate-limit counter names').digest()
+  const limitKey = (text: string): string => createHmac('sha256', pepper).update(text).digest('base64url').slice(0, 22)
+  fastify.decorate('limitKey', limitKey)
   await fastify.register(rateLimit, {
     global: false,
     // REDIS_PREFIX keeps services sharing one Redis apart (the same on all instances of one)
     nameSpace: `${config.redisPrefix}rl:`,
     // the plugin's own error has no code: ours, in the plugin's words ("retry in 1 minute")
     errorResponseBuilder: (_request, context) => new RateLimited(context.after),
+    // per address (an IPv6 /64 as one), under a name that does not say which
+    keyGenerator: request => limitKey(sourceKey(request.ip)),
     ...(redis === undefined ? {} : { redis, skipOnError: true })
   })
   fastify.decorate('routeRateLimit', (name: LimitName): RateLimitSetting | false =>
@@ -88,5 +100,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The `config.rateLimit` of a limited route: its setting, or false when RATE_LIMIT=off. */
     routeRateLimit: (name: LimitName) => RateLimitSetting | false
+    /** The name of a counter of `text` (an address, a username, a pair): a keyed hash, 128 bits. */
+    limitKey: (text: string) => string
   }
 }

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../../config.js'
 import { TooManyConnections } from '../../errors.js'
-import { sourceKey } from '../../plugins/app/account-limits.js'
+import { sourceKey } from '../../plugins/app/source-key.js'
 
 /** What a refused client is told to wait: about the time a long-poll is held. */
 const RETRY_AFTER_SECONDS = 30

@@ -1,7 +1,7 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import t from 'tap'
-import { sourceKey } from '../../plugins/app/account-limits.js'
+import { sourceKey } from '../../plugins/app/source-key.js'
 import { PASSWORD, build, call, isError, snapshot, user } from '../helper.js'
 
 // Issue 12, item 4: wrong passwords must not lock the owner out of an account. Failed logins

@@ -161,3 +161,37 @@ t.test('key changes, lookups and wrong admin tokens are one budget across instan
   const refused = await one.db.selectFrom('admin_audit').select('action').where('action', '=', 'admin-token-refused').execute()
   t.equal(refused.length, 1, 'one audit row for the refusals on both instances')
 })
+
+t.test('counter names in Redis say neither an address, a username, nor who writes to whom', { skip }, async t => {
+  const ADMIN_TOKEN = randomBytes(32).toString('base64url')
+  const { apps } = await service(t, { ADMIN_TOKEN })
+  const app = apps[0] as FastifyInstance
+  const ip = freshIp()
+  const [a, b] = [fresh(), fresh()]
+  const alice = { name: a, token: await user(app, a) }
+  const bob = { name: b, token: await user(app, b) }
+  await befriend(app, alice, bob)
+  const as = { remoteAddress: ip }
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { username: a, password: 'wrong-password' }, ...as })).statusCode, 401)
+  t.equal((await call(app, alice.token, { method: 'POST', url: '/send_message', payload: { recipient_username: b, sender_blob: 's', recipient_blob: 'r' }, ...as })).statusCode, 201)
+  t.equal((await call(app, alice.token, { method: 'POST', url: '/upload_key', payload: { public_key: 'k1' }, ...as })).statusCode, 200)
+  t.equal((await call(app, alice.token, { method: 'POST', url: '/upload_key', payload: { public_key: 'k2' }, ...as })).statusCode, 200)
+  const stranger = fresh()
+  t.equal((await call(app, alice.token, { method: 'GET', url: '/get_key', query: { username: stranger }, ...as })).statusCode, 404)
+  t.equal((await app.inject({ method: 'GET', url: '/admin/api/stats', headers: { authorization: 'Bearer wrong' }, ...as })).statusCode, 401)
+
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(redisUrl as string)
+  t.teardown(() => { redis.disconnect() })
+  const names: string[] = []
+  let cursor = '0'
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${app.config.redisPrefix}rl:*`, 'COUNT', 1000)
+    cursor = next
+    names.push(...batch)
+  } while (cursor !== '0')
+  t.ok(names.length >= 8, `counters were written (${names.length})`)
+  for (const secret of [a, b, stranger, ip]) {
+    t.notOk(names.some(name => name.toLowerCase().includes(secret.toLowerCase())), `no counter is named by ${secret === ip ? 'the address' : 'a username'}`)
+  }
+})

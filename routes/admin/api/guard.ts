@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { recordAudit } from '../../../db/admin.js'
 import { AdminUnauthorized, RateLimited } from '../../../errors.js'
-import { sourceKey } from '../../../plugins/app/account-limits.js'
+import { sourceKey } from '../../../plugins/app/source-key.js'
 import { consoleActor } from './schemas.js'
 
 const BEARER = /^Bearer +(\S+) *$/
@@ -22,7 +22,7 @@ function digest (text: string): Buffer {
 export function adminGuard (fastify: FastifyInstance, token: string): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
   const expected = digest(token)
   const { enabled, adminFailures: setting } = fastify.config.rateLimit
-  const keyOf = (prefix: string) => (request: FastifyRequest): string => `${prefix}:${sourceKey(request.ip)}`
+  const keyOf = (prefix: string) => (request: FastifyRequest): string => `${prefix}:${fastify.limitKey(sourceKey(request.ip))}`
   const failures = fastify.createRateLimit({ ...setting, keyGenerator: keyOf('admin-failures') })
   const refusals = fastify.createRateLimit({ max: 1, timeWindow: setting.timeWindow, keyGenerator: keyOf('admin-refused') })
   const audit = async (request: FastifyRequest, action: string, detail: string): Promise<void> =>
