@@ -36,7 +36,10 @@ export type RequestOutcome = 'requested' | 'accepted' | 'already_requested' | 'a
 
 export interface RequestResult {
   outcome: RequestOutcome
-  /** Users who got an event (to wake after commit): none when the request is hidden by a block. */
+  /**
+   * Users to wake after commit: those who got an event, and the recipient of a request hidden
+   * by a block too (it finds nothing new), so that a hidden request costs what a visible one does.
+   */
   notified: number[]
 }
 
@@ -69,14 +72,35 @@ async function requestChatOnce (trx: Transaction<Database>, requester: User, req
     if (relation.requester_id === requester.id) return none('already_requested')
     if (await acceptPending(trx, requested, requester, now)) return { outcome: 'accepted', notified: [requested.id, requester.id] }
     // refused because they block us: to us it looks like any request sent
-    return await isBlocked(trx, requested.id, requester.id) ? none('requested') : 'changed'
+    return await isBlocked(trx, requested.id, requester.id) ? await hidden(trx, requested.id) : 'changed'
   }
   await trx.insertInto('chat_requests')
     .values({ requester_id: requester.id, requested_id: requested.id, ...pair(requester.id, requested.id), status: 'pending', created_at: now, updated_at: now })
     .execute()
-  if (await isBlocked(trx, requested.id, requester.id)) return none('requested')
+  if (await isBlocked(trx, requested.id, requester.id)) return await hidden(trx, requested.id)
   await appendEvents(trx, [{ userId: requested.id, type: 'chat_request', payload: { requester_username: requester.username } }], now)
   return { outcome: 'requested', notified: [requested.id] }
+}
+
+/** A request hidden from `requestedId` by their block, answered after the work a visible one does. */
+async function hidden (trx: Transaction<Database>, requestedId: number): Promise<RequestResult> {
+  await appendNoEvent(trx, requestedId)
+  return { outcome: 'requested', notified: [requestedId] }
+}
+
+/**
+ * The statements of appending one event for `userId` (appendEvents), without their effect:
+ * its row written back as it was, and a lookup in its stream where the insert would go. What
+ * is hidden from a blocker costs the statements and round trips of what is not, so that the
+ * time of an answer does not tell a block.
+ */
+async function appendNoEvent (trx: Transaction<Database>, userId: number): Promise<void> {
+  const row = await trx.updateTable('users')
+    .set(eb => ({ event_seq: eb.ref('event_seq') }))
+    .where('id', '=', userId)
+    .returning('event_seq')
+    .executeTakeFirst()
+  await trx.selectFrom('events').select('seq').where('user_id', '=', userId).where('seq', '=', (row?.event_seq ?? 0) + 1).executeTakeFirst()
 }
 
 /**
@@ -123,7 +147,11 @@ export async function declineChat (db: Kysely<Database>, requester: User, declin
 export async function cancelRequest (db: Kysely<Database>, requester: User, requested: User, now = Date.now()): Promise<CancelResult> {
   return await db.transaction().execute(async trx => {
     if (!await deletePending(trx, requester.id, requested.id, false)) return { cancelled: false, notified: [] }
-    if (await isBlocked(trx, requested.id, requester.id)) return { cancelled: true, notified: [] }
+    // never seen by them: no event, after the same work (and wake-up) as one
+    if (await isBlocked(trx, requested.id, requester.id)) {
+      await appendNoEvent(trx, requested.id)
+      return { cancelled: true, notified: [requested.id] }
+    }
     await appendEvents(trx, [{ userId: requested.id, type: 'request_cancelled', payload: { username: requester.username } }], now)
     return { cancelled: true, notified: [requested.id] }
   })
@@ -132,7 +160,7 @@ export async function cancelRequest (db: Kysely<Database>, requester: User, requ
 export interface CancelResult {
   /** false when there was no pending request to withdraw */
   cancelled: boolean
-  /** Users who got an event (to wake after commit). */
+  /** Users to wake after commit: the recipient, also when the request was hidden from them (see RequestResult). */
   notified: number[]
 }
 
