@@ -91,8 +91,9 @@ async function hidden (trx: Transaction<Database>, requestedId: number): Promise
 /**
  * The statements of appending one event for `userId` (appendEvents), without their effect:
  * its row written back as it was, and a lookup in its stream where the insert would go. What
- * is hidden from a blocker costs the statements and round trips of what is not, so that the
- * time of an answer does not tell a block.
+ * is hidden from a blocker costs as many statements and round trips as what is not, so that
+ * the time of an answer does not tell a block (an UPDATE and a SELECT instead of an UPDATE and
+ * an INSERT: close, not equal).
  */
 async function appendNoEvent (trx: Transaction<Database>, userId: number): Promise<void> {
   const row = await trx.updateTable('users')
