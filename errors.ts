@@ -40,6 +40,7 @@ export const SelfRequest = coded('SELF_REQUEST', 'You cannot send a chat request
 export const AlreadyRequested = coded<[string]>('ALREADY_REQUESTED', "You already sent a chat request to '%s'.", 409)
 export const AlreadyContacts = coded<[string]>('ALREADY_CONTACTS', "You and '%s' are already contacts.", 409)
 export const NoPendingRequest = coded<[string]>('NO_PENDING_REQUEST', "No pending chat request from '%s'.", 404)
+export const NoSentRequest = coded<[string]>('NO_SENT_REQUEST', "You have no pending chat request to '%s'.", 404)
 export const NotAContact = coded<[string]>('NOT_A_CONTACT', "You can only message accepted contacts; '%s' is not one.", 403)
 export const WrongPassword = coded('WRONG_PASSWORD', 'Password is incorrect.', 403)
 export const SelfBlock = coded('SELF_BLOCK', 'You cannot block yourself.', 400)

@@ -1,6 +1,6 @@
 import type { Kysely, Transaction } from 'kysely'
 import { isUniqueViolation } from './dialect.js'
-import { appendEvents } from './events.js'
+import { appendEvents, type NewEvent } from './events.js'
 import { precompile } from './perf/precompiled.js'
 import type { Database, RequestStatus } from './schema.js'
 import { usernameKey, type User } from './users.js'
@@ -8,7 +8,10 @@ import { usernameKey, type User } from './users.js'
 // A pair of users has at most one chat_requests row, keyed by (user_lo, user_hi):
 // pending (requester asked requested) or accepted (they are contacts). Each change and the
 // events it gives (db/events.ts) commit in one transaction; callers publish after commit.
-// A block is never revealed: nothing done by a blocked user gives the blocker an event.
+// A block is never revealed (docs/security.md): to the blocked side it looks like what the
+// blocker could have done without blocking (remove, decline, cancel), and everything the
+// blocked user does afterwards is answered as it would be by someone who did that; nothing
+// done by a blocked user gives the blocker an event.
 
 export interface Relation {
   id: number
@@ -33,7 +36,10 @@ export type RequestOutcome = 'requested' | 'accepted' | 'already_requested' | 'a
 
 export interface RequestResult {
   outcome: RequestOutcome
-  /** Users who got an event (to wake after commit): none when the request is hidden by a block. */
+  /**
+   * Users to wake after commit: those who got an event, and the recipient of a request hidden
+   * by a block too (it finds nothing new), so that a hidden request costs what a visible one does.
+   */
   notified: number[]
 }
 
@@ -66,14 +72,36 @@ async function requestChatOnce (trx: Transaction<Database>, requester: User, req
     if (relation.requester_id === requester.id) return none('already_requested')
     if (await acceptPending(trx, requested, requester, now)) return { outcome: 'accepted', notified: [requested.id, requester.id] }
     // refused because they block us: to us it looks like any request sent
-    return await isBlocked(trx, requested.id, requester.id) ? none('requested') : 'changed'
+    return await isBlocked(trx, requested.id, requester.id) ? await hidden(trx, requested.id) : 'changed'
   }
   await trx.insertInto('chat_requests')
     .values({ requester_id: requester.id, requested_id: requested.id, ...pair(requester.id, requested.id), status: 'pending', created_at: now, updated_at: now })
     .execute()
-  if (await isBlocked(trx, requested.id, requester.id)) return none('requested')
+  if (await isBlocked(trx, requested.id, requester.id)) return await hidden(trx, requested.id)
   await appendEvents(trx, [{ userId: requested.id, type: 'chat_request', payload: { requester_username: requester.username } }], now)
   return { outcome: 'requested', notified: [requested.id] }
+}
+
+/** A request hidden from `requestedId` by their block, answered after the work a visible one does. */
+async function hidden (trx: Transaction<Database>, requestedId: number): Promise<RequestResult> {
+  await appendNoEvent(trx, requestedId)
+  return { outcome: 'requested', notified: [requestedId] }
+}
+
+/**
+ * The statements of appending one event for `userId` (appendEvents), without their effect:
+ * its row written back as it was, and a lookup in its stream where the insert would go. What
+ * is hidden from a blocker costs as many statements and round trips as what is not, so that
+ * the time of an answer does not tell a block (an UPDATE and a SELECT instead of an UPDATE and
+ * an INSERT: close, not equal).
+ */
+async function appendNoEvent (trx: Transaction<Database>, userId: number): Promise<void> {
+  const row = await trx.updateTable('users')
+    .set(eb => ({ event_seq: eb.ref('event_seq') }))
+    .where('id', '=', userId)
+    .returning('event_seq')
+    .executeTakeFirst()
+  await trx.selectFrom('events').select('seq').where('user_id', '=', userId).where('seq', '=', (row?.event_seq ?? 0) + 1).executeTakeFirst()
 }
 
 /**
@@ -106,16 +134,49 @@ async function acceptPending (trx: Transaction<Database>, requester: User, reque
  */
 export async function declineChat (db: Kysely<Database>, requester: User, decliner: User, now = Date.now()): Promise<boolean> {
   return await db.transaction().execute(async trx => {
-    const result = await trx.deleteFrom('chat_requests')
-      .where('requester_id', '=', requester.id)
-      .where('requested_id', '=', decliner.id)
-      .where('status', '=', 'pending')
-      .where(eb => eb.not(eb.exists(blockBy(trx, decliner.id, requester.id))))
-      .executeTakeFirst()
-    if (result.numDeletedRows === 0n) return false
+    if (!await deletePending(trx, requester.id, decliner.id, true)) return false
     await appendEvents(trx, [{ userId: requester.id, type: 'chat_declined', payload: { username: decliner.username } }], now)
     return true
   })
+}
+
+/**
+ * `requester` withdraws its own pending request to `requested`, with a `request_cancelled`
+ * event for `requested` (not when `requested` blocks `requester`: they never saw it); false
+ * when there is none.
+ */
+export async function cancelRequest (db: Kysely<Database>, requester: User, requested: User, now = Date.now()): Promise<CancelResult> {
+  return await db.transaction().execute(async trx => {
+    if (!await deletePending(trx, requester.id, requested.id, false)) return { cancelled: false, notified: [] }
+    // never seen by them: no event, after the same work (and wake-up) as one
+    if (await isBlocked(trx, requested.id, requester.id)) {
+      await appendNoEvent(trx, requested.id)
+      return { cancelled: true, notified: [requested.id] }
+    }
+    await appendEvents(trx, [{ userId: requested.id, type: 'request_cancelled', payload: { username: requester.username } }], now)
+    return { cancelled: true, notified: [requested.id] }
+  })
+}
+
+export interface CancelResult {
+  /** false when there was no pending request to withdraw */
+  cancelled: boolean
+  /** Users to wake after commit: the recipient, also when the request was hidden from them (see RequestResult). */
+  notified: number[]
+}
+
+/**
+ * Deletes the pending request of `requesterId` to `requestedId`; with `visibleOnly`, not one
+ * hidden from `requestedId` by their block. Whether there was one.
+ */
+async function deletePending (trx: Transaction<Database>, requesterId: number, requestedId: number, visibleOnly: boolean): Promise<boolean> {
+  let query = trx.deleteFrom('chat_requests')
+    .where('requester_id', '=', requesterId)
+    .where('requested_id', '=', requestedId)
+    .where('status', '=', 'pending')
+  if (visibleOnly) query = query.where(eb => eb.not(eb.exists(blockBy(trx, requestedId, requesterId))))
+  const result = await query.executeTakeFirst()
+  return result.numDeletedRows > 0n
 }
 
 /**
@@ -139,16 +200,19 @@ export async function removeContact (db: Kysely<Database>, me: User, other: User
 }
 
 export interface BlockOutcome {
-  /** false when `blocker` had already blocked `blocked` */
+  /** false when `blocker` had already blocked `blocked` (then nothing changed) */
   newlyBlocked: boolean
-  /** they were accepted contacts, and no longer are */
-  endedContact: boolean
+  /** Users who got an event (to wake after commit). */
+  notified: number[]
 }
 
 /**
  * `blocker` blocks `blocked`, in one transaction: the block row, and the end of whatever
- * was between them (a contact, or a pending request either way). An ended contact gives
- * the blocker's own devices a `contact_removed`; the blocked side gets nothing.
+ * was between them, with the events of the ordinary action it looks like to `blocked`: an
+ * accepted contact ends as by remove_contact (`contact_removed` to both), a request from
+ * `blocked` as by decline_chat (`chat_declined` to them), a request from `blocker` as by
+ * cancel_request (`request_cancelled` to them). Blocking again changes nothing: a request
+ * `blocked` sent since stays as they believe it is, pending and unanswered.
  */
 export async function blockUser (db: Kysely<Database>, blocker: User, blocked: User, now = Date.now()): Promise<BlockOutcome> {
   return await db.transaction().execute(async trx => {
@@ -156,33 +220,54 @@ export async function blockUser (db: Kysely<Database>, blocker: User, blocked: U
       .values({ blocker_id: blocker.id, blocked_id: blocked.id, created_at: now })
       .onConflict(oc => oc.columns(['blocker_id', 'blocked_id']).doNothing())
       .executeTakeFirst()
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return { newlyBlocked: false, notified: [] }
     const { user_lo: lo, user_hi: hi } = pair(blocker.id, blocked.id)
     const ended = await trx.deleteFrom('chat_requests')
       .where('user_lo', '=', lo).where('user_hi', '=', hi)
-      .returning('status')
-      .execute()
-    const endedContact = ended.some(row => row.status === 'accepted')
-    if (endedContact) await appendEvents(trx, [{ userId: blocker.id, type: 'contact_removed', payload: { username: blocked.username } }], now)
-    return { newlyBlocked: Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0, endedContact }
+      .returning(['status', 'requester_id'])
+      .executeTakeFirst()
+    const events = ended === undefined ? [] : await imitation(trx, blocker, blocked, ended)
+    await appendEvents(trx, events, now)
+    return { newlyBlocked: true, notified: events.map(event => event.userId) }
   })
 }
 
+/** The events of the ordinary action that ends `ended` as the block did (see blockUser). */
+async function imitation (trx: Transaction<Database>, blocker: User, blocked: User, ended: Pick<Relation, 'status' | 'requester_id'>): Promise<NewEvent[]> {
+  if (ended.status === 'accepted') {
+    return [
+      { userId: blocked.id, type: 'contact_removed', payload: { username: blocker.username } },
+      { userId: blocker.id, type: 'contact_removed', payload: { username: blocked.username } }
+    ]
+  }
+  if (ended.requester_id === blocked.id) return [{ userId: blocked.id, type: 'chat_declined', payload: { username: blocker.username } }]
+  // our request, hidden by their own block of us: they never saw it, so it ends without a word
+  if (await isBlocked(trx, blocked.id, blocker.id)) return []
+  return [{ userId: blocked.id, type: 'request_cancelled', payload: { username: blocker.username } }]
+}
+
 /**
- * Lifts a block, in one transaction. A request the blocked user sent meanwhile was never
- * shown: it goes away as if declined (silently: it never existed for the blocker, and the
- * requester must not learn of the block), so they may ask again. False when there was no block.
+ * Lifts a block, in one transaction. A request the blocked user sent meanwhile, which they
+ * believe pending and unanswered, becomes what they believe it is: a pending request the
+ * unblocker sees (get_chat_requests, and a `chat_request` event now, as it would have come)
+ * and may accept or decline. A contact ended by the block is not restored. False when there
+ * was no block; `notified` lists who got an event.
  */
-export async function unblockUser (db: Kysely<Database>, blockerId: number, blockedId: number): Promise<boolean> {
+export async function unblockUser (db: Kysely<Database>, blocker: User, blockedId: number, now = Date.now()): Promise<{ unblocked: boolean, notified: number[] }> {
   return await db.transaction().execute(async trx => {
     const result = await trx.deleteFrom('blocks')
-      .where('blocker_id', '=', blockerId).where('blocked_id', '=', blockedId)
+      .where('blocker_id', '=', blocker.id).where('blocked_id', '=', blockedId)
       .executeTakeFirst()
-    if (result.numDeletedRows === 0n) return false
-    await trx.deleteFrom('chat_requests')
-      .where('requester_id', '=', blockedId).where('requested_id', '=', blockerId)
+    if (result.numDeletedRows === 0n) return { unblocked: false, notified: [] }
+    const hidden = await trx.selectFrom('chat_requests')
+      .innerJoin('users', 'users.id', 'chat_requests.requester_id')
+      .select('users.username')
+      .where('requester_id', '=', blockedId).where('requested_id', '=', blocker.id)
       .where('status', '=', 'pending')
-      .execute()
-    return true
+      .executeTakeFirst()
+    if (hidden === undefined) return { unblocked: true, notified: [] }
+    await appendEvents(trx, [{ userId: blocker.id, type: 'chat_request', payload: { requester_username: hidden.username } }], now)
+    return { unblocked: true, notified: [blocker.id] }
   })
 }
 

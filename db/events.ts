@@ -14,6 +14,7 @@ export interface EventPayloads {
   chat_request: { requester_username: string }
   chat_accepted: { username: string }
   chat_declined: { username: string }
+  request_cancelled: { username: string }
   contact_removed: { username: string }
   key_changed: { username: string }
   delivered: { username: string, message_ids: number[] }

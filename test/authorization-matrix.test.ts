@@ -23,7 +23,8 @@ interface Cell {
 }
 
 const everyone = (expect: Expect): Record<Live, Expect> => ({ stranger: expect, pending: expect, blocked: expect })
-// the caller's own event stream: for the blocked caller, only the acceptance from before the block (a block is never revealed)
+// the caller's own event stream: for the blocked caller, the acceptance from before the block and the contact_removed
+// that ended it, as remove_contact would have (a block is never revealed)
 const ownStream = (types: string[]) => (res: LightMyRequestResponse, t: Test): void => {
   t.equal(res.statusCode, 200)
   t.same(res.json().events.map((event: { type: string }) => event.type), types, 'sync shows the caller only its own events')
@@ -47,7 +48,7 @@ const matrix: Record<string, Cell> = {
       t.notOk(res.body.includes('ALICE-TO-BOB'), 'never a message of someone else\'s conversation')
     })
   },
-  'GET /sync': { request: { method: 'GET', url: '/sync' }, live: { stranger: ownStream([]), pending: ownStream([]), blocked: ownStream(['chat_accepted']) } },
+  'GET /sync': { request: { method: 'GET', url: '/sync' }, live: { stranger: ownStream([]), pending: ownStream([]), blocked: ownStream(['chat_accepted', 'contact_removed']) } },
   // message 1 is alice's to bob: no caller received it
   'POST /ack_messages': { request: { method: 'POST', url: '/ack_messages', payload: { up_to_id: 1 } }, live: everyone([404, 'MESSAGE_NOT_FOUND']) },
   'POST /send_message': { request: { method: 'POST', url: '/send_message', payload: { recipient_username: 'alice', sender_blob: 's', recipient_blob: 'r' } }, live: everyone([403, 'NOT_A_CONTACT']) },
@@ -59,6 +60,8 @@ const matrix: Record<string, Cell> = {
   'POST /delete_account': { request: { method: 'POST', url: '/delete_account', payload: { password: 'not the password' } }, live: everyone([403, 'WRONG_PASSWORD']) },
   // a blocked user is answered exactly as a stranger: 201, and alice never sees it
   'POST /request_chat': { request: { method: 'POST', url: '/request_chat', payload: { recipient_username: 'alice' } }, live: { stranger: 201, pending: [409, 'ALREADY_REQUESTED'], blocked: 201 }, aliceSees: ['stranger'] },
+  // each caller withdraws the request just made (pending: the one from before); the blocked caller's was never shown to alice
+  'POST /cancel_request': { request: { method: 'POST', url: '/cancel_request', payload: { recipient_username: 'alice' } }, live: everyone(200), aliceSees: ['stranger', 'pending'] },
   'POST /upload_key': { request: { method: 'POST', url: '/upload_key', payload: { public_key: 'my own key' } }, live: everyone(200) },
   'POST /block_user': { request: { method: 'POST', url: '/block_user', payload: { username: 'alice' } }, live: everyone(200), aliceSees: ['stranger', 'pending'] },
   'POST /logout': { request: { method: 'POST', url: '/logout' }, live: everyone(200) },
@@ -108,7 +111,7 @@ t.test('every protected route is in the matrix', async t => {
   const { routes } = await buildListingRoutes(t)
   const listed = routes.filter(route => route.guard !== 'none').map(route => `${route.method} ${route.url}`).sort()
   t.same(listed, Object.keys(matrix).sort(), 'a new protected route needs its row here')
-  t.ok(routes.filter(route => route.guard === 'none').every(route => !/^\/(get_|send_|accept_|decline_|block_|unblock_|remove_|upload_|change_|delete_|logout|admin|ws|sync)/.test(route.url)),
+  t.ok(routes.filter(route => route.guard === 'none').every(route => !/^\/(get_|send_|accept_|decline_|cancel_|block_|unblock_|remove_|upload_|change_|delete_|logout|admin|ws|sync)/.test(route.url)),
     'no route that acts on an account is left unprotected')
   t.ok(routes.filter(route => route.url.startsWith('/admin/')).every(route => route.guard === 'admin'), 'every admin route wants the admin token')
 })

@@ -17,7 +17,7 @@ const ENDPOINTS = {
   '/get_messages': 'get'
 }
 const PUBLIC = new Set(['/register', '/login', '/healthz', '/readyz'])
-const LIFECYCLE = ['/logout', '/change_password', '/delete_account', '/decline_chat', '/block_user', '/unblock_user', '/get_blocked', '/remove_contact']
+const LIFECYCLE = ['/logout', '/change_password', '/delete_account', '/decline_chat', '/cancel_request', '/block_user', '/unblock_user', '/get_blocked', '/remove_contact']
 
 t.test('/docs/json documents every endpoint with its schemas, tag, security and responses', async t => {
   const app = await build(t)
@@ -72,7 +72,7 @@ t.test('the OpenAPI document describes /sync, /ack_messages and the WebSocket pr
   t.ok(doc.paths['/ack_messages']?.post, 'POST /ack_messages')
   t.notOk(doc.paths['/ws'], 'WebSocket routes are not OpenAPI operations')
   const description: string = doc.paths['/sync'].get.description
-  for (const words of ['GET /ws', 'Sec-WebSocket-Protocol: bearer', '4401', '4410', 'CURSOR_EXPIRED', 'get_messages', 'key_changed', 'expired_undelivered']) {
+  for (const words of ['GET /ws', 'Sec-WebSocket-Protocol: bearer', '4401', '4410', 'CURSOR_EXPIRED', 'get_messages', 'key_changed', 'request_cancelled', 'expired_undelivered']) {
     t.ok(description.includes(words), `the protocol mentions ${words}`)
   }
   t.ok(doc.tags.some((tag: { name: string }) => tag.name === 'realtime'))

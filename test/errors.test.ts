@@ -113,6 +113,7 @@ const REACH: Record<string, (shared: Shared, t: Test) => Promise<Outcome>> = {
   },
   ALREADY_CONTACTS: async ({ app }) => await names(app, await friends(app), '/request_chat', 'recipient_username'),
   NO_PENDING_REQUEST: async ({ app }) => await names(app, await strangers(app), '/accept_chat', 'requester_username'),
+  NO_SENT_REQUEST: async ({ app }) => await names(app, await strangers(app), '/cancel_request', 'recipient_username'),
   NOT_A_CONTACT: async ({ app }) => {
     const [me, other] = await strangers(app)
     return await call(app, me.token, post('/send_message', { recipient_username: other.name, sender_blob: 'a', recipient_blob: 'b' }))

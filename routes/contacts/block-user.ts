@@ -10,7 +10,9 @@ const blockUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/block_user', {
     schema: {
       summary: 'Block a user (never revealed to them)',
-      description: 'Ends a contact or pending request between you. Their chat requests still get 201 but are never shown to you; ' +
+      description: 'Ends a contact or pending request between you, as they would see it end without a block: a contact as by remove_contact ' +
+        '(contact_removed to both), their request to you as by decline_chat (chat_declined to them), yours to them as by cancel_request ' +
+        '(request_cancelled to them). Afterwards their chat requests get 201 as from anyone, but are never shown to you while the block holds; ' +
         'their messages get the same 403 as from any non-contact; your public key stays fetchable as for anyone. ' +
         'Blocking someone already blocked is a no-op (200).',
       tags: ['contacts'],
@@ -22,9 +24,8 @@ const blockUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const other = await requireUser(fastify.db, request.body.username)
     if (other.id === request.user.id) throw new SelfBlock()
-    const { endedContact } = await blockUser(fastify.db, request.user, other)
-    // only the blocker's own devices hear of it (contact_removed); the blocked side, nothing
-    if (endedContact) await fastify.hub.publish([request.user.id])
+    const { notified } = await blockUser(fastify.db, request.user, other)
+    await fastify.hub.publish(notified)
     return { message: `${other.username} blocked.` }
   })
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import acceptChat from './accept-chat.js'
 import blockUser from './block-user.js'
+import cancelRequest from './cancel-request.js'
 import declineChat from './decline-chat.js'
 import getBlocked from './get-blocked.js'
 import getChatRequests from './get-chat-requests.js'
@@ -14,6 +15,7 @@ const contacts: FastifyPluginAsync = async (fastify) => {
   await fastify.register(getChatRequests)
   await fastify.register(acceptChat)
   await fastify.register(declineChat)
+  await fastify.register(cancelRequest)
   await fastify.register(getContacts)
   await fastify.register(removeContact)
   await fastify.register(blockUser)

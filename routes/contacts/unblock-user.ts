@@ -10,8 +10,8 @@ const unblockUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/unblock_user', {
     schema: {
       summary: 'Lift a block',
-      description: 'A chat request they sent while blocked was never shown to you; it is dropped as if declined, so they may ask again. ' +
-        'A contact ended by the block is not restored.',
+      description: 'A chat request they sent while blocked, which they believe is waiting for your answer, now is: it shows in ' +
+        'get_chat_requests (and comes as a chat_request event) for you to accept or decline. A contact ended by the block is not restored.',
       tags: ['contacts'],
       security: bearer,
       body: UnblockUserBody,
@@ -20,7 +20,9 @@ const unblockUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate
   }, async (request) => {
     const other = await requireUser(fastify.db, request.body.username)
-    if (!await unblockUser(fastify.db, request.user.id, other.id)) throw new NotBlocked(other.username)
+    const { unblocked, notified } = await unblockUser(fastify.db, request.user, other.id)
+    if (!unblocked) throw new NotBlocked(other.username)
+    await fastify.hub.publish(notified)
     return { message: `${other.username} unblocked.` }
   })
 }

@@ -32,6 +32,7 @@ export const MessageEvent = event('message', 'A message to you or from you (sent
 export const ChatRequestEvent = event('chat_request', 'Someone asked you for a chat.', { requester_username: Username })
 export const ChatAcceptedEvent = event('chat_accepted', 'You and `username` are now contacts (sent to both sides).', { username: Username })
 export const ChatDeclinedEvent = event('chat_declined', '`username` declined your chat request.', { username: Username })
+export const RequestCancelledEvent = event('request_cancelled', '`username` withdrew their chat request to you.', { username: Username })
 export const ContactRemovedEvent = event('contact_removed', '`username` is no longer your contact.', { username: Username })
 export const KeyChangedEvent = event('key_changed', 'Your contact `username` uploaded a different public key: the safety number changed.', { username: Username })
 export const DeliveredEvent = event('delivered', '`username` acknowledged these messages you sent them (with POST /ack_messages).', {
@@ -44,7 +45,7 @@ export const ExpiredUndeliveredEvent = event('expired_undelivered', 'These messa
 })
 
 export const Event = Type.Union([
-  MessageEvent, ChatRequestEvent, ChatAcceptedEvent, ChatDeclinedEvent, ContactRemovedEvent,
+  MessageEvent, ChatRequestEvent, ChatAcceptedEvent, ChatDeclinedEvent, RequestCancelledEvent, ContactRemovedEvent,
   KeyChangedEvent, DeliveredEvent, ExpiredUndeliveredEvent
 ], { title: 'Event' })
 export type WireEvent = Static<typeof Event>

@@ -70,6 +70,7 @@ function toWire (user: User, event: StoredEvent): WireEvent | undefined {
     case 'chat_request': return { type: event.type, ...head, requester_username: event.payload.requester_username }
     case 'chat_accepted':
     case 'chat_declined':
+    case 'request_cancelled':
     case 'contact_removed':
     case 'key_changed': return { type: event.type, ...head, username: event.payload.username }
     case 'delivered':

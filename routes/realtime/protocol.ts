@@ -15,7 +15,7 @@ pass it as \`since\`. Omit \`since\` to start from the oldest event kept. A curs
 410 \`${CursorExpired.prototype.code}\`, a cursor of another account or another server 410 \`${CursorUnknown.prototype.code}\`: resync from scratch.
 
 **Events** (\`type\`, plus \`cursor\` and \`timestamp\`): \`message\` (to or from you, from any of your devices, with your own
-copy as \`encrypted_blob\`), \`chat_request\`, \`chat_accepted\` (both sides), \`chat_declined\`, \`contact_removed\`,
+copy as \`encrypted_blob\`), \`chat_request\`, \`chat_accepted\` (both sides), \`chat_declined\`, \`request_cancelled\` (the requester withdrew it), \`contact_removed\`,
 \`key_changed\` (a contact uploaded a different public key: warn that the safety number changed), \`delivered\` (the
 recipient acknowledged your messages \`message_ids\` with \`POST /ack_messages\`), \`expired_undelivered\` (retention
 deleted messages you sent before they were acknowledged).

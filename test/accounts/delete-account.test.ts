@@ -23,8 +23,9 @@ t.test('delete_account erases the user, their keys, requests, contacts, blocks a
   t.equal(res.statusCode, 200)
   t.same(res.json(), { message: 'Account deleted.' })
 
-  // events left: bob's 6 (a request, two acceptances, three messages) and carol's 4 (a request, an acceptance, alice's withdrawn request, a message)
-  t.same(await rowCounts(app), { users: 3, public_keys: 0, chat_requests: 1, messages: 1, revoked_tokens: 0, blocks: 0, events: 10, admin_audit: 0, import_map: 0 }, 'only bob and carol\'s contact and message remain')
+  // events left: bob's 6 (a request, two acceptances, three messages), carol's 4 (a request, an acceptance, alice's request, a message)
+  // and dave's 1 (alice's block of his request, which he sees as a decline)
+  t.same(await rowCounts(app), { users: 3, public_keys: 0, chat_requests: 1, messages: 1, revoked_tokens: 0, blocks: 0, events: 11, admin_audit: 0, import_map: 0 }, 'only bob and carol\'s contact and message remain')
   isError(t, await call(app, alice.token, { method: 'GET', url: '/get_contacts' }), 401, 'ACCOUNT_GONE')
   t.same((await call(app, bob.token, { method: 'GET', url: '/get_contacts' })).json(), { contacts: ['carol'] })
   const history = await call(app, bob.token, { method: 'GET', url: '/get_messages?username=carol' })

@@ -31,7 +31,7 @@ interface Schema {
 }
 
 // Names and secrets that exist in the fuzzed database, so that generated requests reach past validation.
-const KNOWN = ['alice', 'ALICE', 'bob', 'carol', 'mallory', 'nobody', PASSWORD]
+const KNOWN = ['alice', 'ALICE', 'bob', 'carol', 'dave', 'mallory', 'nobody', PASSWORD]
 const NASTY_STRINGS = ['', ' ', '\u0000', 'null', 'undefined', 'NaN', 'Infinity', '-1', '1e999', '9'.repeat(400), '0x1f', "'; drop table users; --",
   '" or 1=1 --', '<script>alert(1)</script>', '../../etc/passwd', '%00', '%', '__proto__', 'constructor', 'alice ', '\u202Ealice', 'ａｌｉｃｅ',
   '\uD800', '🙂'.repeat(40), 'a'.repeat(70_000)]
@@ -193,13 +193,16 @@ function describe (options: InjectOptions): string {
   return JSON.stringify({ ...options, payload: typeof options.payload === 'string' ? options.payload.slice(0, 300) : options.payload }).slice(0, 1000)
 }
 
-/** Alice (whose token the fuzzer mostly uses) with a contact, a pending request, a block and a conversation. */
+/** Alice (whose token the fuzzer mostly uses) with a contact, a pending request each way, a block and a conversation. */
 async function world (app: FastifyInstance): Promise<Tokens> {
   const alice = { name: 'alice', token: await user(app, 'alice') }
   const bob = { name: 'bob', token: await user(app, 'bob') }
   const carol = await user(app, 'carol')
   const mallory = await user(app, 'mallory')
+  await user(app, 'dave')
   await befriend(app, alice, bob)
+  // one of her own to withdraw (cancel_request)
+  await call(app, alice.token, { method: 'POST', url: '/request_chat', payload: { recipient_username: 'dave' } })
   await call(app, carol, { method: 'POST', url: '/request_chat', payload: { recipient_username: 'alice' } })
   await call(app, alice.token, { method: 'POST', url: '/block_user', payload: { username: 'mallory' } })
   await call(app, alice.token, { method: 'POST', url: '/upload_key', payload: { public_key: 'alice key' } })

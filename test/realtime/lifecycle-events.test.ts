@@ -58,7 +58,7 @@ t.test('a removed contact reaches both sides as contact_removed, each naming the
   }
 })
 
-t.test("a blocked user's request makes no event for the blocker, and the blocked side sees nothing of the block", async t => {
+t.test("a blocked user's request makes no event for the blocker, and the blocked side sees the block as a removal", async t => {
   const app = await build(t)
   const base = await listen(app)
   const [alice, mallory] = await pair(app, 'alice', 'mallory')
@@ -70,13 +70,14 @@ t.test("a blocked user's request makes no event for the blocker, and the blocked
   for (const client of [aliceSocket, aliceLaptop, mallorySocket]) await client.until('ready')
   const malloryBefore = (await sync(t, app, mallory.token)).next
 
-  // blocking a contact ends it: alice's own devices hear contact_removed, mallory nothing
+  // blocking a contact ends it as remove_contact would: contact_removed on every socket of both
   t.equal(await post(app, alice.token, '/block_user', { username: 'mallory' }), 200)
   for (const client of [aliceSocket, aliceLaptop]) t.match(await client.next(), { type: 'contact_removed', username: 'mallory' })
-  // the next thing mallory hears is dave's request: nothing came before it
+  t.match(await mallorySocket.next(), { type: 'contact_removed', username: 'alice' })
+  // the next thing mallory hears is dave's request: nothing else came before it
   t.equal(await post(app, dave, '/request_chat', { recipient_username: 'mallory' }), 201)
   t.match(await mallorySocket.next(), { type: 'chat_request', requester_username: 'dave' })
-  t.same((await sync(t, app, mallory.token, { since: malloryBefore })).events.map(e => e.type), ['chat_request'])
+  t.same((await sync(t, app, mallory.token, { since: malloryBefore })).events.map(e => e.type), ['contact_removed', 'chat_request'])
 
   // mallory asks again, and again: 201 as from anyone, but alice hears nothing
   t.equal(await post(app, mallory.token, '/request_chat', { recipient_username: 'alice' }), 201)
@@ -86,10 +87,10 @@ t.test("a blocked user's request makes no event for the blocker, and the blocked
   const aliceEvents = (await sync(t, app, alice.token)).events
   t.same(aliceEvents.filter(e => e.type === 'chat_request').map(e => e.requester_username), ['carol'], 'no request from mallory in her stream')
 
-  // unblocking drops the hidden request silently: still nothing for either side
+  // unblocking shows alice the request mallory believes pending; mallory hears nothing
   t.equal(await post(app, alice.token, '/unblock_user', { username: 'mallory' }), 200)
-  t.equal(await post(app, mallory.token, '/request_chat', { recipient_username: 'alice' }), 201, 'may ask again')
   for (const client of [aliceSocket, aliceLaptop]) t.match(await client.next(), { type: 'chat_request', requester_username: 'mallory' })
+  t.equal(await post(app, mallory.token, '/request_chat', { recipient_username: 'alice' }), 409, 'still pending, as mallory believed')
   t.equal(await post(app, mallory.token, '/accept_chat', { requester_username: 'dave' }), 200)
   t.match(await mallorySocket.next(), { type: 'chat_accepted', username: 'dave' }, 'nothing from the unblock before it')
 
