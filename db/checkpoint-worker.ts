@@ -31,17 +31,26 @@ function truncate (): boolean {
   }
 }
 
+// Each failed attempt held the write lock up to the busy timeout: while a reader keeps the log
+// for long (a backup), the attempts space out, doubling up to 10 s, so writes are not slowed throughout.
+let backoffMs = 0
+let nextTry = 0
+
 function truncateIfAsked (): void {
   if (done >= asked) return
   const target = asked
   if (truncate()) {
     done = target
+    backoffMs = 0
     parentPort?.postMessage({ truncated: done })
+  } else {
+    backoffMs = Math.min(Math.max(2 * backoffMs, intervalMs), 10_000)
+    nextTry = Date.now() + backoffMs
   }
 }
 
 const timer = setInterval(() => {
-  if (done < asked) truncateIfAsked()
+  if (done < asked && Date.now() >= nextTry) truncateIfAsked()
   // PASSIVE: copy what no reader still needs, without waiting for anyone
   else db.pragma('wal_checkpoint(PASSIVE)')
 }, intervalMs)
@@ -49,6 +58,7 @@ const timer = setInterval(() => {
 parentPort?.on('message', (message: unknown) => {
   if (typeof message === 'object' && message !== null && 'truncate' in message) {
     asked = Math.max(asked, Number(message.truncate))
+    nextTry = 0 // a new erasure: try at once
     truncateIfAsked()
     return
   }

@@ -5,8 +5,8 @@ export interface Checkpointer {
   /**
    * Asks for the WAL to be checkpointed and truncated to zero bytes (after an erasure: the
    * log keeps old images of the pages it changed). Resolves true once done, or false after
-   * `waitMs` while a reader still holds the log: the worker keeps trying every interval, and
-   * a stop does it before the connection closes.
+   * `waitMs` while a reader still holds the log: the worker keeps trying (backing off up to
+   * 10 s), and a stop does it before the connection closes.
    */
   truncate: (waitMs?: number) => Promise<boolean>
   stop: () => Promise<void>
