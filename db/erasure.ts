@@ -39,10 +39,11 @@ function namesUser (payload: string, key: string): boolean {
  * `auditId` instead; their import_map rows go, but for a tombstone of the user's own (see below).
  */
 export async function eraseInTransaction (trx: Transaction<Database>, userId: number, now = Date.now()): Promise<Erased | undefined> {
-  const partners = await partnersOf(trx, userId)
   // PostgreSQL: the user and the partners to be told locked in id order, as appendEvents and
   // every send lock them, so that a concurrent send or acceptance cannot deadlock with this
+  // (a partner who appears between this read and the lock is locked later, by appendEvents)
   if (isPostgres(trx)) {
+    const partners = await partnersOf(trx, userId)
     await trx.selectFrom('users').select('id').where('id', 'in', [userId, ...partners]).orderBy('id').forUpdate().execute()
   }
   const user = await trx.selectFrom('users').select(['username', 'username_key', 'created_at']).where('id', '=', userId).executeTakeFirst()
