@@ -4,7 +4,9 @@ import { listContacts } from './contacts.js'
 import { isPostgres } from './dialect.js'
 import type { Database, RequestStatus } from './schema.js'
 import { iso } from './time.js'
-import { eraseUser, usernameKey, type User } from './users.js'
+import { truncateLog } from './connect.js'
+import { eraseInTransaction } from './erasure.js'
+import { usernameKey, type User } from './users.js'
 
 // What the admin CLI and the web console read and do. Both call these same functions, so an
 // action means the same thing (and is audited the same way) whichever tool an operator uses.
@@ -246,9 +248,23 @@ export async function setUserDisabled (db: Kysely<Database>, user: User, disable
   })
 }
 
-/** Erases a user, by id, exactly as delete_account does (keys, requests, both copies of every message), audited. */
+/**
+ * Erases a user, by id, exactly as delete_account does (keys, requests, both copies of every
+ * message, partners' events naming them), audited in the same transaction: under the opaque
+ * id that replaces their name in the audit log, never the name itself.
+ */
 export async function deleteUser (db: Kysely<Database>, user: User, actor: string, now = Date.now()): Promise<ActionOutcome> {
-  if (!await eraseUser(db, user.id)) return 'not_found'
-  await recordAudit(db, { actor, action: 'delete-user', target: user.username, detail: null }, now)
-  return 'done'
+  return (await eraseAudited(db, user, actor, now)).outcome
+}
+
+/** deleteUser, with the partners to wake (they got a `contact_deleted` event). */
+export async function eraseAudited (db: Kysely<Database>, user: User, actor: string, now = Date.now()): Promise<{ outcome: ActionOutcome, notify: number[] }> {
+  const erased = await db.transaction().execute(async trx => {
+    const done = await eraseInTransaction(trx, user.id, now)
+    if (done !== undefined) await recordAudit(trx, { actor, action: 'delete-user', target: done.auditId, detail: null }, now)
+    return done
+  })
+  if (erased === undefined) return { outcome: 'not_found', notify: [] }
+  await truncateLog(db)
+  return { outcome: 'done', notify: erased.notify }
 }

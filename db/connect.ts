@@ -1,10 +1,10 @@
-import { mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.js'
-import { startCheckpointer } from './checkpointer.js'
+import { startCheckpointer, type Checkpointer } from './checkpointer.js'
 import { preparesStatements } from './perf/named-statements.js'
 import { checkPrecompiledShapes } from './perf/precompiled.js'
 import { CachingSqliteDialect } from './perf/sqlite-driver.js'
@@ -39,9 +39,49 @@ function connectPostgres (settings: Extract<DatabaseSettings, { kind: 'postgres'
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
 }
 
+// The checkpointer of each SQLite file connection, for truncateLog.
+const checkpointers = new WeakMap<Kysely<Database>, Checkpointer>()
+
+/**
+ * After an erasure: empties the SQLite WAL (checkpointed into the file, where secure_delete
+ * has zeroed what was deleted, then truncated), waiting up to `waitMs` for a reader that
+ * still uses it; see Checkpointer.truncate. True at once for PostgreSQL and :memory:.
+ */
+export async function truncateLog (db: Kysely<Database>, waitMs?: number): Promise<boolean> {
+  return await checkpointers.get(db)?.truncate(waitMs) ?? true
+}
+
+/**
+ * The data folder 0700 and the database files 0600, whatever the umask: they hold password
+ * hashes. A missing folder is created so; an existing one is left as it is (it may be a
+ * mount point or a parent the operator shares on purpose). The database file is created
+ * here before SQLite opens it, because SQLite creates the -wal and -shm files with the
+ * main file's mode; files that exist already (from an older version) are narrowed to 0600.
+ */
+function prepareFiles (file: string): void {
+  const dir = dirname(file)
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    chmodSync(dir, 0o700)
+  }
+  if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600))
+  for (const path of [file, `${file}-wal`, `${file}-shm`]) {
+    if (!existsSync(path) || (statSync(path).mode & 0o777) === 0o600) continue
+    try {
+      chmodSync(path, 0o600)
+    } catch (error) {
+      // not ours to change (another owner, a read-only mount): as before, rather than refuse to start
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM' && (error as NodeJS.ErrnoException).code !== 'EROFS') throw error
+    }
+  }
+}
+
 function connectSqlite (settings: Extract<DatabaseSettings, { kind: 'sqlite' }>): Kysely<Database> {
-  if (settings.file !== ':memory:') mkdirSync(dirname(settings.file), { recursive: true })
+  if (settings.file !== ':memory:') prepareFiles(settings.file)
   const sqlite = new SQLite(settings.file)
+  // Deleted rows are overwritten with zeros, in their pages and in pages that fall free:
+  // an erased account's hash, key and messages do not linger in the file's free space.
+  sqlite.pragma('secure_delete = ON')
   sqlite.pragma('journal_mode = WAL')
   // NORMAL in WAL mode: a committed write survives a crash of the process (not of the OS)
   sqlite.pragma('synchronous = NORMAL')
@@ -56,5 +96,7 @@ function connectSqlite (settings: Extract<DatabaseSettings, { kind: 'sqlite' }>)
   sqlite.pragma('mmap_size = 1073741824')
   const checkpointer = settings.file === ':memory:' ? undefined : startCheckpointer(sqlite, settings.file)
   const dialect = new CachingSqliteDialect(sqlite, async () => { await checkpointer?.stop() })
-  return new Kysely<Database>({ dialect })
+  const db = new Kysely<Database>({ dialect })
+  if (checkpointer !== undefined) checkpointers.set(db, checkpointer)
+  return db
 }

@@ -19,6 +19,8 @@ export interface EventPayloads {
   key_changed: { username: string }
   delivered: { username: string, message_ids: number[] }
   expired_undelivered: { username: string, message_ids: number[] }
+  /** Deliberately empty: stored after the erasure, it must not name the erased user (db/erasure.ts). */
+  contact_deleted: Record<string, never>
 }
 export type EventType = keyof EventPayloads
 

@@ -74,7 +74,7 @@ export interface AdminAuditTable {
   /** 'cli:<os user>' or 'console:<ip>' */
   actor: string
   action: string
-  /** usually a username; null for actions on the whole server (import) */
+  /** usually a username; `erased:<random id>` once that user is erased (db/erasure.ts); null for actions on the whole server (import) */
   target: string | null
   /** a short human summary; never a password, token, key or blob */
   detail: string | null

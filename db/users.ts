@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely'
 import { UserNotFound } from '../errors.js'
+import { truncateLog } from './connect.js'
+import { eraseInTransaction } from './erasure.js'
 import { isUniqueViolation } from './dialect.js'
 import { precompile } from './perf/precompiled.js'
 import type { Database } from './schema.js'
@@ -87,22 +89,15 @@ export async function changePassword (db: Kysely<Database>, userId: number, expe
 }
 
 /**
- * Erases a user in one transaction: their keys, requests, contacts and blocks (both ways), every message they sent
- * or received (both copies: the partner loses that history too), then the user row.
+ * Erases a user in one transaction (see eraseInTransaction: their rows, the events of others
+ * that name them, their name in the audit log), then empties the SQLite WAL of the old
+ * page images. The partners to wake (they got a `contact_deleted` event); undefined when
+ * there is no such user.
  */
-export async function eraseUser (db: Kysely<Database>, userId: number): Promise<boolean> {
-  return await db.transaction().execute(async trx => {
-    await trx.deleteFrom('messages').where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)])).execute()
-    await trx.deleteFrom('revoked_tokens').where('user_id', '=', userId).execute()
-    // the foreign keys would cascade too; said here so that nothing is left to chance
-    await trx.deleteFrom('blocks').where(eb => eb.or([eb('blocker_id', '=', userId), eb('blocked_id', '=', userId)])).execute()
-    await trx.deleteFrom('chat_requests').where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)])).execute()
-    await trx.deleteFrom('public_keys').where('user_id', '=', userId).execute()
-    // their event stream; events of others that point at the messages above read as gone
-    await trx.deleteFrom('events').where('user_id', '=', userId).execute()
-    const result = await trx.deleteFrom('users').where('id', '=', userId).executeTakeFirst()
-    return result.numDeletedRows > 0n
-  })
+export async function eraseUser (db: Kysely<Database>, userId: number): Promise<number[] | undefined> {
+  const erased = await db.transaction().execute(async trx => await eraseInTransaction(trx, userId))
+  if (erased !== undefined) await truncateLog(db)
+  return erased?.notify
 }
 
 /**

@@ -10,7 +10,8 @@ const deleteAccount: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       summary: 'Erase your account for good',
       description: 'Erases your keys, chat requests, contacts, blocks and every message you sent or received: ' +
-        'your partners lose those conversations too, as on Signal. Your tokens stop working and the name can be registered again. ' +
+        'your partners lose those conversations too, as on Signal, and every event of theirs that named you; each gets a `contact_deleted` event that does not name you. ' +
+        'Your tokens stop working and the name can be registered again. ' +
         'A wrong password is a 403 and counts against a budget of this token (RATE_LIMIT_SESSION_PASSWORD_FAILURES), never against the login budget.',
       tags: ['accounts'],
       security: bearer,
@@ -22,8 +23,10 @@ const deleteAccount: FastifyPluginAsyncTypebox = async (fastify) => {
     const user = await findUserWithHashById(fastify.db, request.user.id)
     if (user === undefined) throw new AccountGone()
     if (!await fastify.verifySessionPassword(request, reply, user.password_hash, request.body.password)) throw new WrongPassword()
-    if (!await eraseUser(fastify.db, user.id)) throw new AccountGone()
+    const notify = await eraseUser(fastify.db, user.id)
+    if (notify === undefined) throw new AccountGone()
     await fastify.hub.disconnectUser(user.id)
+    await fastify.hub.publish(notify)
     return { message: 'Account deleted.' }
   })
 }

@@ -43,10 +43,13 @@ export const ExpiredUndeliveredEvent = event('expired_undelivered', 'These messa
   username: Username,
   message_ids: Type.Array(Type.Integer())
 })
+export const ContactDeletedEvent = event('contact_deleted', 'Someone you had a contact, a chat request or a block with deleted their account (or an operator did). ' +
+  'It does not say who: the server keeps nothing that names an erased user, and the earlier events that named them are gone from your stream. ' +
+  'Refresh GET /get_contacts, /get_chat_requests and /get_blocked; your messages with them are gone from the server.', {})
 
 export const Event = Type.Union([
   MessageEvent, ChatRequestEvent, ChatAcceptedEvent, ChatDeclinedEvent, RequestCancelledEvent, ContactRemovedEvent,
-  KeyChangedEvent, DeliveredEvent, ExpiredUndeliveredEvent
+  KeyChangedEvent, DeliveredEvent, ExpiredUndeliveredEvent, ContactDeletedEvent
 ], { title: 'Event' })
 export type WireEvent = Static<typeof Event>
 

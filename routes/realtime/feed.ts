@@ -75,5 +75,6 @@ function toWire (user: User, event: StoredEvent): WireEvent | undefined {
     case 'key_changed': return { type: event.type, ...head, username: event.payload.username }
     case 'delivered':
     case 'expired_undelivered': return { type: event.type, ...head, username: event.payload.username, message_ids: event.payload.message_ids }
+    case 'contact_deleted': return { type: event.type, ...head }
   }
 }

@@ -8,6 +8,7 @@ import { sql } from 'kysely'
 import t, { type Test } from 'tap'
 import { connect } from '../../db/connect.js'
 import { migrateToLatest } from '../../db/migrate.js'
+import { startCheckpointer } from '../../db/checkpointer.js'
 
 // WAL checkpoints run on a worker thread, not on commit: the log still reaches the
 // database file, and a committed write survives the process being killed.
@@ -67,4 +68,45 @@ t.test('a connection closed while its worker still starts closes, and the file s
   t.teardown(() => { reopened.close() })
   t.same(reopened.prepare('select created_at from messages order by id').all(), [{ created_at: 0 }, { created_at: 1 }, { created_at: 2 }])
   t.same(reopened.pragma('integrity_check'), [{ integrity_check: 'ok' }])
+})
+
+t.test('truncate empties the WAL; a reader holding the log delays it, and it completes without a new request once the reader lets go', async t => {
+  const file = tempFile(t)
+  const sqlite = new SQLite(file)
+  sqlite.pragma('journal_mode = WAL')
+  const checkpointer = startCheckpointer(sqlite, file, 50)
+  t.teardown(async () => { await checkpointer.stop(); sqlite.close() })
+  sqlite.exec('create table t (x text)')
+  const insert = sqlite.prepare('insert into t values (?)')
+  for (let i = 0; i < 200; i++) insert.run('x'.repeat(4000))
+  t.ok(statSync(`${file}-wal`).size > 800_000, 'the log holds the writes')
+
+  const reader = new SQLite(file)
+  t.teardown(() => { if (reader.open) reader.close() })
+  reader.exec('begin')
+  reader.prepare('select count(*) from t').get() // a snapshot: the log cannot be reset under it
+  t.equal(await checkpointer.truncate(500), false, 'not while a reader uses the log')
+  t.ok(statSync(`${file}-wal`).size > 0)
+  reader.exec('commit')
+  for (let i = 0; i < 100 && statSync(`${file}-wal`).size > 0; i++) await sleep(100)
+  t.equal(statSync(`${file}-wal`).size, 0, 'the worker retried and truncated the log')
+  t.equal(await checkpointer.truncate(), true, 'a request with nothing in the way succeeds')
+})
+
+t.test('a truncation still pending when the connection closes is done before it closes', async t => {
+  const file = tempFile(t)
+  const sqlite = new SQLite(file)
+  sqlite.pragma('journal_mode = WAL')
+  const checkpointer = startCheckpointer(sqlite, file, 60_000) // no tick: only the stop can do it
+  sqlite.exec('create table t (x text)')
+  const reader = new SQLite(file)
+  t.teardown(() => { if (reader.open) reader.close() })
+  sqlite.prepare('insert into t values (?)').run('x'.repeat(4000))
+  reader.exec('begin')
+  reader.prepare('select count(*) from t').get()
+  t.equal(await checkpointer.truncate(100), false)
+  reader.exec('commit')
+  await checkpointer.stop()
+  t.equal(statSync(`${file}-wal`).size, 0, 'the stop truncated the log')
+  sqlite.close()
 })

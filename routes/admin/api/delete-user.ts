@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { deleteUser } from '../../../db/admin.js'
+import { eraseAudited } from '../../../db/admin.js'
 import { requireUser } from '../../../db/users.js'
 import { UserNotFound } from '../../../errors.js'
 import { adminBearer, errorReplies } from '../../schemas.js'
@@ -18,9 +18,11 @@ const deleteUserRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     const { username } = request.params
     const user = await requireUser(fastify.db, username)
     // gone meanwhile (another console or the CLI erased it first)
-    if (await deleteUser(fastify.db, user, consoleActor(request)) === 'not_found') throw new UserNotFound(username)
+    const { outcome, notify } = await eraseAudited(fastify.db, user, consoleActor(request))
+    if (outcome === 'not_found') throw new UserNotFound(username)
     // the console runs in the server: its sockets and long-polls end now, not at their next check
     await fastify.hub.disconnectUser(user.id)
+    await fastify.hub.publish(notify)
     return { username, action: 'delete-user', changed: true }
   })
 }
