@@ -188,7 +188,7 @@ t.test('a socket closes when its token expires', async t => {
   t.equal((await Client.refused(base, shortLived)).body.code, 'TOKEN_EXPIRED')
 })
 
-t.test('a deleted account cannot open a socket, its events go, and its partner skips the messages that went with it', async t => {
+t.test('a deleted account cannot open a socket, its events go, and its partner\'s stream keeps only a contact_deleted that names nobody', async t => {
   const app = await build(t)
   const base = await listen(app)
   const [alice, bob] = await pair(app)
@@ -200,10 +200,12 @@ t.test('a deleted account cannot open a socket, its events go, and its partner s
   await app.hub.disconnectUser(aliceId)
   t.equal((await Client.refused(base, alice.token)).body.code, 'ACCOUNT_GONE')
   t.equal(await app.db.selectFrom('events').select('seq').where('user_id', '=', aliceId).executeTakeFirst(), undefined, 'its events went with it')
-  // bob's stream still works; the message event whose message is gone is skipped
+  // bob's stream still works: what named alice went with her (the request, the acceptance, the
+  // message), and a contact_deleted without a name tells him to refresh his lists
   const after = await Client.open(base, bob.token)
   const frames = await after.until('ready')
-  t.same(frames.map(frame => frame.type), ['chat_request', 'chat_accepted', 'ready'])
+  t.same(frames.map(frame => frame.type), ['contact_deleted', 'ready'])
+  t.notOk(JSON.stringify(frames).includes('alice'), 'nothing bob is sent names alice')
   for (const client of [bobSocket, after]) await client.close()
 })
 
