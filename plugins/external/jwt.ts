@@ -20,14 +20,14 @@ export default fp(async function jwtPlugin (fastify) {
  * Without JWT_SECRET (refused in production), a development server keeps a random secret
  * in its data folder so that restarts keep sessions; tests get a fresh one in memory.
  */
-function developmentSecret (dataDir: string, ephemeral: boolean): string {
+export function developmentSecret (dataDir: string, ephemeral: boolean): string {
   if (ephemeral) return randomBytes(48).toString('base64')
   const file = join(dataDir, 'jwt-secret')
   try {
     return readFileSync(file, 'utf8').trim()
   } catch {
     const secret = randomBytes(48).toString('base64')
-    mkdirSync(dataDir, { recursive: true })
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 })
     writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' })
     return secret
   }

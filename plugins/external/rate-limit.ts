@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import { once } from 'node:events'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
@@ -7,6 +7,7 @@ import { Redis } from 'ioredis'
 import type { Config, RateLimitSetting } from '../../config.js'
 import { RateLimited } from '../../errors.js'
 import { sourceKey } from '../app/source-key.js'
+import { developmentSecret } from './jwt.js'
 
 type LimitName = Exclude<keyof Config['rateLimit'], 'enabled' | 'connections'>
 
@@ -19,13 +20,13 @@ type LimitName = Exclude<keyof Config['rateLimit'], 'enabled' | 'connections'>
 // A counter's name never holds what it counts: addresses, usernames and pairs of usernames
 // (who writes to whom) are named by a keyed hash (`limitKey`), so that Redis, its dumps and
 // its MONITOR show how many, never of whom. The key comes from JWT_SECRET, which every
-// instance of one service shares; without it (development, tests) each process has its own.
+// instance of one service shares (or, without it, the development secret of the data folder).
 
 export default fp(async function rateLimitPlugin (fastify) {
   const { config } = fastify
   // with RATE_LIMIT=off nothing is counted: no connection
   const redis = config.redisUrl === undefined || !config.rateLimit.enabled ? undefined : await counters(fastify, config.redisUrl)
-  const pepper = createHmac('sha256', config.jwtSecret ?? randomBytes(32)).update('cryptachat rate-limit counter names').digest()
+  const pepper = createHmac('sha256', config.jwtSecret ?? developmentSecret(config.dataDir, config.env === 'test')).update('cryptachat rate-limit counter names').digest()
   const limitKey = (text: string): string => createHmac('sha256', pepper).update(text).digest('base64url').slice(0, 22)
   fastify.decorate('limitKey', limitKey)
   await fastify.register(rateLimit, {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
@@ -16,8 +17,11 @@ const BACK = /^rate limits: Redis is back/
 const skip = !hasRedisServer && 'no redis-server'
 
 /** An instance on `redis` (all of one service: one REDIS_PREFIX) whose log lines are counted by `logged(pattern)`. */
+// instances of one service share JWT_SECRET, which also keys the names of their counters
+const JWT_SECRET = randomBytes(32).toString('base64')
+
 async function instance (t: Test, redis: PrivateRedis): Promise<{ app: FastifyInstance, logged: (pattern: RegExp) => number }> {
-  const config = await testConfig(t, { REDIS_URL: redis.url, REDIS_PREFIX: 'outage:', RATE_LIMIT: 'on', RATE_LIMIT_LOGIN: '2/hour', RATE_LIMIT_LOGIN_FAILURES: '2/hour', RATE_LIMIT_LOGIN_FAILURES_ACCOUNT: '2/hour', LOG_LEVEL: 'info' })
+  const config = await testConfig(t, { JWT_SECRET, REDIS_URL: redis.url, REDIS_PREFIX: 'outage:', RATE_LIMIT: 'on', RATE_LIMIT_LOGIN: '2/hour', RATE_LIMIT_LOGIN_FAILURES: '2/hour', RATE_LIMIT_LOGIN_FAILURES_ACCOUNT: '2/hour', LOG_LEVEL: 'info' })
   const { logger, lines } = capturedLogs(config)
   const app = await buildApp(config, { logger })
   t.teardown(async () => { await app.close() })
