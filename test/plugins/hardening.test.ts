@@ -88,8 +88,8 @@ t.test('bad settings are refused at start, by name', async t => {
   t.same(config.rateLimit.loginFailures, { max: 10, timeWindow: 15 * 60 * 1000 })
   t.same(config.rateLimit.loginFailuresAccount, { max: 100, timeWindow: 15 * 60 * 1000 })
   t.same(config.rateLimit.sessionPasswordFailures, { max: 5, timeWindow: 15 * 60 * 1000 })
-  t.same(config.rateLimit.sendMessageSender, { max: 300, timeWindow: 3600 * 1000 })
-  t.same(config.rateLimit.sendMessagePair, { max: 120, timeWindow: 3600 * 1000 })
+  t.same(config.rateLimit.sendMessageSender, { max: 1200, timeWindow: 3600 * 1000 })
+  t.same(config.rateLimit.sendMessagePair, { max: 600, timeWindow: 3600 * 1000 })
 })
 
 t.test('a body over BODY_LIMIT is a JSON 413', async t => {
