@@ -106,7 +106,8 @@ t.test('RATE_LIMIT=off turns the per-account limits off too', async t => {
 t.test('with REDIS_URL, per-account counts are shared by every instance', { skip: redisUrl === undefined && 'REDIS_URL not set' }, async t => {
   // a name of its own: counters in Redis outlive the test for their window
   const name = `u${randomBytes(6).toString('hex')}`
-  const env = { ...HIGH, REDIS_URL: redisUrl ?? '', REDIS_PREFIX: `test-${name}:`, RATE_LIMIT_LOGIN_FAILURES: '2/hour' }
+  // instances of one service share JWT_SECRET, which also keys the names of their counters
+  const env = { ...HIGH, JWT_SECRET: randomBytes(32).toString('base64'), REDIS_URL: redisUrl ?? '', REDIS_PREFIX: `test-${name}:`, RATE_LIMIT_LOGIN_FAILURES: '2/hour' }
   const one = await build(t, env)
   const two = await build(t, env)
   await user(one, name)
