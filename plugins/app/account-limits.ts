@@ -39,10 +39,18 @@ export default fp(async function accountLimitsPlugin (fastify) {
     })
   }
 
-  /** Counts the request under `key`; a 429 with retry-after once the limit is passed. */
-  async function consume (check: Limiter, request: FastifyRequest, reply: FastifyReply, key: string, what: string, increment: boolean): Promise<void> {
+  /** The status of `key`'s count under `limit`, counting this request unless `increment` is false; never refuses. */
+  async function count (limit: Limiter, request: FastifyRequest, key: string, increment = true): Promise<Awaited<ReturnType<Limiter>>> {
     keys.set(request, key)
-    const status = await check(request, { increment })
+    return await limit(request, { increment })
+  }
+
+  /** A peek (increment false) that finds the budget spent. */
+  const spent = (status: Awaited<ReturnType<Limiter>>): boolean => !status.isAllowed && status.remaining === 0
+
+  /** Counts the request under `key`; a 429 with retry-after once the limit is passed. */
+  async function consume (limit: Limiter, request: FastifyRequest, reply: FastifyReply, key: string, what: string, increment: boolean): Promise<void> {
+    const status = await count(limit, request, key, increment)
     // a peek (increment false) must refuse at the limit already: the attempt it guards would pass it
     if (status.isAllowed || (increment ? !status.isExceeded : status.remaining > 0)) return
     reply.header('retry-after', status.ttlInSeconds)
@@ -67,12 +75,11 @@ export default fp(async function accountLimitsPlugin (fastify) {
     await consume(perPair, request, reply, `${sender}>${usernameKey(recipientName)}`, 'messages to this recipient', true)
   })
 
-  fastify.decorate('limitKeyChange', async function (request: FastifyRequest, reply: FastifyReply, count: boolean) {
+  fastify.decorate('limitKeyChange', async function (request: FastifyRequest, reply: FastifyReply, made: boolean) {
     if (!settings.enabled) return
     const account = usernameKey(request.user.username)
-    if (!count) return await consume(keyChanges, request, reply, account, 'key changes', false)
-    keys.set(request, account)
-    await keyChanges(request)
+    if (!made) return await consume(keyChanges, request, reply, account, 'key changes', false)
+    await count(keyChanges, request, account)
   })
 
   fastify.decorate('limitLookup', async function (request: FastifyRequest, reply: FastifyReply, name: string, found: Recipient | undefined) {
@@ -81,15 +88,11 @@ export default fp(async function accountLimitsPlugin (fastify) {
     const account = usernameKey(request.user.username)
     // no username holds '>': the key is unambiguous
     const pair = `${account}>${usernameKey(name)}`
-    keys.set(request, pair)
     // a name already looked up in the window costs nothing: a client polling a pending request is not an enumeration
-    const seen = await looked(request, { increment: false })
-    if (!seen.isAllowed && seen.remaining === 0) return
+    if (spent(await count(looked, request, pair, false))) return
     await consume(lookups, request, reply, account, 'lookups of users who are not your contacts', false)
-    keys.set(request, pair)
-    await looked(request)
-    keys.set(request, account)
-    await lookups(request)
+    await count(looked, request, pair)
+    await count(lookups, request, account)
   })
 
   fastify.decorate('verifyPasswordRateLimited', async function (request: FastifyRequest, reply: FastifyReply, username: string, storedHash: string | undefined, password: string) {
@@ -97,17 +100,13 @@ export default fp(async function accountLimitsPlugin (fastify) {
     // no username holds '|': the key is unambiguous
     const address = `${account}|${sourceKey(request.ip)}`
     if (settings.enabled) {
-      keys.set(request, account)
-      const overall = await accountFailures(request, { increment: false })
-      if (!overall.isAllowed && overall.remaining === 0) maxes.set(request, 1)
+      if (spent(await count(accountFailures, request, account, false))) maxes.set(request, 1)
       await consume(addressFailures, request, reply, address, 'failed password attempts', false)
     }
     if (await fastify.passwords.verify(storedHash, password)) return true
     if (settings.enabled) {
-      keys.set(request, account)
-      await accountFailures(request)
-      keys.set(request, address)
-      await addressFailures(request)
+      await count(accountFailures, request, account)
+      await count(addressFailures, request, address)
     }
     return false
   })
@@ -116,8 +115,7 @@ export default fp(async function accountLimitsPlugin (fastify) {
     if (settings.enabled) await consume(sessionFailures, request, reply, request.token.jti, 'failed password attempts with this token', false)
     if (await fastify.passwords.verify(storedHash, password)) return true
     if (settings.enabled) {
-      keys.set(request, request.token.jti)
-      await sessionFailures(request)
+      await count(sessionFailures, request, request.token.jti)
     }
     return false
   })
@@ -126,10 +124,10 @@ export default fp(async function accountLimitsPlugin (fastify) {
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * The per-account limit of key changes: with `count` false, throws a 429 when the account
-     * has no change left (a peek); with `count` true, counts a change that was made.
+     * The per-account limit of key changes: with `made` false, throws a 429 when the account
+     * has no change left (a peek); with `made` true, counts a change that was made.
      */
-    limitKeyChange: (request: FastifyRequest, reply: FastifyReply, count: boolean) => Promise<void>
+    limitKeyChange: (request: FastifyRequest, reply: FastifyReply, made: boolean) => Promise<void>
     /**
      * Counts a lookup of `name` (`found`: the user of that name, if any, and whether a contact)
      * unless it is the caller or a contact, against the account's budget of different such
