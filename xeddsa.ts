@@ -60,22 +60,8 @@ export function parseSignature (text: string): Uint8Array | undefined {
   return parseExact(text, SIGNATURE.bytes)
 }
 
-const P = 2n ** 255n - 19n
-
-function mod (a: bigint): bigint {
-  const r = a % P
-  return r >= 0n ? r : r + P
-}
-
-function pow (base: bigint, exponent: bigint): bigint {
-  let result = 1n
-  let b = mod(base)
-  for (let e = exponent; e > 0n; e >>= 1n) {
-    if ((e & 1n) === 1n) result = (result * b) % P
-    b = (b * b) % P
-  }
-  return result
-}
+// the field of Curve25519 and Ed25519, p = 2^255 - 19
+const Fp = ed25519.Point.Fp
 
 function bytesToNumberLE (bytes: Uint8Array): bigint {
   let n = 0n
@@ -96,10 +82,10 @@ export function verifyXEdDSA (publicKey: Uint8Array, message: Uint8Array, signat
   const uBytes = publicKey.slice(1)
   // the top bit is not part of u (RFC 7748), and u is taken mod p, as libsignal does
   uBytes[31] = (uBytes[31] ?? 0) & 0x7f
-  const u = mod(bytesToNumberLE(uBytes))
+  const u = Fp.create(bytesToNumberLE(uBytes))
   // u = -1 has no Edwards counterpart (division by zero)
-  if (u === P - 1n) return false
-  const y = mod((u - 1n) * pow(u + 1n, P - 2n))
+  if (u === Fp.ORDER - 1n) return false
+  const y = Fp.mul(Fp.sub(u, 1n), Fp.inv(Fp.add(u, 1n)))
   const edwards = new Uint8Array(32)
   let rest = y
   for (let i = 0; i < 32; i++) {
