@@ -86,8 +86,8 @@ export async function storeKeys (db: Kysely<Database>, deviceKey: number, identi
 }
 
 async function replaceOneTimeKeys (trx: Transaction<Database>, deviceKey: number, kind: PrekeyKind, keys: Array<OneTimeKey & { signature: string | null }>): Promise<void> {
-  // deleted first: on PostgreSQL this waits for a claim holding one of the rows, so the
-  // claimed ids read next include it
+  // the device is locked (PostgreSQL) or the database has one writer (SQLite): every id
+  // handed out so far is recorded, and none is handed out while this runs
   await trx.deleteFrom('one_time_prekeys').where('device_key', '=', deviceKey).where('kind', '=', kind).execute()
   const claimed = new Set((await trx.selectFrom('claimed_prekeys').select('key_id')
     .where('device_key', '=', deviceKey).where('kind', '=', kind).where('key_id', 'in', keys.map(key => key.keyId))
