@@ -23,6 +23,7 @@ import websocket from './plugins/external/websocket.js'
 import accounts from './routes/accounts/index.js'
 import admin from './routes/admin/index.js'
 import contacts from './routes/contacts/index.js'
+import devices from './routes/devices/index.js'
 import health from './routes/health/index.js'
 import keys from './routes/keys/index.js'
 import messages from './routes/messages/index.js'
@@ -101,6 +102,7 @@ export async function app (fastify: FastifyInstance, opts: { config: Config }): 
 
   await fastify.register(health)
   await fastify.register(accounts)
+  await fastify.register(devices)
   await fastify.register(keys)
   await fastify.register(contacts)
   await fastify.register(messages)

@@ -29,6 +29,7 @@ export const EnvSchema = Type.Object({
   BODY_LIMIT: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 256 * 1024 }),
   MAX_KEY_LENGTH: Type.Integer({ minimum: 16, maximum: 1024 * 1024, default: 8 * 1024 }),
   MAX_BLOB_LENGTH: Type.Integer({ minimum: 16, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
+  MAX_DEVICES: Type.Integer({ minimum: 1, maximum: 127, default: 6, description: 'devices per account, device 1 included' }),
   RATE_LIMIT: Type.Optional(OnOff),
   // Each default is set from what an active, honest user does (README, configuration; docs/security.md, "Why these defaults")
   RATE_LIMIT_REGISTER: Type.String({ ...Limit, default: '30/hour' }),
@@ -79,6 +80,7 @@ export interface Config {
   passwordHashConcurrency: number
   bodyLimit: number
   maxKeyLength: number
+  maxDevices: number
   maxBlobLength: number
   rateLimit: {
     enabled: boolean
@@ -218,6 +220,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     passwordHashConcurrency: env.PASSWORD_HASH_CONCURRENCY ?? Math.max(1, availableParallelism() - 1),
     bodyLimit: env.BODY_LIMIT,
     maxKeyLength: env.MAX_KEY_LENGTH,
+    maxDevices: env.MAX_DEVICES,
     maxBlobLength: env.MAX_BLOB_LENGTH,
     rateLimit: {
       enabled: env.RATE_LIMIT !== 'off',

@@ -96,12 +96,12 @@ async function hidden (trx: Transaction<Database>, requestedId: number): Promise
  * an INSERT: close, not equal).
  */
 async function appendNoEvent (trx: Transaction<Database>, userId: number): Promise<void> {
-  const row = await trx.updateTable('users')
+  const row = await trx.updateTable('devices')
     .set(eb => ({ event_seq: eb.ref('event_seq') }))
-    .where('id', '=', userId)
-    .returning('event_seq')
+    .where('user_id', '=', userId)
+    .returning(['id', 'event_seq'])
     .executeTakeFirst()
-  await trx.selectFrom('events').select('seq').where('user_id', '=', userId).where('seq', '=', (row?.event_seq ?? 0) + 1).executeTakeFirst()
+  await trx.selectFrom('events').select('seq').where('device_id', '=', row?.id ?? 0).where('seq', '=', (row?.event_seq ?? 0) + 1).executeTakeFirst()
 }
 
 /**

@@ -32,7 +32,7 @@ function namesUser (payload: string, key: string): boolean {
 /**
  * Erases the user with this id; undefined when there is none. Every message they sent or
  * received goes, both copies (their partners lose that history too), with their keys,
- * requests, contacts, blocks both ways, tokens and event stream. In their partners' streams
+ * requests, contacts, blocks both ways, tokens, devices and their event streams. In their partners' streams
  * every event that names them goes too (each such event is about them alone; a gap in a
  * stream breaks no cursor, see routes/realtime/feed.ts), and each partner whose lists change
  * gets a `contact_deleted` event that does not say who. Audit rows that named them name
@@ -66,8 +66,10 @@ export async function eraseInTransaction (trx: Transaction<Database>, userId: nu
   await trx.deleteFrom('blocks').where(eb => eb.or([eb('blocker_id', '=', userId), eb('blocked_id', '=', userId)])).execute()
   await trx.deleteFrom('chat_requests').where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)])).execute()
   await trx.deleteFrom('public_keys').where('user_id', '=', userId).execute()
-  await trx.deleteFrom('events').where('user_id', '=', userId).execute()
-  await deleteEventsNaming(trx, userId, user)
+  const theirDevices = trx.selectFrom('devices').select('id').where('user_id', '=', userId)
+  await deleteEventsNaming(trx, user)
+  await trx.deleteFrom('events').where('device_id', 'in', theirDevices).execute()
+  await trx.deleteFrom('devices').where('user_id', '=', userId).execute()
 
   const auditId = newAuditId()
   await trx.updateTable('admin_audit').set({ target: auditId }).where(sql<string>`lower(target)`, '=', key).execute()
@@ -100,22 +102,22 @@ const CLOCK_MARGIN_MS = 3_600_000
  * with that account), but for an old account this reads most of the events table: about
  * 0.4 to 0.9 s per million events here, holding the database meanwhile (see docs/security.md).
  */
-async function deleteEventsNaming (trx: Transaction<Database>, userId: number, user: { username: string, username_key: string, created_at: number }): Promise<void> {
-  const candidates = await trx.selectFrom('events').select(['user_id', 'seq', 'payload'])
+async function deleteEventsNaming (trx: Transaction<Database>, user: { username: string, username_key: string, created_at: number }): Promise<void> {
+  // the user's own devices too: their own streams go whole afterwards anyway
+  const candidates = await trx.selectFrom('events').select(['device_id', 'seq', 'payload'])
     .where('created_at', '>=', user.created_at - CLOCK_MARGIN_MS)
-    .where('user_id', '<>', userId)
     .where('payload', 'like', `%"${user.username}"%`)
     .execute()
   const seqsOf = new Map<number, number[]>()
   for (const row of candidates) {
     if (!namesUser(row.payload, user.username_key)) continue
-    const seqs = seqsOf.get(row.user_id) ?? []
+    const seqs = seqsOf.get(row.device_id) ?? []
     seqs.push(row.seq)
-    seqsOf.set(row.user_id, seqs)
+    seqsOf.set(row.device_id, seqs)
   }
   for (const [owner, seqs] of seqsOf) {
     for (let i = 0; i < seqs.length; i += 500) {
-      await trx.deleteFrom('events').where('user_id', '=', owner).where('seq', 'in', seqs.slice(i, i + 500)).execute()
+      await trx.deleteFrom('events').where('device_id', '=', owner).where('seq', 'in', seqs.slice(i, i + 500)).execute()
     }
   }
 }

@@ -4,9 +4,9 @@ import { precompilePage } from './perf/pages.js'
 import { precompile } from './perf/precompiled.js'
 import type { Database, EventsTable, NewMessage } from './schema.js'
 
-// Each user's event stream: what happened to them, numbered 1, 2, 3... in commit order.
-// Other modules append events inside the transaction that makes the change, and publish
-// a wake-up (the hub) only after that transaction commits.
+// Each device's event stream: what happened to its account (or to it alone), numbered
+// 1, 2, 3... in commit order. Other modules append events inside the transaction that makes
+// the change, and publish a wake-up (the hub, by user) only after that transaction commits.
 
 /** The stored fields of each event type (message events also point at their message row). */
 export interface EventPayloads {
@@ -21,11 +21,17 @@ export interface EventPayloads {
   expired_undelivered: { username: string, message_ids: number[] }
   /** Deliberately empty: stored after the erasure, it must not name the erased user (db/erasure.ts). */
   contact_deleted: Record<string, never>
+  /** A device of `username` (a contact, or one's own account) was added, removed or registered again. */
+  devices_changed: { username: string }
 }
 export type EventType = keyof EventPayloads
 
+/**
+ * An event for one user: every device of theirs gets it (each in its own stream), or with
+ * `deviceKey` (devices.id) only that device, when it is still the user's.
+ */
 export type NewEvent = {
-  [T in EventType]: { userId: number, type: T, payload: EventPayloads[T], messageId?: number }
+  [T in EventType]: { userId: number, deviceKey?: number, type: T, payload: EventPayloads[T], messageId?: number }
 }[EventType]
 
 export type StoredEvent = {
@@ -49,25 +55,72 @@ export interface EventMessage {
 }
 
 /**
- * Appends events inside the caller's transaction and returns their seqs (undefined for a
- * user that no longer exists). Counters are bumped in ascending user id, so two
- * transactions touching the same users lock them in the same order and cannot deadlock.
+ * Appends events inside the caller's transaction: each to every device of its user (or to
+ * its one device), numbered by that device's counter. Nothing for a user or device that no
+ * longer exists. On PostgreSQL the devices are locked in ascending key first, so that two
+ * transactions touching the same devices lock them in the same order and cannot deadlock.
  */
-export async function appendEvents (trx: Transaction<Database>, events: NewEvent[], now = Date.now()): Promise<Array<number | undefined>> {
-  if (events.length === 0) return []
-  const seqOf = await bumpCounters(trx, events.map(event => event.userId))
-  const seqs = events.map(event => seqOf.get(event.userId)?.shift())
-  const rows = events.flatMap((event, index) => {
-    const seq = seqs[index]
-    return seq === undefined
-      ? []
-      : [{ user_id: event.userId, seq, type: event.type, payload: JSON.stringify(event.payload), message_id: event.messageId ?? null, created_at: now }]
-  })
+export async function appendEvents (trx: Transaction<Database>, events: NewEvent[], now = Date.now()): Promise<void> {
+  if (events.length === 0) return
+  const rows: EventRow[] = []
+  const row = (event: NewEvent, deviceKey: number, seq: number): EventRow =>
+    ({ device_id: deviceKey, seq, type: event.type, payload: JSON.stringify(event.payload), message_id: event.messageId ?? null, created_at: now })
+  const users = [...new Set(events.flatMap(event => event.deviceKey === undefined ? [event.userId] : []))]
+  if (!isPostgres(trx) && users.length === events.length) {
+    // SQLite has a single writer: one UPDATE numbers one event for each device of each user
+    const bumped = await bumpUsers(trx, users)
+    for (const event of events) {
+      for (const device of bumped) if (device.user_id === event.userId) rows.push(row(event, device.id, device.event_seq))
+    }
+  } else {
+    const keys = [...new Set(events.flatMap(event => event.deviceKey === undefined ? [] : [event.deviceKey]))]
+    const targets = await trx.selectFrom('devices').select(['id', 'user_id'])
+      .where(eb => eb.or([
+        ...users.length > 0 ? [eb('user_id', 'in', users)] : [],
+        ...keys.length > 0 ? [eb('id', 'in', keys)] : []
+      ]))
+      .orderBy('id')
+      .$if(isPostgres(trx), qb => qb.forUpdate())
+      .execute()
+    const receivers = events.map(event => targets.filter(device => device.user_id === event.userId && (event.deviceKey === undefined || device.id === event.deviceKey)))
+    const counts = new Map<number, number>()
+    for (const device of receivers.flat()) counts.set(device.id, (counts.get(device.id) ?? 0) + 1)
+    // the next seq of each device: its counter moved on by how many events it gets
+    const next = new Map<number, number>()
+    for (const [n, ids] of groupBy(counts)) {
+      const bumped = await trx.updateTable('devices').set(eb => ({ event_seq: eb('event_seq', '+', n) }))
+        .where('id', 'in', ids).returning(['id', 'event_seq']).execute()
+      for (const device of bumped) next.set(device.id, device.event_seq - n + 1)
+    }
+    events.forEach((event, index) => {
+      for (const device of receivers[index] ?? []) {
+        const seq = next.get(device.id)
+        if (seq === undefined) continue
+        next.set(device.id, seq + 1)
+        rows.push(row(event, device.id, seq))
+      }
+    })
+  }
   // one multi-row insert: a message's two events cost one statement, not two
   if (rows.length === 1) await insertEvent.rows(trx, rows[0] as EventRow)
   else if (rows.length === 2) await insertTwoEvents.rows(trx, { first: rows[0] as EventRow, second: rows[1] as EventRow })
   else if (rows.length > 0) await trx.insertInto('events').values(rows).execute()
-  return seqs
+}
+
+/** The devices by how many events each gets: one UPDATE per distinct count (usually one). */
+function groupBy (counts: Map<number, number>): Map<number, number[]> {
+  const groups = new Map<number, number[]>()
+  for (const [id, n] of counts) groups.set(n, [...groups.get(n) ?? [], id])
+  return groups
+}
+
+/** SQLite: bumps the counter of every device of these distinct users once, in one statement. */
+async function bumpUsers (trx: Transaction<Database>, users: number[]): Promise<Array<{ id: number, user_id: number, event_seq: number }>> {
+  const [a, b] = users as [number, number | undefined]
+  if (users.length === 1) return await bumpOne.rows(trx, { a })
+  if (users.length === 2 && b !== undefined) return await bumpTwo.rows(trx, { a, b })
+  return await trx.updateTable('devices').set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
+    .where('user_id', 'in', users).returning(['id', 'user_id', 'event_seq']).execute()
 }
 
 /** The `message` event each party of a stored message gets: the recipient's, then the sender's. */
@@ -82,25 +135,25 @@ export function messageEvents (message: Pick<NewMessage, 'sender_id' | 'recipien
  * PostgreSQL: stores the message and appends its messageEvents in one statement, that is
  * one transaction and one round trip instead of six; the same rows as inserting the
  * message and calling appendEvents (test/db/message-events.test.ts holds them to it). The
- * two users' rows are locked in id order first, as appendEvents does, so that concurrent
- * sends cannot deadlock; the counters then follow commit order as every user's stream must.
+ * two users' devices are locked in key order first, as appendEvents does, so that concurrent
+ * sends cannot deadlock; the counters then follow commit order as every device's stream must.
  */
 export async function storeMessageWithEvents (
   db: Kysely<Database>, message: NewMessage, payload: EventPayloads['message']
 ): Promise<{ id: number, created_at: number }> {
   const { rows } = await sql<{ id: number, created_at: number }>`
     with locked as (
-      select id from users where id in (${message.sender_id}, ${message.recipient_id}) order by id for update
+      select id from devices where user_id in (${message.sender_id}, ${message.recipient_id}) order by id for update
     ), bumped as (
-      update users set event_seq = users.event_seq + 1 from locked where users.id = locked.id
-      returning users.id, users.event_seq
+      update devices set event_seq = devices.event_seq + 1 from locked where devices.id = locked.id
+      returning devices.id, devices.event_seq
     ), stored as (
       insert into messages (sender_id, recipient_id, user_lo, user_hi, sender_blob, recipient_blob, client_msg_id, created_at)
       values (${message.sender_id}, ${message.recipient_id}, ${message.user_lo}, ${message.user_hi},
         ${message.sender_blob}, ${message.recipient_blob}, ${message.client_msg_id}, ${message.created_at})
       returning id, created_at
     ), appended as (
-      insert into events (user_id, seq, type, payload, message_id, created_at)
+      insert into events (device_id, seq, type, payload, message_id, created_at)
       select bumped.id, bumped.event_seq, 'message', ${JSON.stringify(payload)}::text, stored.id, ${message.created_at}::bigint from bumped, stored
     )
     select id, created_at from stored`.execute(db)
@@ -113,70 +166,39 @@ type EventRow = Insertable<EventsTable>
 
 // each column read from the event's marker (see perf/precompiled.ts)
 const columns = (e: EventRow): EventRow =>
-  ({ user_id: e.user_id, seq: e.seq, type: e.type, payload: e.payload, message_id: e.message_id, created_at: e.created_at })
+  ({ device_id: e.device_id, seq: e.seq, type: e.type, payload: e.payload, message_id: e.message_id, created_at: e.created_at })
 
 // every message and most changes insert one or two events: those shapes are compiled once
 const insertEvent = precompile((db, e: EventRow) => db.insertInto('events').values(columns(e)))
 const insertTwoEvents = precompile((db, p: { first: EventRow, second: EventRow }) =>
   db.insertInto('events').values([columns(p.first), columns(p.second)]))
 
-// the counters of one user, or of two distinct users in one statement (SQLite only)
-const bumpOne = precompile((db, p: { userId: number }) => db.updateTable('users')
+// the counters of every device of one user, or of two distinct users, in one statement (SQLite only)
+const bumpOne = precompile((db, p: { a: number }) => db.updateTable('devices')
   .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-  .where('id', '=', p.userId)
-  .returning(['id', 'event_seq']))
-const bumpTwo = precompile((db, p: { a: number, b: number }) => db.updateTable('users')
+  .where('user_id', '=', p.a)
+  .returning(['id', 'user_id', 'event_seq']))
+const bumpTwo = precompile((db, p: { a: number, b: number }) => db.updateTable('devices')
   .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-  .where('id', 'in', [p.a, p.b])
-  .returning(['id', 'event_seq']))
+  .where('user_id', 'in', [p.a, p.b])
+  .returning(['id', 'user_id', 'event_seq']))
 
-/**
- * Bumps each user's counter once per occurrence in `userIds`; the new seqs of each user, in
- * ascending order (none for a user that no longer exists). SQLite has a single writer, so
- * when the users are distinct one UPDATE bumps them all; otherwise (PostgreSQL, where two
- * transactions must lock the same users in the same order) one UPDATE per event, in
- * ascending user id.
- */
-async function bumpCounters (trx: Transaction<Database>, userIds: number[]): Promise<Map<number, number[]>> {
-  const seqOf = new Map<number, number[]>()
-  const distinct = [...new Set(userIds)].sort((a, b) => a - b)
-  if (distinct.length === userIds.length && !isPostgres(trx)) {
-    const [a, b] = distinct as [number, number | undefined]
-    const rows = distinct.length === 1
-      ? await bumpOne.rows(trx, { userId: a })
-      : distinct.length === 2 && b !== undefined
-        ? await bumpTwo.rows(trx, { a, b })
-        : await trx.updateTable('users')
-          .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-          .where('id', 'in', distinct)
-          .returning(['id', 'event_seq'])
-          .execute()
-    for (const row of rows) seqOf.set(row.id, [row.event_seq])
-    return seqOf
-  }
-  for (const userId of [...userIds].sort((a, b) => a - b)) {
-    const row = await bumpOne.first(trx, { userId })
-    if (row === undefined) continue
-    const seqs = seqOf.get(userId)
-    if (seqs === undefined) seqOf.set(userId, [row.event_seq])
-    else seqs.push(row.event_seq)
-  }
-  return seqOf
-}
-
-/** The user's latest seq and the highest seq retention has deleted; undefined for no such user. */
-export async function streamBounds (db: Kysely<Database>, userId: number): Promise<{ seq: number, floor: number } | undefined> {
-  const row = await bounds.first(db, { userId })
+/** The device's latest seq and the highest seq retention has deleted; undefined for no such device. */
+export async function streamBounds (db: Kysely<Database>, deviceKey: number): Promise<{ seq: number, floor: number } | undefined> {
+  const row = await bounds.first(db, { deviceKey })
   return row === undefined ? undefined : { seq: row.event_seq, floor: row.event_floor }
 }
 
-const bounds = precompile((db, p: { userId: number }) => db.selectFrom('users').select(['event_seq', 'event_floor']).where('id', '=', p.userId))
+const bounds = precompile((db, p: { deviceKey: number }) => db.selectFrom('devices').select(['event_seq', 'event_floor']).where('id', '=', p.deviceKey))
 
-/** The user's events after `afterSeq`, oldest first, at most `limit` (one more is read to tell whether there are more). */
+/**
+ * The events of device `deviceKey` (of user `userId`) after `afterSeq`, oldest first, at
+ * most `limit` (one more is read to tell whether there are more).
+ */
 export async function readEvents (
-  db: Kysely<Database>, userId: number, afterSeq: number, limit: number
+  db: Kysely<Database>, userId: number, deviceKey: number, afterSeq: number, limit: number
 ): Promise<{ events: StoredEvent[], hasMore: boolean }> {
-  const { rows, hasMore } = await eventPage(db, { userId, afterSeq }, limit)
+  const { rows, hasMore } = await eventPage(db, { userId, deviceKey, afterSeq }, limit)
   return {
     hasMore,
     events: rows.map(row => ({
@@ -192,30 +214,30 @@ export async function readEvents (
 }
 
 // every sync and every socket wake-up reads a page: built and compiled once per page size
-const eventPage = precompilePage((db, p: { userId: number, afterSeq: number }, limit) => db.selectFrom('events')
+const eventPage = precompilePage((db, p: { userId: number, deviceKey: number, afterSeq: number }, limit) => db.selectFrom('events')
   .leftJoin('messages', 'messages.id', 'events.message_id')
   .select(eb => [
     'events.seq', 'events.type', 'events.payload', 'events.created_at',
     'messages.id as m_id', 'messages.sender_id', 'messages.recipient_id', 'messages.created_at as m_created_at', 'messages.client_msg_id',
     eb.case().when('messages.sender_id', '=', p.userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')
   ])
-  .where('events.user_id', '=', p.userId)
+  .where('events.device_id', '=', p.deviceKey)
   .where('events.seq', '>', p.afterSeq)
   .orderBy('events.seq')
   .limit(limit))
 
 /**
- * Deletes events created before `cutoff`, first moving each affected user's floor up to
+ * Deletes events created before `cutoff`, first moving each affected device's floor up to
  * the highest seq being deleted, so that a cursor from before then is known to be stale.
  */
 export async function purgeEvents (db: Kysely<Database>, cutoff: number): Promise<number> {
   return await db.transaction().execute(async trx => {
-    await trx.updateTable('users')
+    await trx.updateTable('devices')
       .set(eb => ({
         event_floor: eb.selectFrom('events').select(e => e.fn.max('events.seq').as('m'))
-          .whereRef('events.user_id', '=', 'users.id').where('events.created_at', '<', cutoff)
+          .whereRef('events.device_id', '=', 'devices.id').where('events.created_at', '<', cutoff)
       }))
-      .where(eb => eb.exists(eb.selectFrom('events').select('events.seq').whereRef('events.user_id', '=', 'users.id').where('events.created_at', '<', cutoff)))
+      .where(eb => eb.exists(eb.selectFrom('events').select('events.seq').whereRef('events.device_id', '=', 'devices.id').where('events.created_at', '<', cutoff)))
       .execute()
     // By age, on its index: an event a few ms younger than the cutoff but below the new
     // floor (seqs follow commit order, times follow the clock) is out of every cursor's

@@ -100,16 +100,16 @@ export interface AckOutcome {
 }
 
 /**
- * The recipient acknowledges message upToId and every earlier message it received: those
- * with a smaller id, except any that reached its stream after upToId (on PostgreSQL ids
+ * The recipient (from its device `deviceKey`) acknowledges message upToId and every earlier
+ * message it received: those with a smaller id, except any that reached that device's stream after upToId (on PostgreSQL ids
  * are handed out before commit, so a smaller id can commit, and be delivered, later).
  * Each sender whose messages were newly acknowledged gets one `delivered` event listing
  * them.
  */
-export async function ackMessages (db: Kysely<Database>, recipient: User, upToId: number, now = Date.now()): Promise<AckOutcome> {
+export async function ackMessages (db: Kysely<Database>, recipient: User, deviceKey: number, upToId: number, now = Date.now()): Promise<AckOutcome> {
   return await db.transaction().execute(async trx => {
     const target = await trx.selectFrom('messages')
-      .leftJoin('events', join => join.onRef('events.message_id', '=', 'messages.id').on('events.user_id', '=', recipient.id))
+      .leftJoin('events', join => join.onRef('events.message_id', '=', 'messages.id').on('events.device_id', '=', deviceKey))
       .select(['messages.id', 'events.seq'])
       .where('messages.id', '=', upToId).where('messages.recipient_id', '=', recipient.id)
       .executeTakeFirst()
@@ -121,7 +121,7 @@ export async function ackMessages (db: Kysely<Database>, recipient: User, upToId
       .where('id', '<=', upToId)
       .where('delivered_at', 'is', null)
       .$if(seq !== null, qb => qb.where(eb => eb.not(eb.exists(eb.selectFrom('events').select('events.seq')
-        .where('events.user_id', '=', recipient.id)
+        .where('events.device_id', '=', deviceKey)
         .where('events.seq', '>', seq ?? 0)
         .whereRef('events.message_id', '=', 'messages.id')))))
       .returning(['id', 'sender_id'])

@@ -12,7 +12,23 @@ export interface UsersTable {
   token_version: Generated<number>
   /** Set by an operator: the user cannot log in and its tokens stop working. */
   disabled_at: number | null
-  /** The seq of the user's latest event (bumped in the event's own transaction). */
+}
+
+/** One of an account's devices; device 1 is added with the account (a trigger, see its migration). */
+export interface DevicesTable {
+  /** The device's key: never reused, so a device registered again is a new row (its tokens, keys and stream go with the old one). */
+  id: Generated<number>
+  user_id: number
+  /** 1 to 127, as clients number devices. */
+  device_id: number
+  /** 1 to 16380, chosen by the client's install; null until it registers. */
+  registration_id: number | null
+  /** Opaque (clients may encrypt it), at most 256 characters. */
+  name: string | null
+  created_at: number
+  /** The start of the UTC day the device was last authenticated. */
+  last_seen_at: number
+  /** The seq of the device's latest event (bumped in the event's own transaction). */
   event_seq: Generated<number>
   /** The highest seq deleted by retention: a cursor below it has missed events. */
   event_floor: Generated<number>
@@ -89,7 +105,8 @@ export interface ImportMapTable {
 }
 
 export interface EventsTable {
-  user_id: number
+  /** The device whose stream holds it (devices.id). */
+  device_id: number
   seq: number
   type: string
   /** JSON of the event's fields (never a blob: message events point at message_id). */
@@ -100,6 +117,7 @@ export interface EventsTable {
 
 export interface Database {
   users: UsersTable
+  devices: DevicesTable
   public_keys: PublicKeysTable
   chat_requests: ChatRequestsTable
   messages: MessagesTable

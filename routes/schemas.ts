@@ -29,6 +29,12 @@ export function blobSchema (maxLength: number) {
   return Type.String({ minLength: 1, maxLength, pattern: NO_NUL, description: 'ciphertext, opaque to the server (any text but NUL)' })
 }
 
+/** A device of an account, as Signal numbers them (1 is the account's first, created with it). */
+export const DeviceId = Type.Integer({ minimum: 1, maximum: 127, description: 'a device number, 1 to 127' })
+/** Chosen by a client's install (Signal's registration id); a new one means the app was reinstalled. */
+export const RegistrationId = Type.Integer({ minimum: 1, maximum: 16380, description: 'the install\'s registration id, 1 to 16380' })
+export const DeviceName = Type.String({ maxLength: 256, pattern: NO_NUL, description: 'opaque to the server (clients may encrypt it), at most 256 characters' })
+
 export const Timestamp = Type.String({ description: 'ISO 8601 UTC', examples: ['2026-11-27T10:00:00.000Z'] })
 
 export const ErrorReply = Type.Object({

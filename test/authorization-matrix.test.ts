@@ -48,6 +48,9 @@ const matrix: Record<string, Cell> = {
       t.notOk(res.body.includes('ALICE-TO-BOB'), 'never a message of someone else\'s conversation')
     })
   },
+  'GET /v1/devices': { request: { method: 'GET', url: '/v1/devices' }, live: everyone(only('GET /v1/devices')) },
+  // alice has a device 2; no caller has one
+  'DELETE /v1/devices/:deviceId': { request: { method: 'DELETE', url: '/v1/devices/2' }, live: everyone([404, 'DEVICE_NOT_FOUND']) },
   'GET /sync': { request: { method: 'GET', url: '/sync' }, live: { stranger: ownStream([]), pending: ownStream([]), blocked: ownStream(['chat_accepted', 'contact_removed']) } },
   // message 1 is alice's to bob: no caller received it
   'POST /ack_messages': { request: { method: 'POST', url: '/ack_messages', payload: { up_to_id: 1 } }, live: everyone([404, 'MESSAGE_NOT_FOUND']) },
@@ -96,6 +99,7 @@ async function scene (app: FastifyInstance, name: string): Promise<{ alice: stri
   const alice = { name: 'alice', token: await user(app, 'alice') }
   const bob = { name: 'bob', token: await user(app, 'bob') }
   await befriend(app, alice, bob)
+  await app.inject({ method: 'POST', url: '/login', payload: { username: 'alice', password: PASSWORD, device: { registrationId: 77 } } })
   await call(app, alice.token, { method: 'POST', url: '/upload_key', payload: { public_key: 'ALICE-KEY' } })
   await call(app, alice.token, { method: 'POST', url: '/send_message', payload: { recipient_username: 'bob', sender_blob: 'ALICE-TO-BOB', recipient_blob: 'ALICE-TO-BOB' } })
   const caller = { name, token: await user(app, name) }

@@ -96,6 +96,20 @@ const REACH: Record<string, (shared: Shared, t: Test) => Promise<Outcome>> = {
     await call(app, token, post('/logout', {}))
     return { frame: await socket.next(), closed: await socket.closed }
   },
+  DEVICE_REMOVED: async ({ app }) => {
+    const { name, token } = await someone(app)
+    const added = (await app.inject(post('/login', { username: name, password: PASSWORD, device: { registrationId: 9 } }))).json()
+    await call(app, token, { method: 'DELETE', url: `/v1/devices/${added.device_id as number}` })
+    return await call(app, added.token, { url: '/get_contacts' })
+  },
+  DEVICE_NOT_FOUND: async ({ app }) => await call(app, (await someone(app)).token, { method: 'DELETE', url: '/v1/devices/5' }),
+  PRIMARY_DEVICE: async ({ app }) => await call(app, (await someone(app)).token, { method: 'DELETE', url: '/v1/devices/1' }),
+  TOO_MANY_DEVICES: async ({ app }) => {
+    const { name } = await someone(app)
+    const add = async (): Promise<Outcome> => await app.inject(post('/login', { username: name, password: PASSWORD, device: { registrationId: 9 } }))
+    for (let i = 2; i <= 6; i++) await add()
+    return await add()
+  },
   USERNAME_TAKEN: async ({ app }) => await app.inject(post('/register', { username: (await someone(app)).name, password: PASSWORD })),
   USER_NOT_FOUND: async ({ app }) => await call(app, (await someone(app)).token, { url: '/get_key?username=nobody' }),
   KEY_NOT_FOUND: async ({ app }) => {

@@ -6,6 +6,7 @@ import { DEFAULT_MIGRATION_LOCK_TABLE, DEFAULT_MIGRATION_TABLE, PostgresAdapter,
 import type { Test } from 'tap'
 import { app as appPlugin, buildApp, serverOptions } from '../app.js'
 import { loadConfig, type Config } from '../config.js'
+import { primaryDevice, type Device } from '../db/devices.js'
 import { createSchema, dropSchema } from '../db/migrate.js'
 import type { Database } from '../db/schema.js'
 
@@ -227,4 +228,16 @@ export function isError (t: Test, res: LightMyRequestResponse, statusCode: numbe
   t.type(body.message, 'string')
   t.ok(body.message.length > 0, 'message is meaningful')
   if (code !== undefined) t.equal(body.code, code)
+}
+
+/** The keys of the user's devices, as a subquery (`where('device_id', 'in', devicesOf(db, id))`). */
+export function devicesOf (db: Kysely<Database>, userId: number) {
+  return db.selectFrom('devices').select('id').where('user_id', '=', userId)
+}
+
+/** The user's device 1, as a token names it. */
+export async function primaryDeviceOf (db: Kysely<Database>, userId: number): Promise<Device> {
+  const device = await primaryDevice(db, userId)
+  if (device === undefined) throw new Error(`user ${userId} has no device 1`)
+  return device
 }

@@ -2,9 +2,10 @@ import type { FastifyJWT } from '@fastify/jwt'
 import { randomUUID } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { dayStart, touchDevice, type Device } from '../../db/devices.js'
 import { findSessionUser } from '../../db/sessions.js'
 import type { User } from '../../db/users.js'
-import { AccountDisabled, AccountGone, InvalidToken, MalformedAuthorization, MissingToken, TokenExpired, TokenRevoked } from '../../errors.js'
+import { AccountDisabled, AccountGone, DeviceRemoved, InvalidToken, MalformedAuthorization, MissingToken, TokenExpired, TokenRevoked } from '../../errors.js'
 
 /** How many verified tokens are remembered (about 0.5 KiB each). */
 const VERIFIED_TOKENS = 10_000
@@ -16,6 +17,7 @@ const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*) *$/
 
 export default fp(async function authPlugin (fastify) {
   fastify.decorateRequest('token', null as unknown as FastifyRequest['token'])
+  fastify.decorateRequest('device', null as unknown as FastifyRequest['device'])
 
   // Tokens whose signature and claims were checked, by their text, until they expire: a
   // client sends the same token with every request. fast-jwt's own cache keys each lookup
@@ -42,11 +44,17 @@ export default fp(async function authPlugin (fastify) {
   fastify.decorate('verifyToken', async function verifyToken (token: string): Promise<Session> {
     const payload = checkSignature(token)
     if (!Number.isSafeInteger(payload.user_id) || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') throw new InvalidToken()
-    const user = await findSessionUser(fastify.db, payload.user_id, payload.jti)
+    // a token from before devices is device 1's, whose key was then the user's id (see its migration)
+    const deviceKey = payload.dk ?? payload.user_id
+    if (!Number.isSafeInteger(deviceKey)) throw new InvalidToken()
+    const user = await findSessionUser(fastify.db, payload.user_id, deviceKey, payload.jti)
     if (user === undefined) throw new AccountGone()
     if (user.disabled) throw new AccountDisabled()
     if (user.revoked || user.token_version !== payload.ver) throw new TokenRevoked()
-    return { user: { id: user.id, username: user.username }, token: { jti: payload.jti, exp: payload.exp } }
+    if (user.device === undefined) throw new DeviceRemoved()
+    const today = dayStart(Date.now())
+    if (user.device.lastSeenAt < today) await touchDevice(fastify.db, deviceKey, today)
+    return { user: { id: user.id, username: user.username }, token: { jti: payload.jti, exp: payload.exp }, device: { key: deviceKey, id: user.device.id } }
   })
 
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
@@ -57,16 +65,18 @@ export default fp(async function authPlugin (fastify) {
     const session = await fastify.verifyToken(token)
     request.user = session.user
     request.token = session.token
+    request.device = session.device
   })
-  fastify.decorate('issueToken', function issueToken (user: { id: number, username: string, token_version: number }) {
-    const token = fastify.jwt.sign({ user_id: user.id, username: user.username, jti: randomUUID(), ver: user.token_version })
-    return { token, expires_in: fastify.config.tokenTtlSeconds }
+  fastify.decorate('issueToken', function issueToken (user: { id: number, username: string, token_version: number }, device: Device) {
+    const token = fastify.jwt.sign({ user_id: user.id, username: user.username, jti: randomUUID(), ver: user.token_version, device_id: device.id, dk: device.key })
+    return { token, expires_in: fastify.config.tokenTtlSeconds, device_id: device.id }
   })
 }, { name: 'auth', dependencies: ['jwt', 'db', 'config'] })
 
 export interface Session {
   user: User
   token: FastifyRequest['token']
+  device: Device
 }
 
 declare module 'fastify' {
@@ -74,11 +84,13 @@ declare module 'fastify' {
     authenticate: (request: FastifyRequest) => Promise<void>
     /** Checks a bare token (signature, expiry, revocation, account): its session, or the 401 to send. */
     verifyToken: (token: string) => Promise<Session>
-    /** A fresh token (with its own jti) for the user at its current token_version. */
-    issueToken: (user: { id: number, username: string, token_version: number }) => { token: string, expires_in: number }
+    /** A fresh token (with its own jti) for the user's device at the user's current token_version. */
+    issueToken: (user: { id: number, username: string, token_version: number }, device: Device) => { token: string, expires_in: number, device_id: number }
   }
   interface FastifyRequest {
     /** The verified token of an authenticated request (for logout). */
     token: { jti: string, exp: number }
+    /** The device of an authenticated request's token. */
+    device: Device
   }
 }

@@ -10,8 +10,20 @@ import { RedisHub } from './redis-hub.js'
 
 export type HubSignal =
   | { kind: 'news' }
-  /** Close the user's connections: all of them, or only those authenticated by token `jti`. */
-  | { kind: 'disconnect', jti?: string | undefined }
+  /** Close the user's connections: all of them, or only those of token `jti`, or of device `device` (devices.id). */
+  | { kind: 'disconnect', jti?: string | undefined, device?: number | undefined }
+
+/** Which connections a disconnect closes: one token's, one device's, or (neither said) all of the user's. */
+export interface DisconnectScope {
+  jti?: string | undefined
+  device?: number | undefined
+}
+
+/** Whether a disconnect signal closes a connection of this token and device. */
+export function closes (signal: DisconnectScope, jti: string, deviceKey: number): boolean {
+  if (signal.jti === undefined && signal.device === undefined) return true
+  return signal.jti === jti || signal.device === deviceKey
+}
 
 export type HubListener = (signal: HubSignal) => void
 
@@ -21,8 +33,8 @@ export type HubState = 'local' | 'connected' | 'degraded'
 export interface DeliveryHub {
   /** Tells these users' listeners, on every instance, to look for new events. Call after commit; never throws. */
   publish: (userIds: readonly number[]) => Promise<void>
-  /** Closes the user's sockets and ends its long-polls on every instance (logout, password change, deletion). Never throws. */
-  disconnectUser: (userId: number, jti?: string) => Promise<void>
+  /** Closes the user's sockets and ends its long-polls on every instance (logout, password change, deletion, a device removed), or only those in `scope`. Never throws. */
+  disconnectUser: (userId: number, scope?: DisconnectScope) => Promise<void>
   /**
    * Listens for the user's signals. Resolves once signals published from now on will
    * arrive (so: subscribe, then query, then wait). Listeners must tolerate spurious
@@ -41,8 +53,8 @@ export class LocalHub implements DeliveryHub {
     this.emit(new Set(userIds), { kind: 'news' })
   }
 
-  async disconnectUser (userId: number, jti?: string): Promise<void> {
-    this.emit([userId], { kind: 'disconnect', jti })
+  async disconnectUser (userId: number, scope: DisconnectScope = {}): Promise<void> {
+    this.emit([userId], { kind: 'disconnect', jti: scope.jti, device: scope.device })
   }
 
   async subscribe (userId: number, listener: HubListener): Promise<() => void> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { Redis, type RedisOptions } from 'ioredis'
-import { LocalHub, type DeliveryHub, type HubListener, type HubState } from './hub.js'
+import { LocalHub, type DeliveryHub, type DisconnectScope, type HubListener, type HubState } from './hub.js'
 
 // The delivery hub shared by every instance through Redis (REDIS_URL), the way
 // Signal-Server carries "messages available" between its machines: one pub/sub channel per
@@ -149,9 +149,9 @@ export class RedisHub implements DeliveryHub {
     this.#send(users, `${NEWS}:${this.#origin}`)
   }
 
-  async disconnectUser (userId: number, jti?: string): Promise<void> {
-    this.#local.emit([userId], { kind: 'disconnect', jti })
-    this.#send([userId], `${DISCONNECT}:${this.#origin}:${jti ?? ''}`)
+  async disconnectUser (userId: number, scope: DisconnectScope = {}): Promise<void> {
+    this.#local.emit([userId], { kind: 'disconnect', jti: scope.jti, device: scope.device })
+    this.#send([userId], `${DISCONNECT}:${this.#origin}:${scope.jti ?? ''}:${scope.device ?? ''}`)
   }
 
   async subscribe (userId: number, listener: HubListener): Promise<() => void> {
@@ -257,10 +257,12 @@ export class RedisHub implements DeliveryHub {
   #receive (channel: string, message: string): void {
     if (!channel.startsWith(this.#channelPrefix)) return
     const userId = Number(channel.slice(this.#channelPrefix.length))
-    const [kind, origin, jti] = message.split(':')
+    const [kind, origin, jti, device] = message.split(':')
     if (origin === this.#origin) return // emitted locally when published
     if (kind === NEWS) this.#local.emit([userId], { kind: 'news' })
-    else if (kind === DISCONNECT) this.#local.emit([userId], { kind: 'disconnect', jti: jti === '' ? undefined : jti })
+    else if (kind === DISCONNECT) {
+      this.#local.emit([userId], { kind: 'disconnect', jti: jti === '' ? undefined : jti, device: device === undefined || device === '' ? undefined : Number(device) })
+    }
   }
 
   /** The subscriber connected (again): subscribe every user listening here, then wake them all (hints may have been lost). */

@@ -42,6 +42,10 @@ declare module '@fastify/jwt' {
       jti: string
       /** the user's token_version when issued: a password change moves it on */
       ver: number
+      /** the device the token was issued to (1 to 127); absent in tokens from before devices (device 1) */
+      device_id?: number
+      /** that device's key (devices.id): a device removed or registered again has a new one */
+      dk?: number
       /** set by the signer */
       iat?: number
       exp?: number

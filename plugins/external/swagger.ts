@@ -34,7 +34,8 @@ export default fp(async function swaggerPlugin (fastify) {
       },
       tags: [
         { name: 'accounts', description: 'Registration, login, logout, password change and account deletion' },
-        { name: 'keys', description: 'Public key directory' },
+        { name: 'devices', description: 'Several devices per account, each with its own token and event stream (docs/devices.md)' },
+        { name: 'keys', description: 'Public key directory: one opaque key per account (upload_key, get_key), and Signal-compatible identity keys and prekey bundles per device (/v1/keys)' },
         { name: 'contacts', description: 'Chat requests, contacts and blocks: nobody can message you until you accept, and a block is never revealed' },
         { name: 'messages', description: 'Encrypted messages, stored once per party' },
         { name: 'realtime', description: 'One cursor across all conversations: GET /sync (with long-poll) and the WebSocket GET /ws, both described under GET /sync' },

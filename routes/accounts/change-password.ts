@@ -31,7 +31,7 @@ const changePasswordRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     if (version === undefined) throw new WrongPassword()
     // every socket and long-poll of the account ran on a token that no longer works
     await fastify.hub.disconnectUser(user.id)
-    return { message: 'Password changed; other sessions have been logged out.', ...fastify.issueToken({ ...user, token_version: version }) }
+    return { message: 'Password changed; other sessions have been logged out.', ...fastify.issueToken({ ...user, token_version: version }, request.device) }
   })
 }
 

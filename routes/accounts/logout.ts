@@ -15,7 +15,7 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     await revokeToken(fastify.db, request.token.jti, request.user.id, request.token.exp * 1000)
     // this session's sockets and long-polls end too (other sessions' stay)
-    await fastify.hub.disconnectUser(request.user.id, request.token.jti)
+    await fastify.hub.disconnectUser(request.user.id, { jti: request.token.jti })
     // revocations of tokens that have expired anyway go here, so the table stays small without a timer
     await purgeExpiredRevocations(fastify.db)
     return { message: 'Logged out.' }

@@ -24,7 +24,7 @@ const ackMessagesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate
   }, async (request) => {
     const { up_to_id: upToId } = request.body
-    const outcome = await ackMessages(fastify.db, request.user, upToId)
+    const outcome = await ackMessages(fastify.db, request.user, request.device.key, upToId)
     if (!outcome.found) throw new MessageNotFound(upToId)
     await fastify.hub.publish(outcome.notify)
     return { message: 'Messages acknowledged.', acknowledged: outcome.acknowledged }

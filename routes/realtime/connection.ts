@@ -1,10 +1,9 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { User } from '../../db/users.js'
-import { AccountGone, CursorExpired, CursorUnknown, Internal, isCatalogued, SessionEnded, TokenExpired } from '../../errors.js'
-import type { HubSignal } from '../../plugins/app/hub.js'
+import { AccountGone, CursorExpired, CursorUnknown, DeviceRemoved, Internal, isCatalogued, SessionEnded, TokenExpired } from '../../errors.js'
+import { closes, type HubSignal } from '../../plugins/app/hub.js'
 import type { WireFrame } from './events.js'
-import { formatCursor, readPage, startingSeq } from './feed.js'
+import { formatCursor, readPage, startingSeq, type Reader } from './feed.js'
 
 // One authenticated socket: replay from `since`, then push. Every wake-up re-reads the
 // database from this socket's cursor, so a lost or duplicated hint costs nothing, and
@@ -39,7 +38,7 @@ export class Connection {
   constructor (
     private readonly fastify: FastifyInstance,
     private readonly socket: WebSocket,
-    private readonly user: User,
+    private readonly reader: Reader,
     private readonly token: { jti: string, exp: number },
     /** Checks the socket's token again (throws its 401 once the session no longer works). */
     private readonly verify: () => Promise<unknown>,
@@ -66,14 +65,14 @@ export class Connection {
     this.#timeouts.push(setTimeout(() => this.#fail(CLOSE_SESSION_ENDED, new TokenExpired()), Math.min(Math.max(untilExpiry, 0), 2 ** 31 - 1)))
 
     // subscribe before the first read, so that nothing committed meanwhile goes unnoticed
-    const unsubscribe = await this.fastify.hub.subscribe(this.user.id, signal => this.#onSignal(signal))
+    const unsubscribe = await this.fastify.hub.subscribe(this.reader.user.id, signal => this.#onSignal(signal))
     if (this.#closed) return unsubscribe()
     this.#unsubscribe = unsubscribe
     try {
-      this.#after = await startingSeq(this.fastify.db, this.user.id, since)
+      this.#after = await startingSeq(this.fastify.db, this.reader.deviceKey, since)
     } catch (error) {
       if (error instanceof CursorExpired || error instanceof CursorUnknown) return this.#fail(CLOSE_RESYNC, error)
-      if (error instanceof AccountGone) return this.#fail(CLOSE_SESSION_ENDED, error)
+      if (error instanceof AccountGone || error instanceof DeviceRemoved) return this.#fail(CLOSE_SESSION_ENDED, error)
       return this.#crash(error)
     }
     this.#pumping = false
@@ -83,7 +82,7 @@ export class Connection {
   #onSignal (signal: HubSignal): void {
     if (signal.kind === 'news') {
       this.#pump().catch(error => this.#crash(error))
-    } else if (signal.jti === undefined || signal.jti === this.token.jti) {
+    } else if (closes(signal, this.token.jti, this.reader.deviceKey)) {
       this.#fail(CLOSE_SESSION_ENDED, new SessionEnded())
     }
   }
@@ -96,7 +95,7 @@ export class Connection {
       // the token's 401 (revoked, expired, account gone or disabled) ends the socket with its code
       if (isCatalogued(error) && error.statusCode === 401) return this.#fail(CLOSE_SESSION_ENDED, error)
       // the database may be briefly unreachable: keep the socket, check again at the next ping
-      this.#log.warn({ err: error, user_id: this.user.id }, 'websocket session check failed')
+      this.#log.warn({ err: error, user_id: this.reader.user.id }, 'websocket session check failed')
     }
   }
 
@@ -112,7 +111,7 @@ export class Connection {
         this.#again = false
         let more = true
         while (more && !this.#closed) {
-          const page = await readPage(this.fastify.db, this.user, this.#after, PAGE_SIZE)
+          const page = await readPage(this.fastify.db, this.reader, this.#after, PAGE_SIZE)
           for (const event of page.events) {
             if (!await this.#send(event)) return
           }
@@ -121,7 +120,7 @@ export class Connection {
         }
         if (!this.#ready && !this.#closed) {
           this.#ready = true
-          if (!await this.#send({ type: 'ready', cursor: formatCursor(this.user.id, this.#after) })) return
+          if (!await this.#send({ type: 'ready', cursor: formatCursor(this.reader.deviceKey, this.#after) })) return
         }
       } while (this.#again && !this.#closed)
     } finally {
@@ -156,7 +155,7 @@ export class Connection {
   #fail (closeCode: number, error: { code: string, message: string }, message = error.message): void {
     if (this.#closed) return
     const { code } = error
-    this.#log.info({ user_id: this.user.id, code }, 'websocket closed by server')
+    this.#log.info({ user_id: this.reader.user.id, code }, 'websocket closed by server')
     this.socket.send(JSON.stringify({ type: 'error', code, message } satisfies WireFrame))
     this.socket.close(closeCode, code)
     this.#stop()
@@ -164,12 +163,12 @@ export class Connection {
 
   #crash (error: unknown): void {
     if (this.#closed) return // e.g. a read cut short by the server shutting down
-    this.#log.error({ err: error, user_id: this.user.id }, 'websocket delivery failed')
+    this.#log.error({ err: error, user_id: this.reader.user.id }, 'websocket delivery failed')
     this.#fail(1011, new Internal(), 'Internal server error; reconnect with your last cursor.')
   }
 
   #terminate (reason: string): void {
-    this.#log.info({ user_id: this.user.id, reason }, 'websocket dropped')
+    this.#log.info({ user_id: this.reader.user.id, reason }, 'websocket dropped')
     this.socket.terminate()
     this.#stop()
   }

@@ -47,9 +47,12 @@ export const ContactDeletedEvent = event('contact_deleted', 'Someone you had a c
   'It does not say who: the server keeps nothing that names an erased user, and the earlier events that named them are gone from your stream. ' +
   'Refresh GET /get_contacts, /get_chat_requests and /get_blocked; your messages with them are gone from the server.', {})
 
+export const DevicesChangedEvent = event('devices_changed', 'A device of `username` (a contact, or your own account) was added, removed or registered again: ' +
+  'fetch their prekey bundles (GET /v1/keys/{username}/*) before you next encrypt for them.', { username: Type.String({ description: 'your contact, or yourself' }) })
+
 export const Event = Type.Union([
   MessageEvent, ChatRequestEvent, ChatAcceptedEvent, ChatDeclinedEvent, RequestCancelledEvent, ContactRemovedEvent,
-  KeyChangedEvent, DeliveredEvent, ExpiredUndeliveredEvent, ContactDeletedEvent
+  KeyChangedEvent, DeliveredEvent, ExpiredUndeliveredEvent, ContactDeletedEvent, DevicesChangedEvent
 ], { title: 'Event' })
 export type WireEvent = Static<typeof Event>
 

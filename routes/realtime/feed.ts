@@ -6,24 +6,33 @@ import type { User } from '../../db/users.js'
 import { AccountGone, CursorExpired, CursorUnknown } from '../../errors.js'
 import type { WireEvent } from './events.js'
 
-// Reading a user's event stream from a cursor: shared by GET /sync and GET /ws.
-// A cursor is `<user id>-<seq>`; clients treat it as opaque.
+// Reading a device's event stream from a cursor: shared by GET /sync and GET /ws.
+// A cursor is `<device key>-<seq>` (device 1 of an account older than devices has the
+// user's id as its key, so the cursors of that time still work); clients treat it as opaque.
 
-export function formatCursor (userId: number, seq: number): string {
-  return `${userId}-${seq}`
+/** Whose stream: the account, and its device that reads. */
+export interface Reader {
+  user: User
+  /** devices.id */
+  deviceKey: number
+}
+
+export function formatCursor (deviceKey: number, seq: number): string {
+  return `${deviceKey}-${seq}`
 }
 
 /**
  * The seq to read after: the cursor's, or the oldest kept when there is none. A cursor of
- * another account or ahead of the stream is unknown; one below what retention deleted is
- * expired. Either way the client must resync from scratch.
+ * another account or device (a device registered again too) or ahead of the stream is
+ * unknown; one below what retention deleted is expired. Either way the client must resync
+ * from scratch.
  */
-export async function startingSeq (db: Kysely<Database>, userId: number, since: string | undefined): Promise<number> {
-  const bounds = await streamBounds(db, userId)
+export async function startingSeq (db: Kysely<Database>, deviceKey: number, since: string | undefined): Promise<number> {
+  const bounds = await streamBounds(db, deviceKey)
   if (bounds === undefined) throw new AccountGone()
   if (since === undefined || since === '') return bounds.floor
   const [owner, seq] = since.split('-').map(Number)
-  if (owner !== userId || seq === undefined || !Number.isSafeInteger(seq) || seq > bounds.seq) throw new CursorUnknown()
+  if (owner !== deviceKey || seq === undefined || !Number.isSafeInteger(seq) || seq > bounds.seq) throw new CursorUnknown()
   if (seq < bounds.floor) throw new CursorExpired()
   return seq
 }
@@ -35,19 +44,19 @@ export interface Page {
   hasMore: boolean
 }
 
-export async function readPage (db: Kysely<Database>, user: User, afterSeq: number, limit: number): Promise<Page> {
-  const { events, hasMore } = await readEvents(db, user.id, afterSeq, limit)
+export async function readPage (db: Kysely<Database>, reader: Reader, afterSeq: number, limit: number): Promise<Page> {
+  const { events, hasMore } = await readEvents(db, reader.user.id, reader.deviceKey, afterSeq, limit)
   const wire: WireEvent[] = []
   for (const event of events) {
-    const shown = toWire(user, event)
+    const shown = toWire(reader, event)
     if (shown !== undefined) wire.push(shown)
   }
   return { events: wire, lastSeq: events.at(-1)?.seq ?? afterSeq, hasMore }
 }
 
 /** The event as the client sees it; undefined for a message event whose message is gone (deleted account). */
-function toWire (user: User, event: StoredEvent): WireEvent | undefined {
-  const head = { cursor: formatCursor(user.id, event.seq), timestamp: iso(event.created_at) }
+function toWire ({ user, deviceKey }: Reader, event: StoredEvent): WireEvent | undefined {
+  const head = { cursor: formatCursor(deviceKey, event.seq), timestamp: iso(event.created_at) }
   switch (event.type) {
     case 'message': {
       const m = event.message
@@ -72,7 +81,8 @@ function toWire (user: User, event: StoredEvent): WireEvent | undefined {
     case 'chat_declined':
     case 'request_cancelled':
     case 'contact_removed':
-    case 'key_changed': return { type: event.type, ...head, username: event.payload.username }
+    case 'key_changed':
+    case 'devices_changed': return { type: event.type, ...head, username: event.payload.username }
     case 'delivered':
     case 'expired_undelivered': return { type: event.type, ...head, username: event.payload.username, message_ids: event.payload.message_ids }
     case 'contact_deleted': return { type: event.type, ...head }

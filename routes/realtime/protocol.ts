@@ -9,14 +9,18 @@ export const PROTOCOL = `
 long-polls, answering the moment an event is stored, or with no events at the timeout. (3) \`GET /ws\`: a WebSocket that
 replays what you missed since a cursor, then pushes each event as it is stored.
 
-**Cursor.** Every event carries \`cursor\`, an opaque string; \`next\` is the cursor after the last event returned.
+**One stream per device.** Each device of an account (see \`/v1/devices\`; a login without \`device\` is device 1) has its own
+stream, cursor and sockets; what happens to the account reaches every device's stream.
+
+**Cursor.** Every event carries \`cursor\`, an opaque string (valid for its own device only); \`next\` is the cursor after the last event returned.
 Events come oldest first, each exactly once after a given cursor; store the cursor of the last event you processed and
 pass it as \`since\`. Omit \`since\` to start from the oldest event kept. A cursor older than what retention kept answers
 410 \`${CursorExpired.prototype.code}\`, a cursor of another account or another server 410 \`${CursorUnknown.prototype.code}\`: resync from scratch.
 
 **Events** (\`type\`, plus \`cursor\` and \`timestamp\`): \`message\` (to or from you, from any of your devices, with your own
 copy as \`encrypted_blob\`), \`chat_request\`, \`chat_accepted\` (both sides), \`chat_declined\`, \`request_cancelled\` (the requester withdrew it), \`contact_removed\`,
-\`key_changed\` (a contact uploaded a different public key: warn that the safety number changed), \`delivered\` (the
+\`key_changed\` (a contact uploaded a different public key: warn that the safety number changed), \`devices_changed\`
+(a device of a contact or of your own account was added, removed or registered again: refetch their bundles), \`delivered\` (the
 recipient acknowledged your messages \`message_ids\` with \`POST /ack_messages\`), \`expired_undelivered\` (retention
 deleted messages you sent before they were acknowledged).
 
@@ -27,7 +31,7 @@ The server sends JSON text frames: the events after \`since\`, then \`{"type":"r
 complete, then each new event as it is stored. Every socket of a user (phone, laptop) gets every event. What a client sends
 is ignored. The server pings every \`WS_PING_INTERVAL\` and drops a peer that did not answer the previous ping; a client too
 slow to read is dropped too. Before closing on purpose it sends \`{"type":"error","code","message"}\`; close codes:
-4401 the session ended (logout, password change, account deletion, disabled account, token expiry: log in again;
+4401 the session ended (logout, password change, account deletion, disabled account, token expiry, device removed or registered again: log in again;
 the token is checked again at every ping), 4410 resync (cursor
 expired or unknown), 1001 server shutting down, 1011 server error. On any close, reconnect with the cursor of the last
 event you processed: nothing is missed and nothing comes twice.

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { HubSignal } from '../../plugins/app/hub.js'
+import { closes, type HubSignal } from '../../plugins/app/hub.js'
 import { bearer, errorReplies } from '../schemas.js'
 import { Cursor, Event, type WireEvent } from './events.js'
 import { formatCursor, readPage, startingSeq } from './feed.js'
@@ -71,11 +71,12 @@ const sync: FastifyPluginAsyncTypebox<{ caps: ConnectionCaps }> = async (fastify
     onRequest: fastify.authenticate
   }, async (request, reply) => {
     const { user } = request
+    const reader = { user, deviceKey: request.device.key }
     const { since, timeout, limit } = request.query
-    let after = await startingSeq(fastify.db, user.id, since)
+    let after = await startingSeq(fastify.db, reader.deviceKey, since)
     const answer = (page: { events: WireEvent[], lastSeq: number, hasMore: boolean }): typeof SyncReply.static =>
-      ({ events: page.events, next: formatCursor(user.id, page.lastSeq), has_more: page.hasMore })
-    if (timeout === 0) return answer(await readPage(fastify.db, user, after, limit))
+      ({ events: page.events, next: formatCursor(reader.deviceKey, page.lastSeq), has_more: page.hasMore })
+    if (timeout === 0) return answer(await readPage(fastify.db, reader, after, limit))
 
     // a long-poll holds a connection: within the caps per account and address, or a 429
     const release = caps.hold(request, reply)
@@ -88,15 +89,15 @@ const sync: FastifyPluginAsyncTypebox<{ caps: ConnectionCaps }> = async (fastify
     try {
       const deadline = Date.now() + timeout * 1000
       for (;;) {
-        const page = await readPage(fastify.db, user, after, limit)
+        const page = await readPage(fastify.db, reader, after, limit)
         if (page.events.length > 0 || page.hasMore) return answer(page)
         after = page.lastSeq
         const wake = await waiter.wait(deadline - Date.now())
         // at the timeout, one last read: a hint between instances can be lost, the database cannot
-        if (wake.kind === 'timeout') return answer(await readPage(fastify.db, user, after, limit))
+        if (wake.kind === 'timeout') return answer(await readPage(fastify.db, reader, after, limit))
         if (wake.kind === 'closing') return answer({ events: [], lastSeq: after, hasMore: false })
         // the session may have ended (logout, password change, deletion): answer with its 401
-        if (wake.kind === 'disconnect' && (wake.jti === undefined || wake.jti === request.token.jti)) await fastify.authenticate(request)
+        if (wake.kind === 'disconnect' && closes(wake, request.token.jti, reader.deviceKey)) await fastify.authenticate(request)
       }
     } finally {
       release()

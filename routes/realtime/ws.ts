@@ -41,6 +41,7 @@ const ws: FastifyPluginAsyncTypebox<{ caps: ConnectionCaps }> = async (fastify, 
       const session = await fastify.verifyToken(token)
       request.user = session.user
       request.token = session.token
+      request.device = session.device
       // a plain GET (no upgrade) holds nothing: it gets its 426 and ends
       if (!request.ws) return
       // released when the connection ends, however it ends: a close, a drop, a refused upgrade
@@ -53,7 +54,7 @@ const ws: FastifyPluginAsyncTypebox<{ caps: ConnectionCaps }> = async (fastify, 
     wsHandler: async (socket, request) => {
       const token = tokenOf(request.headers, request.query) ?? ''
       const verify = async (): Promise<unknown> => await fastify.verifyToken(token)
-      await new Connection(fastify, socket, request.user, request.token, verify, options, request.log).start(request.query.since)
+      await new Connection(fastify, socket, { user: request.user, deviceKey: request.device.key }, request.token, verify, options, request.log).start(request.query.since)
     },
     // a plain HTTP request (no Upgrade): a JSON error rather than an empty 404
     handler: async () => { throw new UpgradeRequired() }

@@ -14,6 +14,9 @@ t.test('login returns an HS256 token with user_id, username, jti and a 24 h expi
   t.type(payload.user_id, 'number')
   t.type(payload.jti, 'string')
   t.equal(payload.exp - payload.iat, 86400)
+  t.equal(payload.device_id, 1, 'a login that names no device is device 1')
+  t.equal(res.json().device_id, 1)
+  t.type(payload.dk, 'number')
 })
 
 t.test('TOKEN_TTL sets the expiry', async t => {

@@ -133,7 +133,7 @@ t.test('delete-user asks for --yes, then erases the user as delete_account does'
   t.same((await call(app, bob.token, { method: 'GET', url: '/get_contacts' })).json(), { contacts: [] })
   // Bob's 5 events (a request, an acceptance, 3 messages) named alice and go with hers; Bob and carol (who had asked
   // alice) get a contact_deleted each; one audit entry, under an opaque id
-  t.same(await rowCounts(app), { ...counts, users: 2, public_keys: 0, chat_requests: 0, messages: 0, events: 2, admin_audit: counts.admin_audit! + 1 })
+  t.same(await rowCounts(app), { ...counts, users: 2, devices: 2, public_keys: 0, chat_requests: 0, messages: 0, events: 2, admin_audit: counts.admin_audit! + 1 })
   t.match((await adminJson(env, 'audit')).items, [{ action: 'delete-user', target: /^erased:[A-Za-z0-9_-]{12}$/ }])
 
   const again = await admin(env, 'delete-user', 'alice', '--yes')

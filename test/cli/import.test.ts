@@ -188,7 +188,7 @@ t.test('a name taken on the new server is reported and skipped with its rows; a 
   t.equal(real.code, 0)
   t.match(real.out, /users\s+1 imported, 0 already here, 1 skipped/)
   t.match(real.out, /users skipped .*\n.*\n1\s+alice\s+name taken on this server by 'Alice'/)
-  t.same(await rowCounts(app), { ...counts, users: counts.users! + 1, import_map: counts.import_map! + 1, admin_audit: counts.admin_audit! + 1 }, 'only bob (and its mapping and the audit entry): alice\'s key, request and message stay behind')
+  t.same(await rowCounts(app), { ...counts, users: counts.users! + 1, devices: counts.devices! + 1, import_map: counts.import_map! + 1, admin_audit: counts.admin_audit! + 1 }, 'only bob (and its mapping and the audit entry): alice\'s key, request and message stay behind')
   const token = (await app.inject({ method: 'POST', url: '/login', payload: { username: 'bob', password: 'pw' } })).json().token
   t.same((await app.inject({ method: 'GET', url: '/get_contacts', headers: bearer(token) })).json(), { contacts: [] })
 })
@@ -297,7 +297,7 @@ t.test('a hostile original: each refused hash, key and blob is reported without 
   // nothing of the refused: three users, one key, one message (and their mappings, the audit entry)
   t.same((await app.db.selectFrom('users').select('username').orderBy('username').execute()).map(row => row.username), ['argon_ok', 'friend', 'keeper'])
   t.same(await rowCounts(app), {
-    ...counts, users: 3, public_keys: 1, chat_requests: 1, messages: 1, import_map: counts.import_map! + 4, admin_audit: counts.admin_audit! + 1
+    ...counts, users: 3, devices: 3, public_keys: 1, chat_requests: 1, messages: 1, import_map: counts.import_map! + 4, admin_audit: counts.admin_audit! + 1
   })
   const stored = await app.db.selectFrom('users').select('password_hash').execute()
   t.notOk(stored.some(row => row.password_hash.startsWith('pbkdf2:') || row.password_hash.startsWith('scrypt:')), 'no raw Werkzeug hash is stored')

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import t from 'tap'
 import { createUser } from '../../db/users.js'
-import { build, call } from '../helper.js'
+import { build, call, primaryDeviceOf } from '../helper.js'
 
 // A block cannot be detected: for random sequences of actions among three users, what the
 // observer `o` sees (the answer to each of its own requests, its lists after every step, and
@@ -67,7 +67,7 @@ class World {
     for (const username of names) {
       const created = await createUser(this.app.db, username, 'not a password hash')
       if (created === undefined) throw new Error(`${username} exists`)
-      this.tokens.set(username, this.app.issueToken({ ...created, token_version: 0 }).token)
+      this.tokens.set(username, this.app.issueToken({ ...created, token_version: 0 }, await primaryDeviceOf(this.app.db, created.id)).token)
     }
   }
 

@@ -33,7 +33,7 @@ async function sendAll (db: Kysely<Database>, store: (db: Kysely<Database>, row:
     // an event of another kind between sends: seqs must go on from wherever the stream is
     if (i === 1) await db.transaction().execute(async trx => { await appendEvents(trx, [{ userId: ann.id, type: 'key_changed', payload: { username: 'cid' } }], T0 + 1100) })
   }
-  return await db.selectFrom('events').selectAll().orderBy('user_id').orderBy('seq').execute()
+  return await db.selectFrom('events').selectAll().orderBy('device_id').orderBy('seq').execute()
 }
 
 const postgresOnly = { skip: postgresUrl === undefined && 'PostgreSQL only: needs DATABASE_URL=postgres://...' }
@@ -55,7 +55,7 @@ t.test('one statement and appendEvents write the same events rows for the same s
     await storeMessage(db, { sender, recipient, sender_blob: senderBlob, recipient_blob: recipientBlob, client_msg_id: clientMsgId ?? undefined }, row.created_at)
   })
   t.equal(appended.length, 11, 'two events a send, and the one between')
-  t.same(oneStatement, appended, 'the same users, types, payloads, seqs, message ids and times')
+  t.same(oneStatement, appended, 'the same devices, types, payloads, seqs, message ids and times')
   t.same(sent, appended, 'and storeMessage, which takes the one statement on PostgreSQL')
-  t.match(appended[0], { user_id: 1, seq: 1, type: 'message', payload: '{"sender_username":"ann","recipient_username":"ben"}', message_id: 1 })
+  t.match(appended[0], { device_id: 1, seq: 1, type: 'message', payload: '{"sender_username":"ann","recipient_username":"ben"}', message_id: 1 })
 })

@@ -3,7 +3,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify'
 import t, { type Test } from 'tap'
 import { findUserWithHash } from '../../db/users.js'
 import { catalogue } from '../../errors.js'
-import { ADMIN_TOKEN, PASSWORD, befriend, buildListingRoutes, call, fillParams, register, snapshot, user, type ListedRoute } from '../helper.js'
+import { ADMIN_TOKEN, PASSWORD, befriend, buildListingRoutes, call, fillParams, primaryDeviceOf, register, snapshot, user, type ListedRoute } from '../helper.js'
 
 // Property-based fuzzing of every route the app lists, the admin API included (with the
 // admin token where a user route gets a user's): paths, bodies, query strings and headers
@@ -220,7 +220,7 @@ async function world (app: FastifyInstance): Promise<Tokens> {
         row = await findUserWithHash(app.db, 'alice')
       }
       await app.db.updateTable('users').set({ disabled_at: null }).where('username', '=', 'alice').where('disabled_at', 'is not', null).execute()
-      return app.issueToken(row ?? { id: 0, username: 'alice', token_version: 0 }).token
+      return app.issueToken(row ?? { id: 0, username: 'alice', token_version: 0 }, row === undefined ? { key: 0, id: 1 } : await primaryDeviceOf(app.db, row.id)).token
     },
     dead: [mallory, gone, alice.token]
   }

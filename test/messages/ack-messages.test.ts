@@ -1,5 +1,5 @@
 import t from 'tap'
-import { befriend, build, call, isError, snapshot, user } from '../helper.js'
+import { befriend, build, call, devicesOf, isError, snapshot, user } from '../helper.js'
 import { pair, send, sync } from '../realtime-helper.js'
 
 t.test('an ack gives each sender a delivered event listing its messages just acknowledged', async t => {
@@ -57,11 +57,11 @@ t.test('a message with a smaller id that reached the stream later is not acknowl
   // as if `early` had committed after `late` (PostgreSQL hands ids out before commit)
   const bobId = (await app.db.selectFrom('users').select('id').where('username', '=', 'bob').executeTakeFirstOrThrow()).id
   const seqOf = async (messageId: number): Promise<number> => (await app.db.selectFrom('events').select('seq')
-    .where('user_id', '=', bobId).where('message_id', '=', messageId).executeTakeFirstOrThrow()).seq
+    .where('device_id', 'in', devicesOf(app.db, bobId)).where('message_id', '=', messageId).executeTakeFirstOrThrow()).seq
   const [earlySeq, lateSeq] = [await seqOf(early), await seqOf(late)]
-  await app.db.updateTable('events').set({ seq: -1 }).where('user_id', '=', bobId).where('seq', '=', earlySeq).execute()
-  await app.db.updateTable('events').set({ seq: earlySeq }).where('user_id', '=', bobId).where('seq', '=', lateSeq).execute()
-  await app.db.updateTable('events').set({ seq: lateSeq }).where('user_id', '=', bobId).where('seq', '=', -1).execute()
+  await app.db.updateTable('events').set({ seq: -1 }).where('device_id', 'in', devicesOf(app.db, bobId)).where('seq', '=', earlySeq).execute()
+  await app.db.updateTable('events').set({ seq: earlySeq }).where('device_id', 'in', devicesOf(app.db, bobId)).where('seq', '=', lateSeq).execute()
+  await app.db.updateTable('events').set({ seq: lateSeq }).where('device_id', 'in', devicesOf(app.db, bobId)).where('seq', '=', -1).execute()
 
   const aliceCursor = (await sync(t, app, alice.token)).next
   t.same((await call(app, bob.token, { method: 'POST', url: '/ack_messages', payload: { up_to_id: late } })).json().acknowledged, 1)

@@ -64,7 +64,7 @@ t.test('a client_msg_id reused for another recipient is a 409; bad ones are 400s
   const dave = await user(app, 'dave')
   isError(t, await call(app, dave, { method: 'POST', url: '/send_message', payload: body() }), 403, 'NOT_A_CONTACT')
   const after = await snapshot(app)
-  t.same({ ...after, users: before.users }, before, 'nothing stored but the new user')
+  t.same({ ...after, users: before.users, devices: before.devices }, before, 'nothing stored but the new user (and its device 1)')
 })
 
 t.test('a contact can send; the reply carries the stored id and timestamp', async t => {

@@ -10,7 +10,7 @@ t.test('the local hub delivers hints to the listeners of the named users only, u
   await hub.publish([1, 1, 3])
   t.same(got, [['a', { kind: 'news' }], ['b', { kind: 'news' }]], 'once per listener, however often the user is named')
   got.length = 0
-  await hub.disconnectUser(1, 'jti-1')
+  await hub.disconnectUser(1, { jti: 'jti-1' })
   t.same(got, [['a', { kind: 'disconnect', jti: 'jti-1' }], ['b', { kind: 'disconnect', jti: 'jti-1' }]])
   offA()
   t.equal(hub.listenerCount(1), 1)

@@ -2,7 +2,7 @@ import t from 'tap'
 import { buildApp, serverOptions } from '../../app.js'
 import { revokeToken } from '../../db/sessions.js'
 import { eraseUser } from '../../db/users.js'
-import { build, login, testConfig, user } from '../helper.js'
+import { build, devicesOf, login, testConfig, user } from '../helper.js'
 import { Client, eventually, idOf, listen, pair, send } from '../realtime-helper.js'
 
 t.test('a message reaches every socket of the recipient and of the sender, each with its own copy', async t => {
@@ -94,7 +94,7 @@ t.test('a revoked token or a bumped token_version closes sockets when the hub sa
   // logout of one session: only its sockets close
   const { jti, exp, user_id: aliceId } = jtiOf(alice.token)
   await revokeToken(app.db, jti, aliceId, exp * 1000)
-  await app.hub.disconnectUser(aliceId, jti)
+  await app.hub.disconnectUser(aliceId, { jti })
   t.match(await first.next(), { type: 'error', code: 'SESSION_ENDED' })
   t.same(await first.closed, { code: 4401, reason: 'SESSION_ENDED' })
   t.equal((await Client.refused(base, alice.token)).status, 401, 'the revoked token cannot reconnect')
@@ -199,7 +199,7 @@ t.test('a deleted account cannot open a socket, its events go, and its partner\'
   await eraseUser(app.db, aliceId)
   await app.hub.disconnectUser(aliceId)
   t.equal((await Client.refused(base, alice.token)).body.code, 'ACCOUNT_GONE')
-  t.equal(await app.db.selectFrom('events').select('seq').where('user_id', '=', aliceId).executeTakeFirst(), undefined, 'its events went with it')
+  t.equal(await app.db.selectFrom('events').select('seq').where('device_id', 'in', devicesOf(app.db, aliceId)).executeTakeFirst(), undefined, 'its events went with it')
   // bob's stream still works: what named alice went with her (the request, the acceptance, the
   // message), and a contact_deleted without a name tells him to refresh his lists
   const after = await Client.open(base, bob.token)
