@@ -12,6 +12,7 @@ import db from './plugins/app/db.js'
 import errorHandler, { frameworkErrors } from './plugins/app/error-handler.js'
 import hub from './plugins/app/hub.js'
 import passwords from './plugins/app/passwords.js'
+import prekeyLimit from './plugins/app/prekey-limit.js'
 import retention from './plugins/app/retention.js'
 import shutdown from './plugins/app/shutdown.js'
 import cors from './plugins/external/cors.js'
@@ -97,6 +98,7 @@ export async function app (fastify: FastifyInstance, opts: { config: Config }): 
   await fastify.register(passwords)
   await fastify.register(auth)
   await fastify.register(accountLimits)
+  await fastify.register(prekeyLimit)
   await fastify.register(hub)
   await fastify.register(retention)
 

@@ -45,6 +45,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_UPLOAD_KEY: Type.String({ ...Limit, default: '10/day', description: 'key changes (uploads of a different key) per account' }),
   RATE_LIMIT_LOOKUPS: Type.String({ ...Limit, default: '60/hour', description: 'different usernames that are not your contacts looked up with get_key or get_messages, per account' }),
   RATE_LIMIT_ADMIN_FAILURES: Type.String({ ...Limit, default: '10/hour', description: 'wrong admin tokens per address' }),
+  RATE_LIMIT_PREKEYS: Type.String({ ...Limit, default: '6/10m', description: 'prekey bundles one account fetches of one device: a bucket of MAX, one fetch back every WINDOW' }),
   RATE_LIMIT_CONNECTIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 100_000, default: 20, description: 'WebSockets and waiting long-polls one account holds at once (per instance)' }),
   RATE_LIMIT_CONNECTIONS_PER_ADDRESS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 300, description: 'WebSockets and waiting long-polls one address holds at once (per instance)' }),
   CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^(\\*|https?://[^\\s,/]+(, *https?://[^\\s,/]+)*)$', description: '* or comma-separated origins like https://chat.example.org' })),
@@ -104,6 +105,8 @@ export interface Config {
     lookups: RateLimitSetting
     /** wrong admin tokens per address */
     adminFailures: RateLimitSetting
+    /** prekey bundles per (requesting account, target device): a bucket of `max`, one back every `timeWindow` (a leaky bucket, not a window) */
+    prekeys: RateLimitSetting
     /** WebSockets and waiting long-polls held at once, counted by each instance */
     connections: { perUser: number, perAddress: number }
   }
@@ -191,7 +194,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     problems.push('JWT_SECRET: too weak or a placeholder; use at least 32 random characters (e.g. `openssl rand -base64 48`), or leave it unset outside production to have one generated')
   }
   for (const name of ['RATE_LIMIT_REGISTER', 'RATE_LIMIT_LOGIN', 'RATE_LIMIT_REQUEST_CHAT', 'RATE_LIMIT_ACCEPT_CHAT', 'RATE_LIMIT_SEND_MESSAGE', 'RATE_LIMIT_SEND_MESSAGE_SENDER', 'RATE_LIMIT_SEND_MESSAGE_PAIR',
-    'RATE_LIMIT_LOGIN_FAILURES', 'RATE_LIMIT_LOGIN_FAILURES_ACCOUNT', 'RATE_LIMIT_SESSION_PASSWORD_FAILURES', 'RATE_LIMIT_UPLOAD_KEY', 'RATE_LIMIT_LOOKUPS', 'RATE_LIMIT_ADMIN_FAILURES'] as const) {
+    'RATE_LIMIT_LOGIN_FAILURES', 'RATE_LIMIT_LOGIN_FAILURES_ACCOUNT', 'RATE_LIMIT_SESSION_PASSWORD_FAILURES', 'RATE_LIMIT_UPLOAD_KEY', 'RATE_LIMIT_LOOKUPS', 'RATE_LIMIT_ADMIN_FAILURES', 'RATE_LIMIT_PREKEYS'] as const) {
     const { max, timeWindow } = parseLimit(env[name])
     if (max < 1 || timeWindow < 1000) problems.push(`${name}=${JSON.stringify(env[name])}: must allow at least 1 in a window of at least 1 second (RATE_LIMIT=off lifts every limit)`)
   }
@@ -237,6 +240,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
       uploadKey: parseLimit(env.RATE_LIMIT_UPLOAD_KEY),
       lookups: parseLimit(env.RATE_LIMIT_LOOKUPS),
       adminFailures: parseLimit(env.RATE_LIMIT_ADMIN_FAILURES),
+      prekeys: parseLimit(env.RATE_LIMIT_PREKEYS),
       connections: { perUser: env.RATE_LIMIT_CONNECTIONS_PER_USER, perAddress: env.RATE_LIMIT_CONNECTIONS_PER_ADDRESS }
     },
     corsOrigins: env.CORS_ORIGINS === undefined ? [] : env.CORS_ORIGINS.split(',').map(origin => origin.trim()),

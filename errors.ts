@@ -50,6 +50,9 @@ export const WrongPassword = coded('WRONG_PASSWORD', 'Password is incorrect.', 4
 export const SelfBlock = coded('SELF_BLOCK', 'You cannot block yourself.', 400)
 export const NotBlocked = coded<[string]>('NOT_BLOCKED', "You have not blocked '%s'.", 404)
 export const BlockedByYou = coded<[string]>('USER_BLOCKED', "You have blocked '%s'; unblock them first.", 409)
+export const InvalidSignature = coded<[string]>('INVALID_SIGNATURE', "The signature of %s does not verify against the account's identity key; nothing was stored.", 422)
+export const NoIdentityKey = coded('NO_IDENTITY_KEY', 'Set the identity key (PUT /v1/keys/identity) before uploading signed keys.', 409)
+export const NoPrekeys = coded<[string, string]>('NO_PREKEYS', "No prekey bundle of '%s' (device %s): no such device, or it has no registration id, signed prekey or last-resort key.", 404)
 export const NotYourContact = coded<[string]>('NOT_YOUR_CONTACT', "'%s' is not one of your contacts.", 404)
 export const AccountRateLimited = coded<[string, number]>('RATE_LIMITED', 'Too many %s for this account; retry in %s seconds.', 429)
 // the per-IP limits of @fastify/rate-limit: the same code, the plugin's own wording

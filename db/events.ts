@@ -23,6 +23,8 @@ export interface EventPayloads {
   contact_deleted: Record<string, never>
   /** A device of `username` (a contact, or one's own account) was added, removed or registered again. */
   devices_changed: { username: string }
+  /** To one device: a claim left it fewer than 10 one-time prekeys of a kind (db/prekeys.ts). */
+  prekeys_low: { count: number, pqCount: number }
 }
 export type EventType = keyof EventPayloads
 

@@ -12,6 +12,8 @@ export interface UsersTable {
   token_version: Generated<number>
   /** Set by an operator: the user cannot log in and its tokens stop working. */
   disabled_at: number | null
+  /** The Signal identity key of the account (standard base64 of 33 bytes), null until set. */
+  identity_key: string | null
 }
 
 /** One of an account's devices; device 1 is added with the account (a trigger, see its migration). */
@@ -115,6 +117,35 @@ export interface EventsTable {
   created_at: number
 }
 
+export type PrekeyKind = 'ec' | 'kyber'
+
+/** A device's one-time prekeys: each handed out once, deleted by the claim that reads it. */
+export interface OneTimePrekeysTable {
+  /** devices.id (the surrogate), not the device_id clients see */
+  device_key: number
+  kind: PrekeyKind
+  key_id: number
+  public_key: string
+  /** Kyber keys are signed by the identity key; EC one-time keys are not (null) */
+  signature: string | null
+}
+
+/** A device's signed EC prekey (kind 'ec') and Kyber last-resort key (kind 'kyber'): one of each, reused. */
+export interface SignedPrekeysTable {
+  device_key: number
+  kind: PrekeyKind
+  key_id: number
+  public_key: string
+  signature: string
+}
+
+/** One-time key ids already handed out, so that an id uploaded again is never handed out twice. */
+export interface ClaimedPrekeysTable {
+  device_key: number
+  kind: PrekeyKind
+  key_id: number
+}
+
 export interface Database {
   users: UsersTable
   devices: DevicesTable
@@ -126,4 +157,7 @@ export interface Database {
   events: EventsTable
   admin_audit: AdminAuditTable
   import_map: ImportMapTable
+  one_time_prekeys: OneTimePrekeysTable
+  signed_prekeys: SignedPrekeysTable
+  claimed_prekeys: ClaimedPrekeysTable
 }

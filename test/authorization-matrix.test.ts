@@ -2,6 +2,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import t, { type Test } from 'tap'
 import { bearer as bearerSchema } from '../routes/schemas.js'
 import { ADMIN_TOKEN, PASSWORD, befriend, build, buildListingRoutes, call, fillParams, isError, login, snapshot, user } from './helper.js'
+import { deviceLogin, newIdentity, publishKeys, uploadBody } from './fixtures/prekeys.js'
 
 // Every protected endpoint against every kind of caller who should not get at alice:
 // three live users with no right to her (a stranger, someone whose request she has not
@@ -22,6 +23,8 @@ interface Cell {
   aliceSees?: Live[]
 }
 
+// the identity of every caller in the matrix (each test has a database of its own)
+const CALLER = newIdentity()
 const everyone = (expect: Expect): Record<Live, Expect> => ({ stranger: expect, pending: expect, blocked: expect })
 // the caller's own event stream: for the blocked caller, the acceptance from before the block and the contact_removed
 // that ended it, as remove_contact would have (a block is never revealed)
@@ -54,6 +57,15 @@ const matrix: Record<string, Cell> = {
   'GET /sync': { request: { method: 'GET', url: '/sync' }, live: { stranger: ownStream([]), pending: ownStream([]), blocked: ownStream(['chat_accepted', 'contact_removed']) } },
   // message 1 is alice's to bob: no caller received it
   'POST /ack_messages': { request: { method: 'POST', url: '/ack_messages', payload: { up_to_id: 1 } }, live: everyone([404, 'MESSAGE_NOT_FOUND']) },
+  // alice's device 1 has a bundle: nobody but a contact claims a key of it (a block is answered as a stranger is)
+  'GET /v1/keys/:username/:deviceId': { request: { method: 'GET', url: '/v1/keys/alice/*' }, live: everyone([403, 'NOT_A_CONTACT']) },
+  'GET /v1/keys': {
+    request: { method: 'GET', url: '/v1/keys' },
+    live: everyone((res, t) => {
+      t.equal(res.statusCode, 200)
+      t.same(res.json(), { count: 0, pqCount: 0 }, 'the caller\'s own device, never alice\'s')
+    })
+  },
   'POST /send_message': { request: { method: 'POST', url: '/send_message', payload: { recipient_username: 'alice', sender_blob: 's', recipient_blob: 'r' } }, live: everyone([403, 'NOT_A_CONTACT']) },
   'POST /accept_chat': { request: { method: 'POST', url: '/accept_chat', payload: { requester_username: 'alice' } }, live: everyone([404, 'NO_PENDING_REQUEST']) },
   'POST /decline_chat': { request: { method: 'POST', url: '/decline_chat', payload: { requester_username: 'alice' } }, live: everyone([404, 'NO_PENDING_REQUEST']) },
@@ -66,6 +78,9 @@ const matrix: Record<string, Cell> = {
   // each caller withdraws the request just made (pending: the one from before); the blocked caller's was never shown to alice
   'POST /cancel_request': { request: { method: 'POST', url: '/cancel_request', payload: { recipient_username: 'alice' } }, live: everyone(200), aliceSees: ['stranger', 'pending'] },
   'POST /upload_key': { request: { method: 'POST', url: '/upload_key', payload: { public_key: 'my own key' } }, live: everyone(200) },
+  // the caller's own identity key, then its own device's keys under it
+  'PUT /v1/keys/identity': { request: { method: 'PUT', url: '/v1/keys/identity', payload: { identityKey: CALLER.key } }, live: everyone(200) },
+  'PUT /v1/keys': { request: { method: 'PUT', url: '/v1/keys', payload: uploadBody(CALLER, { ec: 1, pq: 1 }) }, live: everyone(200) },
   'POST /block_user': { request: { method: 'POST', url: '/block_user', payload: { username: 'alice' } }, live: everyone(200), aliceSees: ['stranger', 'pending'] },
   'POST /logout': { request: { method: 'POST', url: '/logout' }, live: everyone(200) },
   // a plain HTTP request past the token check: the socket itself is tested in test/realtime
@@ -102,6 +117,9 @@ async function scene (app: FastifyInstance, name: string): Promise<{ alice: stri
   await app.inject({ method: 'POST', url: '/login', payload: { username: 'alice', password: PASSWORD, device: { registrationId: 77 } } })
   await call(app, alice.token, { method: 'POST', url: '/upload_key', payload: { public_key: 'ALICE-KEY' } })
   await call(app, alice.token, { method: 'POST', url: '/send_message', payload: { recipient_username: 'bob', sender_blob: 'ALICE-TO-BOB', recipient_blob: 'ALICE-TO-BOB' } })
+  // device 1 registered (its earlier tokens end) and a bundle published
+  alice.token = await deviceLogin(app, 'alice', { id: 1, registrationId: 11 })
+  await publishKeys(app, alice.token)
   const caller = { name, token: await user(app, name) }
   if (name === 'pending') await call(app, caller.token, { method: 'POST', url: '/request_chat', payload: { recipient_username: 'alice' } })
   if (name === 'blocked') {

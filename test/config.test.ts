@@ -27,6 +27,7 @@ t.test('defaults follow the original server, and the limits what an active, hone
       uploadKey: { max: 10, timeWindow: 86_400_000 },
       lookups: { max: 60, timeWindow: 3_600_000 },
       adminFailures: { max: 10, timeWindow: 3_600_000 },
+      prekeys: { max: 6, timeWindow: 600_000 },
       connections: { perUser: 20, perAddress: 300 }
     }
   })
@@ -127,14 +128,16 @@ t.test('the limits of item 8: key changes, lookups, admin failures, connections 
     RATE_LIMIT_UPLOAD_KEY: '3/hour',
     RATE_LIMIT_LOOKUPS: '20/15m',
     RATE_LIMIT_ADMIN_FAILURES: '5/day',
+    RATE_LIMIT_PREKEYS: '3/1h',
     RATE_LIMIT_CONNECTIONS_PER_USER: '4',
     RATE_LIMIT_CONNECTIONS_PER_ADDRESS: '50'
   })
   t.same(config.rateLimit.uploadKey, { max: 3, timeWindow: 3_600_000 })
   t.same(config.rateLimit.lookups, { max: 20, timeWindow: 900_000 })
   t.same(config.rateLimit.adminFailures, { max: 5, timeWindow: 86_400_000 })
+  t.same(config.rateLimit.prekeys, { max: 3, timeWindow: 3_600_000 })
   t.same(config.rateLimit.connections, { perUser: 4, perAddress: 50 })
-  for (const name of ['RATE_LIMIT_UPLOAD_KEY', 'RATE_LIMIT_LOOKUPS', 'RATE_LIMIT_ADMIN_FAILURES']) {
+  for (const name of ['RATE_LIMIT_UPLOAD_KEY', 'RATE_LIMIT_LOOKUPS', 'RATE_LIMIT_ADMIN_FAILURES', 'RATE_LIMIT_PREKEYS']) {
     t.throws(() => loadConfig({ [name]: 'ten' }), new RegExp(`${name}="ten": Expected string to match`))
   }
   t.throws(() => loadConfig({ RATE_LIMIT_CONNECTIONS_PER_USER: '0' }), /RATE_LIMIT_CONNECTIONS_PER_USER="0": Expected integer to be greater or equal to 1/)

@@ -8,6 +8,7 @@ import { catalogue } from '../errors.js'
 import type { WireFrame } from '../routes/realtime/events.js'
 import { PASSWORD, bearer, befriend, build, call, isError, login, testConfig, user } from './helper.js'
 import { Client, listen, send, sync } from './realtime-helper.js'
+import { newIdentity, signedEcKey, uploadBody } from './fixtures/prekeys.js'
 
 // The error catalogue (errors.ts) against the running API: every code the OpenAPI document
 // names is in it, and every code in it is one a real request can get.
@@ -157,6 +158,17 @@ const REACH: Record<string, (shared: Shared, t: Test) => Promise<Outcome>> = {
     await befriend(app, me, second)
     await send(app, me, first, { client_msg_id: 'once' })
     return await call(app, me.token, post('/send_message', { recipient_username: second.name, sender_blob: 'a', recipient_blob: 'b', client_msg_id: 'once' }))
+  },
+  INVALID_SIGNATURE: async ({ app }) => {
+    const { token } = await someone(app)
+    const identity = newIdentity()
+    await call(app, token, { method: 'PUT', url: '/v1/keys/identity', payload: { identityKey: identity.key } })
+    return await call(app, token, { method: 'PUT', url: '/v1/keys', payload: { signedPreKey: signedEcKey(newIdentity(), 1) } })
+  },
+  NO_IDENTITY_KEY: async ({ app }) => await call(app, (await someone(app)).token, { method: 'PUT', url: '/v1/keys', payload: uploadBody(newIdentity()) }),
+  NO_PREKEYS: async ({ app }) => {
+    const [me, other] = await friends(app)
+    return await call(app, me.token, { url: `/v1/keys/${other.name}/*` })
   },
   MESSAGE_NOT_FOUND: async ({ app }) => await call(app, (await someone(app)).token, post('/ack_messages', { up_to_id: 999_999 })),
   CURSOR_EXPIRED: async ({ app }, t) => {

@@ -29,6 +29,7 @@ export default fp(async function rateLimitPlugin (fastify) {
   const pepper = createHmac('sha256', config.jwtSecret ?? developmentSecret(config.dataDir, config.env === 'test')).update('cryptachat rate-limit counter names').digest()
   const limitKey = (text: string): string => createHmac('sha256', pepper).update(text).digest('base64url').slice(0, 22)
   fastify.decorate('limitKey', limitKey)
+  fastify.decorate('limitRedis', redis)
   await fastify.register(rateLimit, {
     global: false,
     // REDIS_PREFIX keeps services sharing one Redis apart (the same on all instances of one)
@@ -103,5 +104,7 @@ declare module 'fastify' {
     routeRateLimit: (name: LimitName) => RateLimitSetting | false
     /** The name of a counter of `text` (an address, a username, a pair): a keyed hash, 128 bits. */
     limitKey: (text: string) => string
+    /** The connection of the shared counters (REDIS_URL, limits on), for limits of another shape than the plugin's windows; fails fast while Redis is down. */
+    limitRedis: Redis | undefined
   }
 }

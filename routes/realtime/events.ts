@@ -34,7 +34,7 @@ export const ChatAcceptedEvent = event('chat_accepted', 'You and `username` are 
 export const ChatDeclinedEvent = event('chat_declined', '`username` declined your chat request.', { username: Username })
 export const RequestCancelledEvent = event('request_cancelled', '`username` withdrew their chat request to you.', { username: Username })
 export const ContactRemovedEvent = event('contact_removed', '`username` is no longer your contact.', { username: Username })
-export const KeyChangedEvent = event('key_changed', 'Your contact `username` uploaded a different public key: the safety number changed.', { username: Username })
+export const KeyChangedEvent = event('key_changed', 'Your contact `username` uploaded a different public key, or changed their identity key: the safety number changed.', { username: Username })
 export const DeliveredEvent = event('delivered', '`username` acknowledged these messages you sent them (with POST /ack_messages).', {
   username: Username,
   message_ids: Type.Array(Type.Integer())
@@ -50,9 +50,15 @@ export const ContactDeletedEvent = event('contact_deleted', 'Someone you had a c
 export const DevicesChangedEvent = event('devices_changed', 'A device of `username` (a contact, or your own account) was added, removed or registered again: ' +
   'fetch their prekey bundles (GET /v1/keys/{username}/*) before you next encrypt for them.', { username: Type.String({ description: 'your contact, or yourself' }) })
 
+export const PrekeysLowEvent = event('prekeys_low', 'To this device only: a contact claimed one of its one-time prekeys and fewer than 10 of a kind are left ' +
+  '(EC `count`, Kyber `pqCount`, unclaimed): upload more (PUT /v1/keys).', {
+  count: Type.Integer({ description: 'unclaimed EC one-time prekeys of this device' }),
+  pqCount: Type.Integer({ description: 'unclaimed Kyber one-time prekeys of this device' })
+})
+
 export const Event = Type.Union([
   MessageEvent, ChatRequestEvent, ChatAcceptedEvent, ChatDeclinedEvent, RequestCancelledEvent, ContactRemovedEvent,
-  KeyChangedEvent, DeliveredEvent, ExpiredUndeliveredEvent, ContactDeletedEvent, DevicesChangedEvent
+  KeyChangedEvent, DeliveredEvent, ExpiredUndeliveredEvent, ContactDeletedEvent, DevicesChangedEvent, PrekeysLowEvent
 ], { title: 'Event' })
 export type WireEvent = Static<typeof Event>
 

@@ -86,5 +86,6 @@ function toWire ({ user, deviceKey }: Reader, event: StoredEvent): WireEvent | u
     case 'delivered':
     case 'expired_undelivered': return { type: event.type, ...head, username: event.payload.username, message_ids: event.payload.message_ids }
     case 'contact_deleted': return { type: event.type, ...head }
+    case 'prekeys_low': return { type: event.type, ...head, count: event.payload.count, pqCount: event.payload.pqCount }
   }
 }

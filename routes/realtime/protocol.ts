@@ -19,10 +19,11 @@ pass it as \`since\`. Omit \`since\` to start from the oldest event kept. A curs
 
 **Events** (\`type\`, plus \`cursor\` and \`timestamp\`): \`message\` (to or from you, from any of your devices, with your own
 copy as \`encrypted_blob\`), \`chat_request\`, \`chat_accepted\` (both sides), \`chat_declined\`, \`request_cancelled\` (the requester withdrew it), \`contact_removed\`,
-\`key_changed\` (a contact uploaded a different public key: warn that the safety number changed), \`devices_changed\`
+\`key_changed\` (a contact uploaded a different public key or identity key: warn that the safety number changed), \`devices_changed\`
 (a device of a contact or of your own account was added, removed or registered again: refetch their bundles), \`delivered\` (the
 recipient acknowledged your messages \`message_ids\` with \`POST /ack_messages\`), \`expired_undelivered\` (retention
-deleted messages you sent before they were acknowledged).
+deleted messages you sent before they were acknowledged), \`prekeys_low\` (to one device: a claim left it fewer than 10
+one-time prekeys of a kind, \`count\` EC and \`pqCount\` Kyber: upload more with \`PUT /v1/keys\`).
 
 **WebSocket \`GET /ws?since=<cursor>\`.** Authenticate with \`Sec-WebSocket-Protocol: bearer, <token>\` (the server answers
 \`bearer\`), \`?token=<token>\`, or \`Authorization: Bearer <token>\`; a bad token is refused with its 401 before the upgrade, and a client past
