@@ -59,6 +59,8 @@ class MemorySessionStore extends signal.SessionStore {
     return bytes === undefined ? null : signal.SessionRecord.deserialize(bytes)
   }
 
+  delete (name: signal.ProtocolAddress): void { this.sessions.delete(addressKey(name)) }
+
   async getExistingSessions (addresses: signal.ProtocolAddress[]): Promise<signal.SessionRecord[]> {
     return await Promise.all(addresses.map(async address => {
       const record = await this.getSession(address)
@@ -87,6 +89,9 @@ class MemoryIdentityStore extends signal.IdentityKeyStore {
     const old = this.known.get(addressKey(name))
     return old === undefined || old.equals(key)
   }
+
+  /** Forgets a peer's identity key, as a user does who accepts a changed safety number. */
+  forget (name: signal.ProtocolAddress): void { this.known.delete(addressKey(name)) }
 
   async getIdentity (name: signal.ProtocolAddress): Promise<signal.PublicKey | null> {
     return this.known.get(addressKey(name)) ?? null
@@ -227,6 +232,17 @@ export class SignalClient {
     }
     return peers
   }
+
+  /** The registrationId the session with a peer device was started with, as a sender compares it with a fresh bundle's. */
+  async sessionRegistrationId (peer: Peer): Promise<number | undefined> {
+    return (await this.sessions.getSession(signal.ProtocolAddress.new(peer.username, peer.deviceId)))?.remoteRegistrationId()
+  }
+
+  /** Drops the session with a peer device (what a Signal client does for a device the server calls stale). */
+  forgetSession (peer: Peer): void { this.sessions.delete(signal.ProtocolAddress.new(peer.username, peer.deviceId)) }
+
+  /** Accepts a peer's new identity key (a changed safety number) for the next bundle. */
+  trustNewIdentity (peer: Peer): void { this.identities.forget(signal.ProtocolAddress.new(peer.username, peer.deviceId)) }
 
   async encrypt (to: Peer, plaintext: string): Promise<Envelope> {
     const message = await signal.signalEncrypt(new Uint8Array(Buffer.from(plaintext, 'utf8')), signal.ProtocolAddress.new(to.username, to.deviceId),
