@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { KEMKeyPair } from '@signalapp/libsignal-client'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -6,6 +7,7 @@ import { sql } from 'kysely'
 import t, { type Test } from 'tap'
 import { admin, adminEnv, tempDir } from '../fixtures/admin.js'
 import { werkzeugPbkdf2, writeOriginal } from '../fixtures/original.js'
+import { deviceLogin, newIdentity, signedEcKey } from '../fixtures/prekeys.js'
 import { ADMIN_TOKEN, PASSWORD, bearer, befriend, build, call, login, postgresUrl, snapshot, tableNames, user } from '../helper.js'
 
 // An erased account leaves nothing behind: no table holds the user's name, password hash,
@@ -39,6 +41,17 @@ async function populate (t: Test, app: FastifyInstance, env: Record<string, stri
   await befriend(app, erin, victim)
   const keys = [unique('key-one-'), unique('key-two-')]
   for (const key of keys) t.equal((await call(app, victim.token, { method: 'POST', url: '/upload_key', payload: { public_key: key } })).statusCode, 200)
+  // Signal keys: an identity key, a signed prekey, one-time keys of both kinds (fresh ones:
+  // their text is the needle) and a last-resort key, one of each claimed by bob
+  victim.token = await deviceLogin(app, username, { id: 1, registrationId: 4321 })
+  const identity = newIdentity()
+  const signed = signedEcKey(identity, 1)
+  const oneTime = [freshKyber(identity, 2), freshKyber(identity, 3)]
+  const lastResort = freshKyber(identity, 4)
+  t.equal((await call(app, victim.token, { method: 'PUT', url: '/v1/keys/identity', payload: { identityKey: identity.key } })).statusCode, 200)
+  t.equal((await call(app, victim.token, { method: 'PUT', url: '/v1/keys', payload: { signedPreKey: signed, pqPreKeys: oneTime, pqLastResortPreKey: lastResort } })).statusCode, 200)
+  t.equal((await call(app, bob.token, { method: 'GET', url: `/v1/keys/${username}/1` })).statusCode, 200)
+  keys.push(identity.key, signed.signature, oneTime[1]!.publicKey.slice(100, 160), lastResort.publicKey.slice(100, 160), lastResort.signature)
   const blobs: string[] = []
   const send = async (from: typeof bob, to: typeof bob, long = false): Promise<number> => {
     const senderBlob = unique('sb-') + (long ? 'x'.repeat(9000) + unique('tail-') : '')
@@ -61,6 +74,12 @@ async function populate (t: Test, app: FastifyInstance, env: Record<string, stri
   t.equal((await admin(env, 'enable-user', username)).code, 0)
   const row = await app.db.selectFrom('users').select('password_hash').where('username', '=', username).executeTakeFirstOrThrow()
   return { secrets: { username, hash: row.password_hash, keys, blobs }, token: victim.token }
+}
+
+/** A Kyber key of its own (the fixture's are shared), signed by the identity. */
+function freshKyber (identity: ReturnType<typeof newIdentity>, keyId: number): { keyId: number, publicKey: string, signature: string } {
+  const serialized = KEMKeyPair.generate().getPublicKey().serialize()
+  return { keyId, publicKey: Buffer.from(serialized).toString('base64'), signature: Buffer.from(identity.pair.privateKey.sign(serialized)).toString('base64') }
 }
 
 /** Each secret in the forms it could be found in: whole, and the hash's last field (the digest itself). */

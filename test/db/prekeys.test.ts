@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify'
+import { Migrator, sql } from 'kysely'
 import t from 'tap'
+import { migrationProvider } from '../../migrations/index.js'
 import { claimBundles, countPrekeys, listBundleDevices, setIdentityKey, storeKeys } from '../../db/prekeys.js'
-import { PASSWORD, build, call, rowCounts, user } from '../helper.js'
+import { PASSWORD, build, call, postgresUrl, rowCounts, user } from '../helper.js'
 import { deviceLogin, ecKey, ids, kyberKey, newIdentity, signedEcKey, type Identity } from '../fixtures/prekeys.js'
 
 // The queries under the key routes, on whichever database the run uses (SQLite, or
@@ -95,4 +97,19 @@ t.test('re-registering or removing a device, changing the identity key and delet
   t.same(await counts(), [2, 0, 0])
   t.equal((await call(app, token, { method: 'POST', url: '/delete_account', payload: { password: PASSWORD } })).statusCode, 200)
   t.same(await counts(), [0, 0, 0], 'a deleted account\'s keys go')
+})
+
+t.test('the migration goes down and up again', async t => {
+  const app = await build(t)
+  await account(app, 'alice', 2, 2)
+  const { rows } = await sql<{ schema: string | null }>`select ${postgresUrl === undefined ? sql`null` : sql`current_schema()`} as schema`.execute(app.db)
+  const migrator = new Migrator({ db: app.db, provider: migrationProvider, migrationTableSchema: rows[0]?.schema ?? undefined })
+  const down = await migrator.migrateTo('2026-11-30-0006-devices')
+  t.equal(down.error, undefined)
+  t.same(down.results?.map(result => [result.migrationName, result.direction, result.status]), [['2026-11-30-0007-prekeys', 'Down', 'Success']])
+  await t.rejects(app.db.selectFrom('one_time_prekeys').selectAll().execute(), 'the tables are gone')
+  await t.rejects(app.db.selectFrom('users').select('identity_key').execute(), 'and the column')
+  const up = await migrator.migrateToLatest()
+  t.equal(up.error, undefined)
+  t.same((await listBundleDevices(app.db, 1)), [], 'the tables are back, empty')
 })

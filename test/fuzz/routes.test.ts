@@ -4,6 +4,7 @@ import t, { type Test } from 'tap'
 import { findUserWithHash } from '../../db/users.js'
 import { catalogue } from '../../errors.js'
 import { ADMIN_TOKEN, PASSWORD, befriend, buildListingRoutes, call, fillParams, primaryDeviceOf, register, snapshot, user, type ListedRoute } from '../helper.js'
+import { deviceLogin, publishKeys } from '../fixtures/prekeys.js'
 
 // Property-based fuzzing of every route the app lists, the admin API included (with the
 // admin token where a user route gets a user's): paths, bodies, query strings and headers
@@ -42,7 +43,8 @@ function plausible (schema: Schema): fc.Arbitrary<unknown> {
     case 'string': {
       const min = schema.minLength ?? 0
       const max = schema.maxLength ?? 64
-      const length = { minLength: min, maxLength: Math.min(max, 64) }
+      // at most 64 characters, unless the schema wants more (a Kyber key is 2092)
+      const length = { minLength: min, maxLength: Math.max(min, Math.min(max, 64)) }
       // control characters (NUL among them) and all of Unicode, not only printable ASCII
       const options: Array<fc.Arbitrary<unknown>> = [fc.string(length), fc.string({ ...length, unit: 'binary-ascii' }), fc.string({ ...length, unit: 'binary' }), fc.constantFrom(...KNOWN)]
       if (schema.pattern !== undefined) {
@@ -207,6 +209,9 @@ async function world (app: FastifyInstance): Promise<Tokens> {
   await call(app, alice.token, { method: 'POST', url: '/block_user', payload: { username: 'mallory' } })
   await call(app, alice.token, { method: 'POST', url: '/upload_key', payload: { public_key: 'alice key' } })
   await call(app, bob.token, { method: 'POST', url: '/send_message', payload: { recipient_username: 'alice', sender_blob: 's', recipient_blob: 'r' } })
+  // bundles to claim: bob's registered device 1 (his earlier token ends), and keys of alice's own
+  await publishKeys(app, await deviceLogin(app, 'bob', { id: 1, registrationId: 2 }), { ec: 20, pq: 20 })
+  await publishKeys(app, alice.token)
   await call(app, mallory, { method: 'POST', url: '/logout' })
   const gone = await user(app, 'gone')
   await call(app, gone, { method: 'POST', url: '/delete_account', payload: { password: PASSWORD } })
@@ -308,7 +313,7 @@ t.test('fuzzing every route', async t => {
 t.test('fuzzing every route with every limit nearly spent', async t => {
   const limits = Object.fromEntries([
     ...['REGISTER', 'LOGIN', 'REQUEST_CHAT', 'ACCEPT_CHAT', 'SEND_MESSAGE', 'SEND_MESSAGE_SENDER', 'SEND_MESSAGE_PAIR'].map(name => [name, '10/hour']),
-    ...['LOGIN_FAILURES', 'LOGIN_FAILURES_ACCOUNT', 'SESSION_PASSWORD_FAILURES', 'UPLOAD_KEY', 'LOOKUPS', 'ADMIN_FAILURES'].map(name => [name, '1/hour'])
+    ...['LOGIN_FAILURES', 'LOGIN_FAILURES_ACCOUNT', 'SESSION_PASSWORD_FAILURES', 'UPLOAD_KEY', 'LOOKUPS', 'ADMIN_FAILURES', 'PREKEYS'].map(name => [name, '1/hour'])
   ].map(([name, limit]) => [`RATE_LIMIT_${name}`, limit]))
   const seen = await fuzzEveryRoute(t, { RATE_LIMIT: 'on', ...limits, RATE_LIMIT_CONNECTIONS_PER_USER: '1', RATE_LIMIT_CONNECTIONS_PER_ADDRESS: '1' }, Math.ceil(RUNS / 5))
   t.ok((seen[429] ?? 0) > 0, 'the limits answered 429')

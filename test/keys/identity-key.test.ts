@@ -1,7 +1,7 @@
 import t from 'tap'
 import { PASSWORD, befriend, build, call, isError, rowCounts, snapshot, user } from '../helper.js'
 import { sync } from '../realtime-helper.js'
-import { b64, newIdentity, publishKeys } from '../fixtures/prekeys.js'
+import { b64, deviceLogin, newIdentity, publishKeys } from '../fixtures/prekeys.js'
 
 const putIdentity = (payload: unknown): { method: 'PUT', url: string, payload: any } => ({ method: 'PUT', url: '/v1/keys/identity', payload: payload as any })
 
@@ -52,8 +52,10 @@ t.test('changing it needs the password, deletes every prekey of every device, an
   const bob = await user(app, 'bob')
   const carol = await user(app, 'carol')
   await befriend(app, { name: 'alice', token: alice }, { name: 'bob', token: bob })
-  await publishKeys(app, alice)
-  t.ok(((await rowCounts(app)).one_time_prekeys ?? 0) > 0)
+  const identity = await publishKeys(app, alice)
+  // a second device, its keys signed by the same identity key
+  await publishKeys(app, await deviceLogin(app, 'alice', { registrationId: 2 }), { ec: 3, pq: 3 }, identity)
+  t.equal((await rowCounts(app)).one_time_prekeys, 16, 'two devices\' keys')
   const next = newIdentity()
 
   const before = await snapshot(app)
@@ -68,7 +70,7 @@ t.test('changing it needs the password, deletes every prekey of every device, an
   t.equal(res.statusCode, 200, res.body)
   t.match(res.json().message, /changed/)
   const counts = await rowCounts(app)
-  t.equal(counts.one_time_prekeys, 0, 'one-time keys deleted')
+  t.equal(counts.one_time_prekeys, 0, 'one-time keys deleted, of both devices')
   t.equal(counts.signed_prekeys, 0, 'signed and last-resort keys deleted')
   t.match((await sync(t, app, bob)).events.filter(event => event.type === 'key_changed'), [{ type: 'key_changed', username: 'alice' }])
   t.same((await sync(t, app, carol)).events.filter(event => event.type === 'key_changed'), [], 'not a contact: not told')

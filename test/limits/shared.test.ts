@@ -7,6 +7,7 @@ import t, { type Test } from 'tap'
 import { buildApp } from '../../app.js'
 import { loadConfig } from '../../config.js'
 import { PASSWORD, befriend, call, freshDatabaseEnv, isError, postgresUrl, redisUrl, register, user } from '../helper.js'
+import { deviceLogin, publishKeys } from '../fixtures/prekeys.js'
 
 // With REDIS_URL every limit, per IP and per account, is one budget for all instances, and
 // restarting an instance does not hand out a fresh one. Two instances on one database (a
@@ -179,6 +180,9 @@ t.test('counter names in Redis say neither an address, a username, nor who write
   const stranger = fresh()
   t.equal((await call(app, alice.token, { method: 'GET', url: '/get_key', query: { username: stranger }, ...as })).statusCode, 404)
   t.equal((await app.inject({ method: 'GET', url: '/admin/api/stats', headers: { authorization: 'Bearer wrong' }, ...as })).statusCode, 401)
+  // a prekey bundle fetch: its bucket names the pair of accounts and the device only by a hash
+  await publishKeys(app, await deviceLogin(app, b, { id: 1, registrationId: 9 }))
+  t.equal((await call(app, alice.token, { method: 'GET', url: `/v1/keys/${b}/1`, ...as })).statusCode, 200)
 
   const { Redis } = await import('ioredis')
   const redis = new Redis(redisUrl as string)
@@ -191,6 +195,7 @@ t.test('counter names in Redis say neither an address, a username, nor who write
     names.push(...batch)
   } while (cursor !== '0')
   t.ok(names.length >= 8, `counters were written (${names.length})`)
+  t.ok(names.some(name => name.startsWith(`${app.config.redisPrefix}rl:prekeys:`)), 'the prekey bucket is among them')
   for (const secret of [a, b, stranger, ip]) {
     t.notOk(names.some(name => name.toLowerCase().includes(secret.toLowerCase())), `no counter is named by ${secret === ip ? 'the address' : 'a username'}`)
   }
