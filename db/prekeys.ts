@@ -66,11 +66,14 @@ export async function setIdentityKey (db: Kysely<Database>, user: User, identity
  */
 export async function storeKeys (db: Kysely<Database>, deviceKey: number, identityKey: string, upload: KeyUpload): Promise<'stored' | 'identity_changed' | 'device_gone'> {
   return await db.transaction().execute(async trx => {
-    // locks the device and the account: an identity change or a re-registration waits for this upload, or this one for it
-    const owner = await trx.selectFrom('devices').innerJoin('users', 'users.id', 'devices.user_id')
-      .select('users.identity_key').where('devices.id', '=', deviceKey)
-      .$if(isPostgres(trx), qb => qb.forUpdate()).executeTakeFirst()
+    // the account, then the device, as a claim locks them: an identity change (which locks
+    // the account for update) waits for this upload or this one for it, and an upload and a
+    // claim of one device take turns
+    const owner = await trx.selectFrom('users').select('identity_key')
+      .where('id', '=', eb => eb.selectFrom('devices').select('user_id').where('id', '=', deviceKey))
+      .$if(isPostgres(trx), qb => qb.forShare()).executeTakeFirst()
     if (owner === undefined) return 'device_gone'
+    if (isPostgres(trx) && await trx.selectFrom('devices').select('id').where('id', '=', deviceKey).forUpdate().executeTakeFirst() === undefined) return 'device_gone'
     if (owner.identity_key !== identityKey) return 'identity_changed'
     if (upload.preKeys !== undefined && upload.preKeys.length > 0) {
       await replaceOneTimeKeys(trx, deviceKey, 'ec', upload.preKeys.map(key => ({ ...key, signature: null })))
@@ -149,14 +152,21 @@ export interface Bundle {
  * if any is left, and one Kyber one-time key or else the last-resort key. Each one-time key
  * is deleted by the statement that reads it and its id recorded as handed out. A device
  * left with fewer than PREKEYS_LOW of either kind by a claim gets `prekeys_low`. Devices
- * gone (or stripped of keys) since they were listed are left out. `notify`: the account to wake.
+ * gone (or stripped of keys) since they were listed are left out; none without an identity
+ * key (returned with them). `notify`: the account to wake.
  */
-export async function claimBundles (db: Kysely<Database>, userId: number, devices: BundleDevice[], now = Date.now()): Promise<{ bundles: Bundle[], notify: number[] }> {
+export async function claimBundles (db: Kysely<Database>, userId: number, devices: BundleDevice[], now = Date.now()): Promise<{ identityKey: string | null, bundles: Bundle[], notify: number[] }> {
   return await db.transaction().execute(async trx => {
-    // On PostgreSQL the devices are locked first, in ascending key as appendEvents locks
-    // them: recording a claimed id (a foreign key to the device) share-locks the device,
-    // and two claims holding that lock could then both wait to append prekeys_low. Claims
-    // of one device take turns; of different devices, none waits for another.
+    // the identity key the bundles' signatures are checked against, read in the same
+    // transaction (share-locked on PostgreSQL: an identity change, which deletes every
+    // prekey, waits for this claim or this claim for it)
+    const identityKey = (await trx.selectFrom('users').select('identity_key').where('id', '=', userId)
+      .$if(isPostgres(trx), qb => qb.forShare()).executeTakeFirst())?.identity_key ?? null
+    if (identityKey === null) return { identityKey, bundles: [], notify: [] }
+    // Then the devices, in ascending key as appendEvents locks them: recording a claimed id
+    // (a foreign key to the device) share-locks the device, and two claims holding that lock
+    // could then both wait to append prekeys_low. Claims of one device take turns; of
+    // different devices, none waits for another.
     if (isPostgres(trx) && devices.length > 0) {
       await trx.selectFrom('devices').select('id').where('id', 'in', devices.map(device => device.key)).orderBy('id').forUpdate().execute()
     }
@@ -183,7 +193,7 @@ export async function claimBundles (db: Kysely<Database>, userId: number, device
       if (counts.count < PREKEYS_LOW || counts.pqCount < PREKEYS_LOW) low.push({ key: device.key, ...counts })
     }
     await appendEvents(trx, low.map(({ key, count, pqCount }) => ({ userId, deviceKey: key, type: 'prekeys_low' as const, payload: { count, pqCount } })), now)
-    return { bundles, notify: low.length > 0 ? [userId] : [] }
+    return { identityKey, bundles, notify: low.length > 0 ? [userId] : [] }
   })
 }
 

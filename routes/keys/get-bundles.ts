@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { findRecipient } from '../../db/contacts.js'
-import { claimBundles, findIdentityKey, listBundleDevices } from '../../db/prekeys.js'
+import { claimBundles, listBundleDevices } from '../../db/prekeys.js'
 import { NoPrekeys, NotAContact, UserNotFound } from '../../errors.js'
 import { Username, bearer, errorReplies } from '../schemas.js'
 import { EcPublicKey, KeyId, KyberPublicKey, Signature } from './schemas.js'
@@ -45,12 +45,12 @@ const getBundles: FastifyPluginAsyncTypebox = async (fastify) => {
     if (other === undefined) throw new UserNotFound(username)
     // your own account's other devices too: a client encrypts each message for them as well
     if (!other.contact && other.id !== request.user.id) throw new NotAContact(other.username)
-    const identityKey = await findIdentityKey(fastify.db, other.id)
-    const devices = identityKey === null ? [] : await listBundleDevices(fastify.db, other.id, deviceId === '*' ? undefined : Number(deviceId))
-    if (identityKey === null || devices.length === 0) throw new NoPrekeys(other.username, deviceId)
+    const devices = await listBundleDevices(fastify.db, other.id, deviceId === '*' ? undefined : Number(deviceId))
+    if (devices.length === 0) throw new NoPrekeys(other.username, deviceId)
     await fastify.limitPrekeys(request, reply, other.username, devices.map(device => device.deviceId))
-    const { bundles, notify } = await claimBundles(fastify.db, other.id, devices)
-    if (bundles.length === 0) throw new NoPrekeys(other.username, deviceId)
+    const { identityKey, bundles, notify } = await claimBundles(fastify.db, other.id, devices)
+    // an identity change (or the device's removal) since the devices were listed
+    if (identityKey === null || bundles.length === 0) throw new NoPrekeys(other.username, deviceId)
     await fastify.hub.publish(notify)
     return { identityKey, devices: bundles }
   })

@@ -113,3 +113,23 @@ t.test('the migration goes down and up again', async t => {
   t.equal(up.error, undefined)
   t.same((await listBundleDevices(app.db, 1)), [], 'the tables are back, empty')
 })
+
+t.test('claims, uploads and an identity change at once: no deadlock, no error, no key twice', async t => {
+  const app = await build(t)
+  const alice = await account(app, 'alice', 50, 50)
+  const devices = await listBundleDevices(app.db, alice.id)
+  const me = { id: alice.id, username: 'alice' }
+  const next = newIdentity()
+  const work: Array<Promise<unknown>> = []
+  for (let i = 0; i < 30; i++) {
+    work.push(claimBundles(app.db, alice.id, devices))
+    if (i % 6 === 0) work.push(storeKeys(app.db, alice.key, alice.identity.key, { preKeys: ids(1000 + i * 10, 10).map(ecKey), pqPreKeys: ids(1000 + i * 10, 10).map(id => kyberKey(alice.identity, id)) }))
+    if (i === 15) work.push(setIdentityKey(app.db, me, next.key, true))
+  }
+  const results = await Promise.allSettled(work)
+  t.same(results.filter(result => result.status === 'rejected'), [], 'every transaction went through')
+  const handedOut = results.flatMap(result => result.status === 'fulfilled' && typeof result.value === 'object' && result.value !== null && 'bundles' in result.value
+    ? (result.value as Awaited<ReturnType<typeof claimBundles>>).bundles.flatMap(bundle => bundle.preKey === undefined ? [] : [bundle.preKey.keyId])
+    : [])
+  t.equal(new Set(handedOut).size, handedOut.length, 'no EC key handed out twice')
+})

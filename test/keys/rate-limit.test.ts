@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { befriend, build, call, isError, snapshot, user } from '../helper.js'
 import { deviceLogin, publishKeys } from '../fixtures/prekeys.js'
+import { PrivateRedis, hasRedisServer, until } from '../processes.js'
 
 // RATE_LIMIT_PREKEYS: bundle fetches per (requesting account, target device), a leaky bucket
 // (a burst, then one back per interval), so that nobody drains another's one-time keys. With
@@ -47,4 +48,21 @@ t.test('RATE_LIMIT=off lifts it', async t => {
   await befriend(app, { name: 'alice', token: alice }, { name: 'bob', token: bob })
   await publishKeys(app, alice)
   for (let i = 0; i < 5; i++) t.equal((await call(app, bob, { method: 'GET', url: '/v1/keys/alice/1' })).statusCode, 200)
+})
+
+t.test('while Redis is down fetches go through (fail open), and once it is back the buckets are Redis\'s again', { skip: !hasRedisServer && 'no redis-server' }, async t => {
+  const redis = await PrivateRedis.start()
+  t.teardown(async () => { await redis.stop() })
+  const app = await build(t, { REDIS_URL: redis.url, RATE_LIMIT: 'on', RATE_LIMIT_PREKEYS: '1/1h' })
+  await user(app, 'alice')
+  const bob = await user(app, 'bob')
+  const alice = await deviceLogin(app, 'alice', { id: 1, registrationId: 101 })
+  await befriend(app, { name: 'alice', token: alice }, { name: 'bob', token: bob })
+  await publishKeys(app, alice)
+  const fetch = async (): Promise<number> => (await call(app, bob, { method: 'GET', url: '/v1/keys/alice/1' })).statusCode
+  t.same([await fetch(), await fetch()], [200, 429], 'enforced through Redis')
+  await redis.stop()
+  t.same([await fetch(), await fetch()], [200, 200], 'open, not a 500')
+  await redis.start()
+  await until(async () => await fetch() === 429, 'the bucket is Redis\'s again (the restarted one is empty: one fetch, then 429)')
 })
