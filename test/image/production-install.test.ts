@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { once } from 'node:events'
@@ -35,6 +35,15 @@ t.test('a production install of a clean copy starts with the image command and p
   run('npm', ['prune', '--omit=dev'])
   rmSync(join(work, 'node_modules', 'typescript'), { recursive: true, force: true })
   t.throws(() => execFileSync(process.execPath, ['-e', "require.resolve('tap')"], { cwd: work, stdio: 'ignore' }), 'dev dependencies are gone')
+  // Signal's client library is AGPL-3.0 and for tests only: neither installed nor referenced by the build
+  // (npm prune removes the package but leaves its scope folder behind, empty)
+  const scope = join(work, 'node_modules', '@signalapp')
+  t.same(existsSync(scope) ? readdirSync(scope) : [], [], 'nothing in node_modules/@signalapp after the production install')
+  t.same(readdirSync(join(work, 'node_modules'), { recursive: true, encoding: 'utf8' }).filter(path => path.includes('libsignal')), [], 'no libsignal anywhere in node_modules')
+  t.throws(() => execFileSync(process.execPath, ['-e', "require.resolve('@signalapp/libsignal-client')"], { cwd: work, stdio: 'ignore' }), 'libsignal cannot be resolved')
+  const built = readdirSync(join(work, 'dist'), { recursive: true, encoding: 'utf8' }).filter(file => file.endsWith('.js'))
+  t.ok(built.includes('server.js'), 'the build is there')
+  t.same(built.filter(file => readFileSync(join(work, 'dist', file), 'utf8').includes('@signalapp/')), [], 'no built file imports @signalapp')
 
   const env = { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(20000 + Math.floor(Math.random() * 20000)), DATA_DIR: join(work, 'data'), JWT_SECRET: 'image-test-secret-' + 'Zq8vL3nR6tW1yB4m'.repeat(2) }
   const [command = 'node', ...args] = cmd
