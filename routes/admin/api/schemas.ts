@@ -62,8 +62,10 @@ export function consoleActor (request: FastifyRequest): string {
  * Called once the view has been read, before it is sent: a view that cannot be audited fails.
  */
 export async function auditView (db: Kysely<Database>, request: FastifyRequest, action: string, target: string | null = null): Promise<void> {
+  // only the settings the route declares (and so validated): anything else a client adds to the URL is not the operator's view
+  const declared = new Set(Object.keys((request.routeOptions.schema?.querystring as { properties?: Record<string, unknown> } | undefined)?.properties ?? {}))
   const query = Object.entries((request.query ?? {}) as Record<string, unknown>)
-    .filter(([name, value]) => name !== 'user' && value !== undefined)
+    .filter(([name, value]) => declared.has(name) && name !== 'user' && value !== undefined)
     .map(([name, value]) => `${name}=${String(value)}`).join(' ')
   await recordAudit(db, { actor: consoleActor(request), action, target, detail: query === '' ? null : query })
 }
