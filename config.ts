@@ -29,6 +29,7 @@ export const EnvSchema = Type.Object({
   BODY_LIMIT: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 256 * 1024 }),
   MAX_KEY_LENGTH: Type.Integer({ minimum: 16, maximum: 1024 * 1024, default: 8 * 1024 }),
   MAX_BLOB_LENGTH: Type.Integer({ minimum: 16, maximum: 16 * 1024 * 1024, default: 64 * 1024 }),
+  MAX_ENVELOPE_BYTES: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 96 * 1024, description: 'largest envelope content of PUT /v1/messages, in decoded bytes' }),
   MAX_DEVICES: Type.Integer({ minimum: 1, maximum: 127, default: 6, description: 'devices per account, device 1 included' }),
   RATE_LIMIT: Type.Optional(OnOff),
   // Each default is set from what an active, honest user does (README, configuration; docs/security.md, "Why these defaults")
@@ -82,6 +83,7 @@ export interface Config {
   bodyLimit: number
   maxKeyLength: number
   maxDevices: number
+  maxEnvelopeBytes: number
   maxBlobLength: number
   rateLimit: {
     enabled: boolean
@@ -224,6 +226,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     bodyLimit: env.BODY_LIMIT,
     maxKeyLength: env.MAX_KEY_LENGTH,
     maxDevices: env.MAX_DEVICES,
+    maxEnvelopeBytes: env.MAX_ENVELOPE_BYTES,
     maxBlobLength: env.MAX_BLOB_LENGTH,
     rateLimit: {
       enabled: env.RATE_LIMIT !== 'off',

@@ -36,6 +36,8 @@ export const SessionEnded = coded('SESSION_ENDED', 'This session ended (logout, 
 export const TooManyDevices = coded<[number]>('TOO_MANY_DEVICES', 'This account has the most devices it may have (%d); remove one first (DELETE /v1/devices/{deviceId}).', 409)
 export const DeviceNotFound = coded<[number]>('DEVICE_NOT_FOUND', 'You have no device %d.', 404)
 export const PrimaryDevice = coded('PRIMARY_DEVICE', 'Device 1 is the account itself and cannot be removed; delete the account instead.', 400)
+export const MismatchedDevices = coded('MISMATCHED_DEVICES', 'The messages do not cover exactly the recipient\'s current devices: see missingDevices and extraDevices, fetch their bundles, and send again.', 409)
+export const StaleDevices = coded('STALE_DEVICES', 'These devices were registered again since you fetched their bundles (staleDevices): fetch them again and send again.', 410)
 export const UsernameTaken = coded('USERNAME_TAKEN', 'Username already exists.', 409)
 export const UserNotFound = coded<[string]>('USER_NOT_FOUND', "User '%s' not found.", 404)
 export const KeyNotFound = coded<[string]>('KEY_NOT_FOUND', "User '%s' has not uploaded a public key.", 404)
@@ -91,4 +93,9 @@ export const catalogue: readonly CatalogueEntry[] = [...entries.values()]
 /** An error of the catalogue (not merely one with a code of the same name). */
 export function isCatalogued (error: unknown): error is FastifyError & { statusCode: number } {
   return classes.some(Coded => error instanceof Coded)
+}
+
+/** The error with fields of its own beside the usual four, e.g. `missingDevices` (the error handler sends them). */
+export function withDetails<E extends FastifyError> (error: E, details: Record<string, unknown>): E {
+  return Object.assign(error, { details })
 }

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 // scenario can spread its load over many users, tokens and conversations.
 
 export interface HttpRequest {
-  method: 'GET' | 'POST'
+  method: 'GET' | 'POST' | 'PUT'
   path: string
   headers?: Record<string, string>
   body?: string

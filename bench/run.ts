@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
   }
 })
 
-const MAIN = ['get_key', 'get_contacts', 'get_messages_poll', 'sync_poll', 'get_messages_100', 'send_message', 'mixed', 'login_storm', 'ws_delivery', 'ws_delivery_cross', 'ws_sockets'] as const
+const MAIN = ['get_key', 'get_contacts', 'get_messages_poll', 'sync_poll', 'get_messages_100', 'send_message', 'send_envelopes', 'mixed', 'login_storm', 'ws_delivery', 'ws_delivery_cross', 'ws_sockets'] as const
 const GROWTH = ['growth_10k', 'growth_1m'] as const
 const ALL: readonly string[] = [...MAIN, ...GROWTH]
 const CROSS = ['ws_delivery', 'ws_delivery_cross']
@@ -302,6 +302,7 @@ async function mainRun (): Promise<void> {
   if (selected.has('send_message')) {
     row('send_message', await measure(server, sendRequests), { ratio: 1 / 10, p99: 15 }, `${senders.length} senders, 2 × 160-byte blobs`)
   }
+  if (selected.has('send_envelopes')) await sendEnvelopes(api, server, 8)
   if (selected.has('mixed')) {
     const lastId = (await api.expect(200, 'GET', messagesPath(u1.name, 0, 1000), u0.token)).messages.at(-1)?.id ?? 0
     const polls: HttpRequest[] = [
@@ -371,6 +372,28 @@ async function delivery (server: Served, others: Served[], pairs: Array<[BenchUs
 }
 
 /** Each server's delivery hub as its /readyz tells it: local, connected or degraded. */
+/**
+ * Per-device messages: each recipient with 3 registered devices, each sender with 2. A send
+ * is two PUT /v1/messages: one envelope per device of the recipient, and the copy for the
+ * sender's other device. On pairs of their own (registering device 1 replaces its tokens).
+ */
+async function sendEnvelopes (api: Api, server: Served, count: number): Promise<void> {
+  const pairs = await inBatches(Array.from({ length: count }, (_, i) => i), 4, async i =>
+    [await api.register(`envs${i}`), await api.register(`envr${i}`)] as [BenchUser, BenchUser])
+  for (const [a, b] of pairs) await api.befriend(a, b)
+  const requests: HttpRequest[] = []
+  for (const [i, [from, to]] of pairs.entries()) {
+    const base = 1000 + i * 10
+    const senders = [await api.device(from.name, base + 1, 1), await api.device(from.name, base + 2)]
+    const recipients = [await api.device(to.name, base + 5, 1), await api.device(to.name, base + 6), await api.device(to.name, base + 7)]
+    const envelope = (d: { deviceId: number, registrationId: number }): unknown => ({ type: 1, destinationDeviceId: d.deviceId, destinationRegistrationId: d.registrationId, content: blob() })
+    const headers = { authorization: `Bearer ${senders[0]?.token ?? ''}` }
+    requests.push({ method: 'PUT', path: `/v1/messages/${to.name}`, headers, body: JSON.stringify({ messages: recipients.map(envelope) }) })
+    requests.push({ method: 'PUT', path: `/v1/messages/${from.name}`, headers, body: JSON.stringify({ messages: [envelope(senders[1] as { deviceId: number, registrationId: number })] }) })
+  }
+  row('send_envelopes', await measure(server, requests), { text: '' }, `${pairs.length} senders with 2 devices to recipients with 3; half the requests 3 envelopes to the recipient, half the sync copy to the sender's other device; 120-byte contents`)
+}
+
 async function hubStates (servers: Served[]): Promise<string[]> {
   return await Promise.all(servers.map(async server => {
     const body = await (await fetch(`${server.url}/readyz`)).json() as { hub?: unknown }

@@ -24,7 +24,7 @@ export interface BenchUser { name: string, token: string }
 export class Api {
   constructor (readonly url: string) {}
 
-  async call (method: 'GET' | 'POST', path: string, token?: string, body?: unknown): Promise<{ status: number, json: any }> {
+  async call (method: 'GET' | 'POST' | 'PUT', path: string, token?: string, body?: unknown): Promise<{ status: number, json: any }> {
     const res = await fetch(this.url + path, {
       method,
       headers: { ...token === undefined ? {} : { authorization: `Bearer ${token}` }, ...body === undefined ? {} : { 'content-type': 'application/json' } },
@@ -36,7 +36,7 @@ export class Api {
     return { status: res.status, json }
   }
 
-  async expect (status: number, method: 'GET' | 'POST', path: string, token?: string, body?: unknown): Promise<any> {
+  async expect (status: number, method: 'GET' | 'POST' | 'PUT', path: string, token?: string, body?: unknown): Promise<any> {
     const res = await this.call(method, path, token, body)
     if (res.status !== status) throw new Error(`${method} ${path}: expected ${status}, got ${res.status} ${JSON.stringify(res.json)}`)
     return res.json
@@ -44,6 +44,12 @@ export class Api {
 
   async login (name: string): Promise<string> {
     return (await this.expect(200, 'POST', '/login', undefined, { username: name, password: PASSWORD })).token
+  }
+
+  /** Logs `name` in as a registered device: `id` names an existing one (1 gets its first registrationId so), none adds one. */
+  async device (name: string, registrationId: number, id?: number): Promise<BenchUser & { deviceId: number, registrationId: number }> {
+    const res = await this.expect(200, 'POST', '/login', undefined, { username: name, password: PASSWORD, device: { registrationId, ...id === undefined ? {} : { id } } })
+    return { name, token: res.token, deviceId: res.device_id, registrationId }
   }
 
   async register (name: string): Promise<BenchUser> {

@@ -22,7 +22,7 @@ function newAuditId (): string {
 }
 
 /** The fields of an event payload that name a user. */
-const NAME_FIELDS = ['username', 'requester_username', 'sender_username', 'recipient_username'] as const
+const NAME_FIELDS = ['username', 'requester_username', 'sender_username', 'recipient_username', 'sourceUsername'] as const
 
 function namesUser (payload: string, key: string): boolean {
   const fields = JSON.parse(payload) as Partial<Record<typeof NAME_FIELDS[number], unknown>>
@@ -61,6 +61,8 @@ export async function eraseInTransaction (trx: Transaction<Database>, userId: nu
   // their partners' message events, by their index, before the messages they point at
   await trx.deleteFrom('events').where('message_id', 'in', theirMessages).execute()
   await trx.deleteFrom('messages').where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)])).execute()
+  // their envelopes both ways, and with them their partners' envelope events (by the foreign keys)
+  await trx.deleteFrom('sends').where(eb => eb.or([eb('sender_id', '=', userId), eb('recipient_id', '=', userId)])).execute()
   await trx.deleteFrom('revoked_tokens').where('user_id', '=', userId).execute()
   // the foreign keys would cascade too; said here so that nothing is left to chance
   await trx.deleteFrom('blocks').where(eb => eb.or([eb('blocker_id', '=', userId), eb('blocked_id', '=', userId)])).execute()

@@ -17,8 +17,11 @@ export interface EventPayloads {
   request_cancelled: { username: string }
   contact_removed: { username: string }
   key_changed: { username: string }
-  delivered: { username: string, message_ids: number[] }
-  expired_undelivered: { username: string, message_ids: number[] }
+  /** With `device`: the sends (ids of PUT /v1/messages) that device of `username` acknowledged. */
+  delivered: { username: string, message_ids: number[], device?: number }
+  expired_undelivered: { username: string, message_ids: number[], device?: number }
+  /** A ciphertext for this device; the envelope row (pointed at by envelopeId) holds it. */
+  envelope: { sourceUsername: string, sourceDevice: number }
   /** Deliberately empty: stored after the erasure, it must not name the erased user (db/erasure.ts). */
   contact_deleted: Record<string, never>
   /** A device of `username` (a contact, or one's own account) was added, removed or registered again. */
@@ -33,7 +36,7 @@ export type EventType = keyof EventPayloads
  * `deviceKey` (devices.id) only that device, when it is still the user's.
  */
 export type NewEvent = {
-  [T in EventType]: { userId: number, deviceKey?: number, type: T, payload: EventPayloads[T], messageId?: number }
+  [T in EventType]: { userId: number, deviceKey?: number, type: T, payload: EventPayloads[T], messageId?: number, envelopeId?: number }
 }[EventType]
 
 export type StoredEvent = {
@@ -44,8 +47,18 @@ export type StoredEvent = {
     created_at: number
     /** The reader's own copy of the message, or null (not a message event, or the message is gone). */
     message: EventMessage | null
+    /** An envelope event's envelope, or null. */
+    envelope: EventEnvelope | null
   }
 }[EventType]
+
+export interface EventEnvelope {
+  /** The send's id (what the sender got back, and acknowledges by). */
+  id: number
+  type: number
+  content: string
+  created_at: number
+}
 
 export interface EventMessage {
   id: number
@@ -66,7 +79,7 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
   if (events.length === 0) return
   const rows: EventRow[] = []
   const row = (event: NewEvent, deviceKey: number, seq: number): EventRow =>
-    ({ device_id: deviceKey, seq, type: event.type, payload: JSON.stringify(event.payload), message_id: event.messageId ?? null, created_at: now })
+    ({ device_id: deviceKey, seq, type: event.type, payload: JSON.stringify(event.payload), message_id: event.messageId ?? null, envelope_id: event.envelopeId ?? null, created_at: now })
   const users = [...new Set(events.flatMap(event => event.deviceKey === undefined ? [event.userId] : []))]
   if (!isPostgres(trx) && users.length === events.length) {
     // SQLite has a single writer: one UPDATE numbers one event for each device of each user
@@ -168,7 +181,7 @@ type EventRow = Insertable<EventsTable>
 
 // each column read from the event's marker (see perf/precompiled.ts)
 const columns = (e: EventRow): EventRow =>
-  ({ device_id: e.device_id, seq: e.seq, type: e.type, payload: e.payload, message_id: e.message_id, created_at: e.created_at })
+  ({ device_id: e.device_id, seq: e.seq, type: e.type, payload: e.payload, message_id: e.message_id, envelope_id: e.envelope_id, created_at: e.created_at })
 
 // every message and most changes insert one or two events: those shapes are compiled once
 const insertEvent = precompile((db, e: EventRow) => db.insertInto('events').values(columns(e)))
@@ -208,6 +221,9 @@ export async function readEvents (
       type: row.type,
       payload: JSON.parse(row.payload),
       created_at: row.created_at,
+      envelope: row.e_id === null || row.e_type === null || row.e_content === null || row.e_created_at === null
+        ? null
+        : { id: row.e_id, type: row.e_type, content: row.e_content, created_at: row.e_created_at },
       message: row.m_id === null || row.sender_id === null || row.recipient_id === null || row.m_created_at === null || row.encrypted_blob === null
         ? null
         : { id: row.m_id, sender_id: row.sender_id, recipient_id: row.recipient_id, created_at: row.m_created_at, client_msg_id: row.client_msg_id, encrypted_blob: row.encrypted_blob }
@@ -218,7 +234,9 @@ export async function readEvents (
 // every sync and every socket wake-up reads a page: built and compiled once per page size
 const eventPage = precompilePage((db, p: { userId: number, deviceKey: number, afterSeq: number }, limit) => db.selectFrom('events')
   .leftJoin('messages', 'messages.id', 'events.message_id')
+  .leftJoin('envelopes', 'envelopes.id', 'events.envelope_id')
   .select(eb => [
+    'envelopes.send_id as e_id', 'envelopes.type as e_type', 'envelopes.content as e_content', 'envelopes.created_at as e_created_at',
     'events.seq', 'events.type', 'events.payload', 'events.created_at',
     'messages.id as m_id', 'messages.sender_id', 'messages.recipient_id', 'messages.created_at as m_created_at', 'messages.client_msg_id',
     eb.case().when('messages.sender_id', '=', p.userId).then(eb.ref('messages.sender_blob')).else(eb.ref('messages.recipient_blob')).end().as('encrypted_blob')

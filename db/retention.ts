@@ -1,12 +1,14 @@
 import type { Kysely } from 'kysely'
+import { purgeEnvelopes } from './envelopes.js'
 import { appendEvents, purgeEvents } from './events.js'
 import type { Database } from './schema.js'
 
-// MESSAGE_RETENTION_DAYS: messages and events older than the cutoff are deleted. A
-// message that goes without ever having been acknowledged tells its sender so.
+// MESSAGE_RETENTION_DAYS: messages, envelopes and events older than the cutoff are deleted.
+// A message or envelope that goes without ever having been acknowledged tells its sender so.
 
 export interface PurgeOutcome {
   messages: number
+  envelopes: number
   events: number
   /** Senders that were sent an `expired_undelivered` event. */
   notify: number[]
@@ -47,6 +49,8 @@ export async function purgeBefore (db: Kysely<Database>, cutoff: number, batchSi
     messages += batch
     if (batch < batchSize) break
   }
+  const envelopes = await purgeEnvelopes(db, cutoff, batchSize, now)
+  for (const id of envelopes.notify) notify.add(id)
   const events = await purgeEvents(db, cutoff)
-  return { messages, events, notify: [...notify] }
+  return { messages, envelopes: envelopes.envelopes, events, notify: [...notify] }
 }

@@ -114,6 +114,32 @@ export interface EventsTable {
   /** JSON of the event's fields (never a blob: message events point at message_id). */
   payload: string
   message_id: number | null
+  /** An `envelope` event's envelope (deleted with it). */
+  envelope_id: number | null
+  created_at: number
+}
+
+/** One PUT /v1/messages: its id, and the client_msg_id that makes a retry store nothing new. */
+export interface SendsTable {
+  id: Generated<number>
+  sender_id: number
+  recipient_id: number
+  client_msg_id: string | null
+  created_at: number
+}
+
+/** A ciphertext for one device, kept until that device acknowledges it. */
+export interface EnvelopesTable {
+  id: Generated<number>
+  send_id: number
+  /** The destination device (devices.id). */
+  device_id: number
+  /** The sending device's number (1 to 127). */
+  source_device: number
+  /** Signal's envelope type, passed through (1 ciphertext, 3 prekey bundle). */
+  type: number
+  /** Standard base64, as sent. */
+  content: string
   created_at: number
 }
 
@@ -155,6 +181,8 @@ export interface Database {
   revoked_tokens: RevokedTokensTable
   blocks: BlocksTable
   events: EventsTable
+  sends: SendsTable
+  envelopes: EnvelopesTable
   admin_audit: AdminAuditTable
   import_map: ImportMapTable
   one_time_prekeys: OneTimePrekeysTable

@@ -35,6 +35,14 @@ export const DeviceId = Type.Integer({ minimum: 1, maximum: 127, description: 'a
 export const RegistrationId = Type.Integer({ minimum: 1, maximum: 16380, description: 'the install\'s registration id, 1 to 16380' })
 export const DeviceName = Type.String({ maxLength: 256, pattern: NO_NUL, description: 'opaque to the server (clients may encrypt it), at most 256 characters' })
 
+/** The sender's idempotency key, on send_message and PUT /v1/messages. */
+export const ClientMsgId = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9_.:-]+$',
+  description: 'your id for this message (e.g. a UUID): a retry with the same id returns the message already stored instead of storing it again'
+})
+
 export const Timestamp = Type.String({ description: 'ISO 8601 UTC', examples: ['2026-11-27T10:00:00.000Z'] })
 
 export const ErrorReply = Type.Object({

@@ -67,6 +67,10 @@ const matrix: Record<string, Cell> = {
     })
   },
   'POST /send_message': { request: { method: 'POST', url: '/send_message', payload: { recipient_username: 'alice', sender_blob: 's', recipient_blob: 'r' } }, live: everyone([403, 'NOT_A_CONTACT']) },
+  'PUT /v1/messages/:username': {
+    request: { method: 'PUT', url: '/v1/messages/alice', payload: { messages: [{ type: 1, destinationDeviceId: 2, destinationRegistrationId: 77, content: 'AAAA' }] } },
+    live: everyone([403, 'NOT_A_CONTACT'])
+  },
   'POST /accept_chat': { request: { method: 'POST', url: '/accept_chat', payload: { requester_username: 'alice' } }, live: everyone([404, 'NO_PENDING_REQUEST']) },
   'POST /decline_chat': { request: { method: 'POST', url: '/decline_chat', payload: { requester_username: 'alice' } }, live: everyone([404, 'NO_PENDING_REQUEST']) },
   'POST /remove_contact': { request: { method: 'POST', url: '/remove_contact', payload: { username: 'alice' } }, live: everyone([404, 'NOT_YOUR_CONTACT']) },

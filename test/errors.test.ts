@@ -111,6 +111,15 @@ const REACH: Record<string, (shared: Shared, t: Test) => Promise<Outcome>> = {
     for (let i = 2; i <= 6; i++) await add()
     return await add()
   },
+  MISMATCHED_DEVICES: async ({ app }) => {
+    const [a, b] = await friends(app)
+    return await call(app, a.token, { method: 'PUT', url: `/v1/messages/${b.name}`, payload: { messages: [{ type: 1, destinationDeviceId: 9, destinationRegistrationId: 9, content: 'AAAA' }] } })
+  },
+  STALE_DEVICES: async ({ app }) => {
+    const [a, b] = await friends(app)
+    await app.inject(post('/login', { username: b.name, password: PASSWORD, device: { id: 1, registrationId: 9 } }))
+    return await call(app, a.token, { method: 'PUT', url: `/v1/messages/${b.name}`, payload: { messages: [{ type: 1, destinationDeviceId: 1, destinationRegistrationId: 8, content: 'AAAA' }] } })
+  },
   USERNAME_TAKEN: async ({ app }) => await app.inject(post('/register', { username: (await someone(app)).name, password: PASSWORD })),
   USER_NOT_FOUND: async ({ app }) => await call(app, (await someone(app)).token, { url: '/get_key?username=nobody' }),
   KEY_NOT_FOUND: async ({ app }) => {

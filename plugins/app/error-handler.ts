@@ -33,7 +33,9 @@ function answerFor (error: FastifyError): { statusCode: number, error: FastifyEr
 function answer (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const { statusCode, error: sent } = answerFor(error)
   if (sent instanceof Internal) request.log.error({ err: error }, 'request failed')
-  return reply.status(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message: sent.message, code: sent.code })
+  // a few errors say more than their message, in fields of their own (errors.ts, withDetails)
+  const details = (sent as { details?: Record<string, unknown> }).details
+  return reply.status(statusCode).send({ ...details, statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message: sent.message, code: sent.code })
 }
 
 const pathOf = (request: FastifyRequest): string => request.url.split('?')[0] ?? ''

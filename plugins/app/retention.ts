@@ -21,7 +21,7 @@ export default fp(async function retentionPlugin (fastify) {
     if (days === undefined) return undefined
     const outcome = await purgeBefore(fastify.db, now - days * DAY_MS, 500, now)
     await fastify.hub.publish(outcome.notify)
-    if (outcome.messages + outcome.events > 0) fastify.log.info({ messages: outcome.messages, events: outcome.events }, 'retention sweep')
+    if (outcome.messages + outcome.envelopes + outcome.events > 0) fastify.log.info({ messages: outcome.messages, envelopes: outcome.envelopes, events: outcome.events }, 'retention sweep')
     return outcome
   }
   fastify.decorate('retention', { sweep } satisfies Retention)

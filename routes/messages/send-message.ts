@@ -3,7 +3,7 @@ import { findRecipient } from '../../db/contacts.js'
 import { storeMessage } from '../../db/messages.js'
 import { iso } from '../../db/time.js'
 import { ClientMsgIdReused, NotAContact, UserNotFound } from '../../errors.js'
-import { Timestamp, Username, bearer, blobSchema, errorReplies } from '../schemas.js'
+import { ClientMsgId, Timestamp, Username, bearer, blobSchema, errorReplies } from '../schemas.js'
 
 export const SendMessageReply = Type.Object({
   message: Type.String(),
@@ -17,12 +17,7 @@ const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
     recipient_username: Username,
     sender_blob: Type.String({ ...Blob, description: "the sender's copy, encrypted for the sender" }),
     recipient_blob: Type.String({ ...Blob, description: "the recipient's copy, encrypted for the recipient" }),
-    client_msg_id: Type.Optional(Type.String({
-      minLength: 1,
-      maxLength: 64,
-      pattern: '^[A-Za-z0-9_.:-]+$',
-      description: 'your id for this message (e.g. a UUID): a retry with the same id returns the message already stored instead of storing it again'
-    }))
+    client_msg_id: Type.Optional(ClientMsgId)
   })
   fastify.post('/send_message', {
     schema: {

@@ -35,13 +35,27 @@ export const ChatDeclinedEvent = event('chat_declined', '`username` declined you
 export const RequestCancelledEvent = event('request_cancelled', '`username` withdrew their chat request to you.', { username: Username })
 export const ContactRemovedEvent = event('contact_removed', '`username` is no longer your contact.', { username: Username })
 export const KeyChangedEvent = event('key_changed', 'Your contact `username` uploaded a different public key, or changed their identity key: the safety number changed.', { username: Username })
+const AckedDevice = Type.Optional(Type.Integer({ minimum: 1, maximum: 127, description: 'present for envelopes (PUT /v1/messages): the device of `username` concerned; `message_ids` are then the ids of those sends' }))
 export const DeliveredEvent = event('delivered', '`username` acknowledged these messages you sent them (with POST /ack_messages).', {
   username: Username,
-  message_ids: Type.Array(Type.Integer())
+  message_ids: Type.Array(Type.Integer()),
+  device: AckedDevice
 })
 export const ExpiredUndeliveredEvent = event('expired_undelivered', 'These messages you sent `username` were deleted by retention before being acknowledged.', {
   username: Username,
-  message_ids: Type.Array(Type.Integer())
+  message_ids: Type.Array(Type.Integer()),
+  device: AckedDevice
+})
+export const EnvelopeEvent = event('envelope', 'A ciphertext for this device (PUT /v1/messages), from a contact or from another device of yours. ' +
+  'Acknowledge it with POST /ack_messages {envelope_ids}: it is then deleted from the server.', {
+  envelope: Type.Object({
+    id: Type.Integer({ description: 'the send\'s id: acknowledge by it' }),
+    sourceUsername: Type.String(),
+    sourceDevice: Type.Integer({ minimum: 1, maximum: 127 }),
+    type: Type.Integer({ description: 'Signal\'s envelope type, as the sender gave it: 1 ciphertext (a Signal message), 3 prekey bundle (a PreKeySignalMessage)' }),
+    content: Type.String({ description: 'standard base64, as the sender gave it' }),
+    timestamp: Timestamp
+  }, { additionalProperties: false })
 })
 export const ContactDeletedEvent = event('contact_deleted', 'Someone you had a contact, a chat request or a block with deleted their account (or an operator did). ' +
   'It does not say who: the server keeps nothing that names an erased user, and the earlier events that named them are gone from your stream. ' +
@@ -58,7 +72,7 @@ export const PrekeysLowEvent = event('prekeys_low', 'To this device only: a cont
 
 export const Event = Type.Union([
   MessageEvent, ChatRequestEvent, ChatAcceptedEvent, ChatDeclinedEvent, RequestCancelledEvent, ContactRemovedEvent,
-  KeyChangedEvent, DeliveredEvent, ExpiredUndeliveredEvent, ContactDeletedEvent, DevicesChangedEvent, PrekeysLowEvent
+  KeyChangedEvent, DeliveredEvent, ExpiredUndeliveredEvent, ContactDeletedEvent, DevicesChangedEvent, PrekeysLowEvent, EnvelopeEvent
 ], { title: 'Event' })
 export type WireEvent = Static<typeof Event>
 

@@ -54,7 +54,7 @@ export async function readPage (db: Kysely<Database>, reader: Reader, afterSeq: 
   return { events: wire, lastSeq: events.at(-1)?.seq ?? afterSeq, hasMore }
 }
 
-/** The event as the client sees it; undefined for a message event whose message is gone (deleted account). */
+/** The event as the client sees it; undefined for a message event whose message is gone (deleted account), or an envelope already deleted. */
 function toWire ({ user, deviceKey }: Reader, event: StoredEvent): WireEvent | undefined {
   const head = { cursor: formatCursor(deviceKey, event.seq), timestamp: iso(event.created_at) }
   switch (event.type) {
@@ -84,7 +84,19 @@ function toWire ({ user, deviceKey }: Reader, event: StoredEvent): WireEvent | u
     case 'key_changed':
     case 'devices_changed': return { type: event.type, ...head, username: event.payload.username }
     case 'delivered':
-    case 'expired_undelivered': return { type: event.type, ...head, username: event.payload.username, message_ids: event.payload.message_ids }
+    case 'expired_undelivered': {
+      const { username, message_ids: ids, device } = event.payload
+      return { type: event.type, ...head, username, message_ids: ids, ...device === undefined ? {} : { device } }
+    }
+    case 'envelope': {
+      const e = event.envelope
+      if (e === null) return undefined
+      return {
+        type: 'envelope',
+        ...head,
+        envelope: { id: e.id, sourceUsername: event.payload.sourceUsername, sourceDevice: event.payload.sourceDevice, type: e.type, content: e.content, timestamp: iso(e.created_at) }
+      }
+    }
     case 'contact_deleted': return { type: event.type, ...head }
     case 'prekeys_low': return { type: event.type, ...head, count: event.payload.count, pqCount: event.payload.pqCount }
   }
