@@ -30,7 +30,7 @@ t.test('delete_account erases the user, their keys, requests, contacts, blocks a
   // events left: bob's 3 (his acceptance of carol, his message to her, contact_deleted) and carol's 4 (bob's request, the
   // acceptance, bob's message, contact_deleted); those that named alice went with her
   // (dave's decline of alice's block among them: he had been blocked by her, and is told nothing)
-  t.same(await rowCounts(app), { users: 3, devices: 3, public_keys: 0, chat_requests: 1, messages: 1, revoked_tokens: 0, blocks: 0, events: 7, admin_audit: 0, import_map: 0 }, 'only bob and carol\'s contact and message remain')
+  t.same(await rowCounts(app), { users: 3, devices: 3, public_keys: 0, one_time_prekeys: 0, signed_prekeys: 0, claimed_prekeys: 0, chat_requests: 1, messages: 1, sends: 0, envelopes: 0, revoked_tokens: 0, blocks: 0, events: 7, admin_audit: 0, import_map: 0 }, 'only bob and carol\'s contact and message remain')
   isError(t, await call(app, alice.token, { method: 'GET', url: '/get_contacts' }), 401, 'ACCOUNT_GONE')
   t.same((await call(app, bob.token, { method: 'GET', url: '/get_contacts' })).json(), { contacts: ['carol'] })
   const history = await call(app, bob.token, { method: 'GET', url: '/get_messages?username=carol' })

@@ -70,16 +70,17 @@ async function populate (t: Test, app: FastifyInstance, env: Record<string, stri
   const device = async (name: string, registrationId: number): Promise<string> =>
     (await app.inject({ method: 'POST', url: '/login', payload: { username: name, password: PASSWORD, device: { registrationId } } })).json().token
   const [victimLaptop, bobLaptop] = [await device(username, 11), await device('bob', 22)]
-  const envelope = async (token: string, to: string, registrationId: number, acked = false): Promise<number> => {
-    const content = Buffer.from(unique('env-')).toString('base64')
+  // to each registered device of the recipient: `devices` are [deviceId, registrationId]
+  const envelope = async (token: string, to: string, devices: Array<[number, number]>, acked = false): Promise<number> => {
+    const messages = devices.map(([id, registrationId]) => ({ type: 1, destinationDeviceId: id, destinationRegistrationId: registrationId, content: Buffer.from(unique('env-')).toString('base64') }))
     // an acknowledged one is gone before the erasure already (test/messages/send-envelopes.test.ts)
-    if (!acked) blobs.push(content)
-    const res = await call(app, token, { method: 'PUT', url: `/v1/messages/${to}`, payload: { messages: [{ type: 1, destinationDeviceId: 2, destinationRegistrationId: registrationId, content }] } })
-    t.equal(res.statusCode, 200)
+    if (!acked) blobs.push(...messages.map(m => m.content))
+    const res = await call(app, token, { method: 'PUT', url: `/v1/messages/${to}`, payload: { messages } })
+    t.equal(res.statusCode, 200, res.body)
     return res.json().id
   }
-  const envelopeToBob = await envelope(victim.token, 'bob', 22, true)
-  await envelope(bob.token, username, 11)
+  const envelopeToBob = await envelope(victim.token, 'bob', [[2, 22]], true)
+  await envelope(bob.token, username, [[1, 4321], [2, 11]])
   t.equal((await call(app, bobLaptop, { method: 'POST', url: '/ack_messages', payload: { envelope_ids: [envelopeToBob] } })).json().acknowledged, 1)
   t.ok(victimLaptop)
   t.equal((await call(app, victim.token, { method: 'POST', url: '/request_chat', payload: { recipient_username: 'carol' } })).statusCode, 201)
