@@ -6,10 +6,17 @@ import { SignalClient, newRegistrationId, type BundleReply, type DeviceMessage, 
 
 // The key API and the original API as the Signal test clients use them: accounts, devices
 // logged in with a registrationId, key uploads, bundle fetches, and messages that travel
-// over send_message one per device, tagged so that each device picks its own.
+// over send_message one per device, tagged so that each device picks its own (the
+// per-device messages of PUT /v1/messages are in messages.ts).
 
 /** Everything the run must never leave on the server. */
-export interface Secrets { passwords: string[], plaintexts: string[], clients: SignalClient[] }
+export interface Secrets {
+  passwords: string[]
+  plaintexts: string[]
+  clients: SignalClient[]
+  /** The contents of the envelopes accepted by PUT /v1/messages, when a test checks they are gone once acknowledged. */
+  ciphertexts?: string[]
+}
 
 export interface Device {
   username: string
@@ -17,6 +24,8 @@ export interface Device {
   client: SignalClient
   /** The last message id read, per conversation. */
   read: Map<string, number>
+  /** Where its next /sync starts (messages.ts's readEnvelopes). */
+  cursor?: string
 }
 
 export const unique = (label: string): string => `${label}-${randomBytes(8).toString('hex')}`

@@ -61,6 +61,12 @@ class MemorySessionStore extends signal.SessionStore {
 
   delete (name: signal.ProtocolAddress): void { this.sessions.delete(addressKey(name)) }
 
+  /** The devices of `username` this store holds a session with, in order. */
+  devicesOf (username: string): number[] {
+    return [...this.sessions.keys()].filter(key => key.slice(0, key.lastIndexOf('.')) === username)
+      .map(key => Number(key.slice(key.lastIndexOf('.') + 1))).sort((a, b) => a - b)
+  }
+
   async getExistingSessions (addresses: signal.ProtocolAddress[]): Promise<signal.SessionRecord[]> {
     return await Promise.all(addresses.map(async address => {
       const record = await this.getSession(address)
@@ -237,6 +243,9 @@ export class SignalClient {
   async sessionRegistrationId (peer: Peer): Promise<number | undefined> {
     return (await this.sessions.getSession(signal.ProtocolAddress.new(peer.username, peer.deviceId)))?.remoteRegistrationId()
   }
+
+  /** The devices of `username` this device has a session with: whom a Signal client encrypts for. */
+  sessionDevices (username: string): number[] { return this.sessions.devicesOf(username) }
 
   /** Drops the session with a peer device (what a Signal client does for a device the server calls stale). */
   forgetSession (peer: Peer): void { this.sessions.delete(signal.ProtocolAddress.new(peer.username, peer.deviceId)) }

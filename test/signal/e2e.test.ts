@@ -4,18 +4,21 @@ import { sql } from 'kysely'
 import t from 'tap'
 import { buildApp } from '../../app.js'
 import { adminEnv } from '../fixtures/admin.js'
+import { truncateLog } from '../../db/connect.js'
 import { befriend, call, capturedLogs, isError, postgresUrl, tableNames, testConfig } from '../helper.js'
-import { counts, fetchBundles, loginDevice, putIdentity, putKeys, receive, send, signUp, unique, type Device, type Secrets } from './api.js'
+import { counts, fetchBundles, loginDevice, putIdentity, putKeys, signUp, unique, type Device, type Secrets } from './api.js'
 import { SignalClient, flipBit, type KeysBody } from './client.js'
+import { readEnvelopes, sendMessage, shape, storedEnvelopes } from './messages.js'
 
-// The proof with a real client (issue 13): devices made with Signal's own library publish
-// their keys through the key API, a sender starts sessions from the bundles the server
-// hands out, and ciphertexts travel through the original API's send_message, one message
-// per device, each device picking its own. Then the edges: an altered signature, 50
-// concurrent claims of one device's keys, a session on the last-resort key once the
-// one-time keys ran out. Last, the database (its files' bytes on SQLite, every row on both)
-// and the logs at their most verbose are scanned for every plaintext, private key and
-// password the run used: none may be there.
+// The proof with a real client (issues 13 and 14): devices made with Signal's own library
+// publish their keys through the key API, a sender starts sessions from the bundles the
+// server hands out, and ciphertexts travel as Signal's do, one envelope per device in one
+// PUT /v1/messages, the sender's other devices getting theirs as sync copies; each device
+// decrypts and acknowledges its own, and the server deletes it. Then the edges: an altered
+// signature, 50 concurrent claims of one device's keys, a session on the last-resort key
+// once the one-time keys ran out. Last, the database (its files' bytes on SQLite, every row
+// on both) and the logs at their most verbose are scanned for every plaintext, private key
+// and password the run used, and for every acknowledged ciphertext: none may be there.
 
 /** A secret's forms as the server could hold them: raw bytes, standard and url-safe base64, hex. */
 function keyForms (bytes: Uint8Array): Buffer[] {
@@ -27,6 +30,7 @@ function needles (secrets: Secrets): Array<[string, Buffer[]]> {
   return [
     ...secrets.passwords.map((password, i): [string, Buffer[]] => [`password ${i + 1}`, [Buffer.from(password)]]),
     ...secrets.plaintexts.map((plaintext, i): [string, Buffer[]] => [`plaintext ${i + 1}`, [Buffer.from(plaintext)]]),
+    ...(secrets.ciphertexts ?? []).map((content, i): [string, Buffer[]] => [`acknowledged envelope ${i + 1}`, [Buffer.from(content), Buffer.from(content, 'base64')]]),
     ...secrets.clients.flatMap(client => client.privateKeys.map((key, i): [string, Buffer[]] =>
       [`private key ${i + 1} of ${client.username}.${client.deviceId}`, keyForms(key)]))
   ]
@@ -48,7 +52,7 @@ t.test('Signal clients set up sessions through the key API, message through the 
   const { logger, lines } = capturedLogs(config)
   const app = await buildApp(config, { logger })
   t.teardown(async () => { await app.close() })
-  const secrets: Secrets = { passwords: [], plaintexts: [], clients: [] }
+  const secrets: Secrets = { passwords: [], plaintexts: [], clients: [], ciphertexts: [] }
 
   // Alice: device 1 gets its registrationId by re-registering, device 2 is added; Bob: device 1
   const alicePassword = await signUp(t, app, secrets, 'alice')
@@ -68,7 +72,7 @@ t.test('Signal clients set up sessions through the key API, message through the 
     t.same(await counts(app, device), { count: 10, pqCount: 10 })
   }
 
-  await t.test('Bob fetches alice/*, starts a session with each device, and each device reads its own message', async t => {
+  await t.test('Bob fetches alice/*, starts a session with each device; Alice and Bob talk both ways, one envelope per device, Alice\'s devices seeing each other\'s sends as sync copies', async t => {
     const reply = await fetchBundles(app, bob, 'alice', '*')
     t.equal(reply.identityKey, alice1.client.identityBody().identityKey, 'the account\'s identity key')
     t.same(reply.devices.map(device => device.deviceId).sort(), [1, 2])
@@ -79,20 +83,32 @@ t.test('Signal clients set up sessions through the key API, message through the 
       t.ok(uploaded.preKeys!.some(key => key.keyId === device.preKey?.keyId && key.publicKey === device.preKey.publicKey), 'one of its EC one-time keys')
       t.ok(uploaded.pqPreKeys!.some(key => key.keyId === device.pqPreKey.keyId && key.publicKey === device.pqPreKey.publicKey), 'one of its Kyber one-time keys')
     }
-    const peers = await bob.client.processBundles('alice', reply)
-    for (const peer of peers) t.equal((await send(t, app, secrets, bob, peer, unique(`hello alice ${peer.deviceId}`))).type, 3, 'a prekey message')
+    await bob.client.processBundles('alice', reply)
+    const hello = unique('hello alice')
+    t.same(shape(await sendMessage(t, app, secrets, bob, 'alice', hello)), [[1, 3], [2, 3]], 'one prekey message for each of Alice\'s devices, in one request')
+    t.ok((await everyValue(app)).includes(Buffer.from(secrets.ciphertexts![0]!)), 'stored until acknowledged: the last scan would find an envelope left behind')
     t.same(await counts(app, alice1), { count: 9, pqCount: 9 }, 'one key of each kind was claimed')
     t.same(await counts(app, alice2), { count: 9, pqCount: 9 })
+    for (const device of [alice1, alice2]) t.same(await readEnvelopes(t, app, device), [{ from: 'bob.1', type: 3, plaintext: hello }], `device ${device.client.deviceId} decrypts its own`)
 
-    const [toDevice1, toDevice2] = secrets.plaintexts.slice(-2)
-    t.same(await receive(app, alice1, 'bob'), [toDevice1], 'device 1 decrypts its own, and only it')
-    t.same(await receive(app, alice2, 'bob'), [toDevice2], 'device 2 decrypts its own, and only it')
+    // device 1 answers Bob, and starts a session with device 2 for the sync copy of what it sent
+    const fromPhone = unique('hi bob from the phone')
+    t.same(shape(await sendMessage(t, app, secrets, alice1, 'bob', fromPhone)), [[1, 1]], 'to Bob: a whisper message on the session he started')
+    t.same(await alice1.client.processBundles('alice', await fetchBundles(app, alice1, 'alice', 2)), [{ username: 'alice', deviceId: 2 }], 'Alice\'s own device 2 bundle')
+    t.same(shape(await sendMessage(t, app, secrets, alice1, 'alice', fromPhone)), [[2, 3]], 'the sync copy: to device 2 only, a prekey message')
+    t.same(await readEnvelopes(t, app, alice2), [{ from: 'alice.1', type: 3, plaintext: fromPhone }], 'device 2 sees what device 1 sent')
 
-    // Alice answers from both devices; Bob decrypts both; the sessions now carry whisper messages
-    for (const device of [alice1, alice2]) t.equal((await send(t, app, secrets, device, { username: 'bob', deviceId: 1 }, unique(`hi bob from ${device.client.deviceId}`))).type, 1)
-    t.same(await receive(app, bob, 'alice'), secrets.plaintexts.slice(-2), 'Bob decrypts both answers')
-    t.equal((await send(t, app, secrets, bob, peers[0]!, unique('and again'))).type, 1, 'answered: a whisper message')
-    t.same(await receive(app, alice1, 'bob'), secrets.plaintexts.slice(-1))
+    // device 2 answers Bob too, its sync copy to device 1 on the session device 1 started
+    const fromLaptop = unique('hi bob from the laptop')
+    t.same(shape(await sendMessage(t, app, secrets, alice2, 'bob', fromLaptop)), [[1, 1]])
+    t.same(shape(await sendMessage(t, app, secrets, alice2, 'alice', fromLaptop)), [[1, 1]], 'the sync copy: to device 1 only')
+    t.same(await readEnvelopes(t, app, alice1), [{ from: 'alice.2', type: 1, plaintext: fromLaptop }], 'device 1 sees what device 2 sent')
+    t.same(await readEnvelopes(t, app, bob), [{ from: 'alice.1', type: 1, plaintext: fromPhone }, { from: 'alice.2', type: 1, plaintext: fromLaptop }], 'Bob decrypts both answers')
+
+    const again = unique('and again')
+    t.same(shape(await sendMessage(t, app, secrets, bob, 'alice', again)), [[1, 1], [2, 1]], 'answered: whisper messages')
+    for (const device of [alice1, alice2]) t.same(await readEnvelopes(t, app, device), [{ from: 'bob.1', type: 1, plaintext: again }])
+    t.same(await storedEnvelopes(app), { envelopes: 0, events: 0 }, 'each device acknowledged what it read: no envelope is left, nor its event')
   })
 
   await t.test('keys whose signature (or key) was altered before upload are refused with 422 and nothing is stored', async t => {
@@ -138,10 +154,15 @@ t.test('Signal clients set up sessions through the key API, message through the 
     t.same([...kyber].sort(), keys.pqPreKeys!.map(key => key.keyId).sort(), 'exactly the uploaded ones (never the last-resort key)')
     t.same(await counts(app, alice1), { count: 0, pqCount: 0 })
     // each claimed key works once: Alice's client deletes a one-time key as it uses it
+    // (a send must cover her device 2 as well: its bundle is fetched one requester at a time)
     for (const [i, requester] of requesters.entries()) {
-      const [peer] = await requester.client.processBundles('alice', replies[i]!)
-      await send(t, app, secrets, requester, peer!, unique(`from ${requester.username}`))
-      t.same(await receive(app, alice1, requester.username), secrets.plaintexts.slice(-1), `Alice decrypts ${requester.username}'s message`)
+      await requester.client.processBundles('alice', replies[i]!)
+      await requester.client.processBundles('alice', await fetchBundles(app, requester, 'alice', 2))
+      const text = unique(`from ${requester.username}`)
+      t.same(shape(await sendMessage(t, app, secrets, requester, 'alice', text)), [[1, 3], [2, 3]])
+      const expected = [{ from: `${requester.username}.1`, type: 3, plaintext: text }]
+      t.same(await readEnvelopes(t, app, alice1), expected, `Alice's device 1 decrypts ${requester.username}'s message`)
+      t.same(await readEnvelopes(t, app, alice2), expected, 'and her device 2')
     }
   })
 
@@ -153,13 +174,19 @@ t.test('Signal clients set up sessions through the key API, message through the 
       const reply = await fetchBundles(app, sender, 'alice', 1)
       t.equal(reply.devices[0]?.preKey, undefined, 'no EC one-time key')
       t.same(reply.devices[0]?.pqPreKey, lastResort, 'the last-resort Kyber key, as uploaded')
-      const [peer] = await sender.client.processBundles('alice', reply)
-      await send(t, app, secrets, sender, peer!, unique(`last resort from ${name}`))
-      t.same(await receive(app, alice1, name), secrets.plaintexts.slice(-1), `Alice decrypts ${name}'s message`)
+      await sender.client.processBundles('alice', reply)
+      await sender.client.processBundles('alice', await fetchBundles(app, sender, 'alice', 2))
+      const text = unique(`last resort from ${name}`)
+      await sendMessage(t, app, secrets, sender, 'alice', text)
+      t.same(await readEnvelopes(t, app, alice1), [{ from: `${name}.1`, type: 3, plaintext: text }], `Alice's device 1 decrypts ${name}'s message`)
+      t.same((await readEnvelopes(t, app, alice2)).map(message => message.plaintext), [text], 'and her device 2')
     }
   })
 
-  await t.test('neither the database nor the logs hold a plaintext, a private key or a password', async t => {
+  await t.test('neither the database nor the logs hold a plaintext, a private key, a password or an acknowledged envelope', async t => {
+    t.same(await storedEnvelopes(app), { envelopes: 0, events: 0 }, 'every envelope was acknowledged and deleted')
+    // as after an erasure: the WAL's old frames (which still hold deleted rows) are checkpointed and dropped
+    t.ok(await truncateLog(app.db, 5000), 'the SQLite log is truncated')
     const rows = await everyValue(app)
     t.ok(rows.includes(Buffer.from(alice1.client.identityBody().identityKey)), 'the scan reads the rows: the public identity key is there')
     const log = Buffer.from(lines.map(line => JSON.stringify(line)).join('\n'))
@@ -175,7 +202,7 @@ t.test('Signal clients set up sessions through the key API, message through the 
         if (disk?.includes(form) === true) found.push(`${what} in the SQLite files`)
       }
     }
-    t.ok(needles(secrets).length > 50 + 3 + 50 + 2, `every secret is looked for (${needles(secrets).length})`)
+    t.ok(needles(secrets).length > 50 + 3 + 50 + 2 + 2 * 52, `every secret is looked for (${needles(secrets).length})`)
     t.same(found, [], postgresUrl === undefined ? 'nothing found in the rows, the logs, the file, its WAL and shm' : 'nothing found in the rows and the logs')
   })
 })
