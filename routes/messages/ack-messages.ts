@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ackEnvelopes } from '../../db/envelopes.js'
 import { ackMessages } from '../../db/messages.js'
-import { BadRequest, MessageNotFound } from '../../errors.js'
+import { MessageNotFound, ValidationFailed } from '../../errors.js'
 import { bearer, errorReplies } from '../schemas.js'
 
 export const AckMessagesBody = Type.Object({
@@ -30,7 +30,7 @@ const ackMessagesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate
   }, async (request) => {
     const { up_to_id: upToId, envelope_ids: envelopeIds } = request.body
-    if (upToId === undefined && envelopeIds === undefined) throw new BadRequest('body must have up_to_id or envelope_ids')
+    if (upToId === undefined && envelopeIds === undefined) throw new ValidationFailed('body must have up_to_id or envelope_ids')
     let acknowledged = 0
     if (upToId !== undefined) {
       const outcome = await ackMessages(fastify.db, request.user, request.device.key, upToId)

@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { findRecipient } from '../../db/contacts.js'
 import { sendEnvelopes } from '../../db/envelopes.js'
 import { iso } from '../../db/time.js'
-import { BadRequest, ClientMsgIdReused, MismatchedDevices, NotAContact, StaleDevices, UserNotFound, withDetails } from '../../errors.js'
+import { ClientMsgIdReused, MismatchedDevices, NotAContact, StaleDevices, UserNotFound, ValidationFailed, withDetails } from '../../errors.js'
 import { ClientMsgId, DeviceId, ErrorReply, RegistrationId, Timestamp, Username, bearer, errorReplies } from '../schemas.js'
 
 // Signal-Server's PUT /v1/messages/{destination}: one envelope per device, the device set
@@ -67,11 +67,11 @@ const sendEnvelopesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     const { messages, client_msg_id: clientMsgId } = request.body
     const seen = new Set<number>()
     messages.forEach(({ destinationDeviceId: device, content }, index) => {
-      if (seen.has(device)) throw new BadRequest(`body/messages/${index}/destinationDeviceId: device ${device} is named twice`)
+      if (seen.has(device)) throw new ValidationFailed(`body/messages/${index}/destinationDeviceId: device ${device} is named twice`)
       seen.add(device)
       const bytes = Buffer.from(content, 'base64')
-      if (content.length % 4 !== 0 || bytes.toString('base64') !== content) throw new BadRequest(`body/messages/${index}/content: not canonical standard base64`)
-      if (bytes.length > maxEnvelopeBytes) throw new BadRequest(`body/messages/${index}/content: longer than MAX_ENVELOPE_BYTES (${maxEnvelopeBytes}) decoded`)
+      if (content.length % 4 !== 0 || bytes.toString('base64') !== content) throw new ValidationFailed(`body/messages/${index}/content: not canonical standard base64`)
+      if (bytes.length > maxEnvelopeBytes) throw new ValidationFailed(`body/messages/${index}/content: longer than MAX_ENVELOPE_BYTES (${maxEnvelopeBytes}) decoded`)
     })
     const self = username.toLowerCase() === request.user.username.toLowerCase()
     const recipient = self ? { ...request.user, contact: true } : await findRecipient(fastify.db, request.user.id, username)

@@ -120,7 +120,7 @@ t.test('bad input: a clear 400 naming the problem, nothing stored; strangers and
   ]
   for (const [messages, pattern] of cases) {
     const res = await put(app, alice[0]!, 'bob', messages)
-    isError(t, res, 400)
+    isError(t, res, 400, 'VALIDATION_ERROR')
     t.match(res.json().message, pattern, `${JSON.stringify(messages).slice(0, 60)}: ${res.json().message as string}`)
   }
   isError(t, await put(app, alice[0]!, 'b', good), 400, 'VALIDATION_ERROR')
@@ -154,7 +154,7 @@ t.test('an acknowledged envelope is deleted, the sender told which device; ack_m
   t.same((await call(app, alice[0]!.token, { method: 'POST', url: '/ack_messages', payload: { envelope_ids: [sent.id] } })).json().acknowledged, 0, 'nobody else can ack them')
   for (const payload of [{}, { envelope_ids: [] }, { envelope_ids: [0] }, { envelope_ids: ['1'] }, { envelope_ids: 5 }, { envelope_ids: Array.from({ length: 1001 }, (_, i) => i + 1) }]) {
     const res = await call(app, bob[0]!.token, { method: 'POST', url: '/ack_messages', payload })
-    isError(t, res, 400)
+    isError(t, res, 400, 'VALIDATION_ERROR')
     t.match(res.json().message, /up_to_id|envelope_ids/)
   }
   for (const d of [bob[0]!, bob[2]!]) await call(app, d.token, { method: 'POST', url: '/ack_messages', payload: { envelope_ids: [sent.id] } })

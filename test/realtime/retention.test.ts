@@ -18,7 +18,7 @@ t.test('retention purges old messages and events, reports the unacknowledged one
   const aliceId = await idOf(app, 'alice')
   const bobId = await idOf(app, 'bob')
 
-  t.same(await app.retention.sweep(Date.now() + 12 * 3600_000), { messages: 0, events: 0, notify: [] }, 'nothing is a day old yet')
+  t.same(await app.retention.sweep(Date.now() + 12 * 3600_000), { messages: 0, envelopes: 0, events: 0, notify: [] }, 'nothing is a day old yet')
   const outcome = await app.retention.sweep(Date.now() + 2 * DAY)
   t.match(outcome, { messages: 3 })
   t.same(outcome?.notify.sort(), [aliceId, bobId].sort(), 'each sender of an unacknowledged message is told')
