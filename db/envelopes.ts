@@ -40,7 +40,7 @@ export async function sendEnvelopes (
     return await db.transaction().execute(async trx => {
       if (clientMsgId !== undefined) {
         const earlier = await earlierSend(trx, sender.id, clientMsgId)
-        if (earlier !== undefined) return earlier.recipient_id === recipient.id ? { kind: 'duplicate', id: earlier.id, created_at: earlier.created_at } : { kind: 'reused' }
+        if (earlier !== undefined) return replayed(earlier, recipient)
       }
       const devices = await trx.selectFrom('devices').select(['id', 'device_id', 'registration_id'])
         .where('user_id', '=', recipient.id).where('registration_id', 'is not', null)
@@ -79,8 +79,13 @@ export async function sendEnvelopes (
     if (clientMsgId === undefined || !isUniqueViolation(error)) throw error
     const earlier = await earlierSend(db, sender.id, clientMsgId)
     if (earlier === undefined) throw error
-    return earlier.recipient_id === recipient.id ? { kind: 'duplicate', id: earlier.id, created_at: earlier.created_at } : { kind: 'reused' }
+    return replayed(earlier, recipient)
   }
+}
+
+/** A retry's answer: the first send's, or 'reused' when that went to someone else. */
+function replayed (earlier: { id: number, recipient_id: number, created_at: number }, recipient: User): SendOutcome {
+  return earlier.recipient_id === recipient.id ? { kind: 'duplicate', id: earlier.id, created_at: earlier.created_at } : { kind: 'reused' }
 }
 
 async function earlierSend (db: Kysely<Database>, senderId: number, clientMsgId: string): Promise<{ id: number, recipient_id: number, created_at: number } | undefined> {
@@ -109,21 +114,31 @@ export async function ackEnvelopes (db: Kysely<Database>, recipient: User, devic
     if (rows.length === 0) return { acknowledged: 0, notify: [] }
     const deleted = await trx.deleteFrom('envelopes').where('id', 'in', rows.map(row => row.id)).returning('id').execute()
     const gone = new Set(deleted.map(row => row.id))
-    const bySender = new Map<number, number[]>()
-    for (const row of rows) {
-      if (!gone.has(row.id) || row.sender_id === recipient.id) continue
-      bySender.set(row.sender_id, [...bySender.get(row.sender_id) ?? [], row.send_id])
-    }
-    await tellSenders(trx, bySender, 'delivered', recipient.username, device.id, now)
-    return { acknowledged: gone.size, notify: [...bySender.keys()] }
+    const notify = await tellSenders(trx, 'delivered', rows.filter(row => gone.has(row.id))
+      .map(row => ({ ...row, user_id: recipient.id, username: recipient.username, device_id: device.id })), now)
+    return { acknowledged: gone.size, notify }
   })
 }
 
+/**
+ * One `type` event to each sender per destination device, listing its sends that `envelopes`
+ * (deleted) came from; none for envelopes one sent to oneself. The senders told.
+ */
 async function tellSenders (
-  trx: Transaction<Database>, bySender: Map<number, number[]>, type: 'delivered' | 'expired_undelivered', username: string, device: number, now: number
-): Promise<void> {
-  await appendEvents(trx, [...bySender].map(([senderId, ids]): NewEvent =>
-    ({ userId: senderId, type, payload: { username, message_ids: ids.sort((a, b) => a - b), device } })), now)
+  trx: Transaction<Database>, type: 'delivered' | 'expired_undelivered',
+  envelopes: Array<{ send_id: number, sender_id: number, user_id: number, username: string, device_id: number }>, now: number
+): Promise<number[]> {
+  const groups = new Map<string, { senderId: number, username: string, device: number, ids: number[] }>()
+  for (const envelope of envelopes) {
+    if (envelope.sender_id === envelope.user_id) continue
+    const key = `${envelope.sender_id}:${envelope.user_id}:${envelope.device_id}`
+    const group = groups.get(key) ?? { senderId: envelope.sender_id, username: envelope.username, device: envelope.device_id, ids: [] }
+    group.ids.push(envelope.send_id)
+    groups.set(key, group)
+  }
+  await appendEvents(trx, [...groups.values()].map((group): NewEvent =>
+    ({ userId: group.senderId, type, payload: { username: group.username, message_ids: group.ids.sort((a, b) => a - b), device: group.device } })), now)
+  return [...new Set([...groups.values()].map(group => group.senderId))]
 }
 
 /**
@@ -146,17 +161,7 @@ export async function purgeEnvelopes (db: Kysely<Database>, cutoff: number, batc
       if (rows.length === 0) return 0
       // what this delete removed, so that of two instances sweeping at once each envelope is reported once
       const gone = new Set((await trx.deleteFrom('envelopes').where('id', 'in', rows.map(row => row.id)).returning('id').execute()).map(row => row.id))
-      const groups = new Map<string, { senderId: number, username: string, device: number, ids: number[] }>()
-      for (const row of rows) {
-        if (!gone.has(row.id) || row.sender_id === row.user_id) continue
-        const key = `${row.sender_id}:${row.user_id}:${row.device_id}`
-        const group = groups.get(key) ?? { senderId: row.sender_id, username: row.username, device: row.device_id, ids: [] }
-        group.ids.push(row.send_id)
-        groups.set(key, group)
-      }
-      await appendEvents(trx, [...groups.values()].map((group): NewEvent =>
-        ({ userId: group.senderId, type: 'expired_undelivered', payload: { username: group.username, message_ids: group.ids.sort((a, b) => a - b), device: group.device } })), now)
-      for (const group of groups.values()) notify.add(group.senderId)
+      for (const id of await tellSenders(trx, 'expired_undelivered', rows.filter(row => gone.has(row.id)), now)) notify.add(id)
       return rows.length
     })
     count += batch

@@ -2,6 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { findRecipient } from '../../db/contacts.js'
 import { sendEnvelopes } from '../../db/envelopes.js'
 import { iso } from '../../db/time.js'
+import { usernameKey, type User } from '../../db/users.js'
 import { ClientMsgIdReused, MismatchedDevices, NotAContact, StaleDevices, UserNotFound, ValidationFailed, withDetails } from '../../errors.js'
 import { ClientMsgId, DeviceId, ErrorReply, RegistrationId, Timestamp, Username, bearer, errorReplies } from '../schemas.js'
 
@@ -25,6 +26,11 @@ export const StaleDevicesReply = Type.Object({
   ...ErrorReply.properties,
   staleDevices: Type.Array(Type.Integer(), { description: 'devices registered again since you fetched their bundles' })
 }, { description: 'Error, with the devices registered again' })
+
+/** Sync copies: a send to one's own name (in any case) goes to one's other devices. */
+function toSelf (username: string, user: User): boolean {
+  return usernameKey(username) === usernameKey(user.username)
+}
 
 const sendEnvelopesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   const { maxEnvelopeBytes, maxDevices } = fastify.config
@@ -59,7 +65,7 @@ const sendEnvelopesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate,
     preHandler: async (request, reply) => {
       // one's own devices are not a recipient to protect: sync copies count nowhere
-      if (request.params.username.toLowerCase() !== request.user.username.toLowerCase()) await fastify.limitSendMessage(request, reply, request.params.username)
+      if (!toSelf(request.params.username, request.user)) await fastify.limitSendMessage(request, reply, request.params.username)
     },
     config: { rateLimit: fastify.routeRateLimit('sendMessage') }
   }, async (request) => {
@@ -73,8 +79,7 @@ const sendEnvelopesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
       if (content.length % 4 !== 0 || bytes.toString('base64') !== content) throw new ValidationFailed(`body/messages/${index}/content: not canonical standard base64`)
       if (bytes.length > maxEnvelopeBytes) throw new ValidationFailed(`body/messages/${index}/content: longer than MAX_ENVELOPE_BYTES (${maxEnvelopeBytes}) decoded`)
     })
-    const self = username.toLowerCase() === request.user.username.toLowerCase()
-    const recipient = self ? { ...request.user, contact: true } : await findRecipient(fastify.db, request.user.id, username)
+    const recipient = toSelf(username, request.user) ? { ...request.user, contact: true } : await findRecipient(fastify.db, request.user.id, username)
     if (recipient === undefined) throw new UserNotFound(username)
     if (!recipient.contact) throw new NotAContact(recipient.username)
     const outcome = await sendEnvelopes(fastify.db, request.user, request.device, { id: recipient.id, username: recipient.username }, messages, clientMsgId)
