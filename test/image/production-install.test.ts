@@ -20,6 +20,10 @@ t.test('a production install of a clean copy starts with the image command and p
   const health = JSON.parse(/^\s*CMD (\["node", "-e".*\])$/m.exec(dockerfile)?.[1] ?? 'null') as string[]
   t.ok(cmd, 'the Dockerfile has a CMD')
   t.ok(health, 'the Dockerfile has a HEALTHCHECK')
+  // CI runs this on the image's Node (.ci/run's Node 24 leg): the same major as the Dockerfile's base
+  const imageNode = /^ARG NODE_VERSION=(\d+)$/m.exec(dockerfile)?.[1]
+  t.ok(imageNode, 'the Dockerfile names its Node major')
+  if (process.env.CI === 'true') t.equal(process.versions.node.split('.')[0], imageNode, `runs on the image's Node ${imageNode ?? ''}`)
 
   const work = mkdtempSync(join(tmpdir(), 'cc-image-'))
   t.teardown(() => { rmSync(work, { recursive: true, force: true }) })
