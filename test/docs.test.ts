@@ -34,7 +34,7 @@ t.test('/docs/json documents every endpoint with its schemas, tag, security and 
     t.ok(op.responses['200'] ?? op.responses['201'], `${path} documents its success`)
     t.ok(Object.keys(op.responses).some(s => s.startsWith('4')), `${path} documents its errors`)
     if (method === 'post') t.ok(op.requestBody?.content['application/json']?.schema?.properties, `${path} has a request schema`)
-    if (PUBLIC.has(path)) t.notOk(op.security, `${path} is public`)
+    if (PUBLIC.has(path)) t.same(op.security, [], `${path} is public, and says so`)
     else t.same(op.security, [{ bearerAuth: [] }], `${path} needs a bearer token`)
   }
   t.same(doc.paths['/get_messages'].get.parameters.map((p: { name: string }) => p.name).sort(), ['limit', 'since_id', 'username'])
@@ -53,10 +53,14 @@ t.test('/docs/json documents every route with a summary, a tag, its security and
       t.ok(operation.tags?.length === 1 && tags.has(operation.tags[0]), `${name} has a declared tag`)
       const statuses = Object.keys(operation.responses)
       t.ok(statuses.some(status => status.startsWith('2')), `${name} documents its success`)
-      if (operation.security !== undefined) t.ok(statuses.includes('401'), `${name} is protected and documents 401`)
+      t.ok(Array.isArray(operation.security), `${name} declares its security ([] when public)`)
+      if (operation.security?.length !== 0) t.ok(statuses.includes('401'), `${name} is protected and documents 401`)
       if (method === 'post') t.ok(statuses.includes('400') && statuses.includes('413') && statuses.includes('415'), `${name} documents 400, 413 and 415`)
     }
   }
+  const open = Object.entries<Record<string, { security?: unknown[] }>>(doc.paths)
+    .filter(([, item]) => Object.values(item).some(operation => operation.security?.length === 0)).map(([path]) => path)
+  t.same(open.sort(), [...PUBLIC].sort(), 'exactly the public routes say `security: []`')
   for (const path of LIFECYCLE) {
     const operation = Object.values<{ security?: unknown[] }>(doc.paths[path])[0]
     t.same(operation?.security, [{ bearerAuth: [] }], `${path} needs a bearer token`)

@@ -12,10 +12,35 @@ function errorCodes (): string {
   return ['| code | status | message |', '| --- | --- | --- |', ...rows].join('\n')
 }
 
+const words = (text: string): string[] => text.split(/[^A-Za-z0-9]+/).filter(word => word !== '')
+const pascal = (parts: string[]): string => parts.map(word => word[0]?.toUpperCase() + word.slice(1)).join('')
+
+/**
+ * Every operation's id, derived from its route in one place: the original API's one-segment
+ * paths name their action (`/send_message` is sendMessage, `/login` login); the others are
+ * the method and the path (`GET /v1/keys/:username/:deviceId` is getV1KeysByUsernameByDeviceId).
+ * A route may still set its own `operationId`; redocly's operation-operationId-unique rule
+ * (test/openapi-lint.test.ts) catches a clash.
+ */
+export function operationId (method: string, url: string): string {
+  const segments = url.split('/').filter(segment => segment !== '')
+  if (segments.length === 1 && !segments[0]?.startsWith(':')) {
+    const [first = '', ...rest] = words(segments[0] ?? '')
+    return first.toLowerCase() + pascal(rest)
+  }
+  return method.toLowerCase() + pascal(segments.flatMap(segment => segment.startsWith(':') ? ['by', ...words(segment)] : words(segment)))
+}
+
 export default fp(async function swaggerPlugin (fastify) {
   await fastify.register(swagger, {
+    transform: ({ schema, url, route }) => {
+      if (schema === undefined || 'operationId' in schema) return { schema, url }
+      return { schema: { ...schema, operationId: operationId([route.method].flat()[0] ?? 'GET', url) }, url }
+    },
     openapi: {
       openapi: '3.1.0',
+      // the origin the document was fetched from: true of any deployment, whatever its name
+      servers: [{ url: '/', description: 'this server (the origin that served this document)' }],
       info: {
         title: 'CryptaChat Server',
         version: '1.0.0',
