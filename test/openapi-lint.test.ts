@@ -6,8 +6,9 @@ import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { ADMIN_TOKEN, build } from './helper.js'
 
-// The live OpenAPI document (admin API included) through Redocly's linter (the CLI, a dev
-// dependency) with its recommended rules and our redocly.yaml, as a client author would run it.
+// The live OpenAPI document (admin API included) and the AsyncAPI one of GET /ws through
+// Redocly's linter (the CLI, a dev dependency) with its recommended rules and our
+// redocly.yaml, as a client author would run it.
 
 const run = promisify(execFile)
 const ROOT = new URL('../', import.meta.url).pathname
@@ -19,7 +20,7 @@ interface Report { totals: { errors: number, warnings: number, ignored: number }
 async function lint (t: Test, document: unknown): Promise<Report> {
   const dir = mkdtempSync(join(tmpdir(), 'openapi-lint-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const file = join(dir, 'openapi.json')
+  const file = join(dir, 'document.json')
   writeFileSync(file, JSON.stringify(document))
   // the CLI exits 1 when there are errors: its JSON report says which
   const { stdout } = await run(process.execPath, [REDOCLY, 'lint', file, '--config', join(ROOT, 'redocly.yaml'), '--format', 'json'], {
@@ -63,4 +64,21 @@ t.test('the linter catches a route without security, an empty servers list and a
   t.ok(errors.includes('security-defined #/paths/~1login/post'), 'a public route must say security: []')
   t.ok(errors.some(e => e.startsWith('no-empty-servers ')), 'servers must be set')
   t.ok(errors.some(e => e.startsWith('operation-operationId-unique ')), 'operation ids are unique')
+})
+
+t.test('the AsyncAPI document of GET /ws lints clean: no error, no warning', async t => {
+  const app = await build(t)
+  const res = await app.inject({ url: '/docs/asyncapi.json' })
+  t.equal(res.statusCode, 200)
+  const report = await lint(t, res.json())
+  t.same(report.problems.map(p => `${where(p)}: ${p.message}`), [], 'no problem')
+  t.same(report.totals, { errors: 0, warnings: 0, ignored: 0 })
+
+  // and the linter does check it: a broken copy fails
+  const broken = res.json()
+  broken.operations.sendEvents.action = 'push'
+  broken.channels.events.messages.message.$ref = '#/components/messages/nothing'
+  const errors = (await lint(t, broken)).problems.filter(p => p.severity === 'error').map(where)
+  t.ok(errors.includes('struct #/operations/sendEvents/action'), 'a wrong action is an error')
+  t.ok(errors.some(e => e.startsWith('no-unresolved-refs ')), 'a dangling $ref is an error')
 })
