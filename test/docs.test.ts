@@ -1,7 +1,8 @@
 import { Ajv } from 'ajv'
 import t from 'tap'
 import type { EventType } from '../db/events.js'
-import { build, call } from './helper.js'
+import { operationId } from '../plugins/external/swagger.js'
+import { ADMIN_TOKEN, build, call } from './helper.js'
 import { Client, listen, pair, send } from './realtime-helper.js'
 
 // The OpenAPI document at /docs/json (and its UI at /docs): every route documented with its
@@ -104,6 +105,25 @@ t.test('the OpenAPI document describes /sync, /ack_messages and the WebSocket pr
   t.ok(doc.tags.some((tag: { name: string }) => tag.name === 'realtime'))
   t.match(doc.paths['/sync'].get.responses, { 200: {}, 400: {}, 401: {}, 410: {} })
   t.match(doc.paths['/send_message'].post.requestBody.content['application/json'].schema.properties, { client_msg_id: { type: 'string' } })
+})
+
+t.test('every operation has an id derived from its route: the action of a one-segment path, else the method and the path', async t => {
+  t.equal(operationId('POST', '/send_message'), 'sendMessage')
+  t.equal(operationId('GET', '/healthz'), 'healthz')
+  t.equal(operationId('GET', '/v1/keys/:username/:deviceId'), 'getV1KeysByUsernameByDeviceId')
+  t.equal(operationId('DELETE', '/admin/api/users/:username'), 'deleteAdminApiUsersByUsername')
+  t.equal(operationId('GET', '/:id'), 'getById', 'a lone parameter is not an action')
+  const app = await build(t, { ADMIN_TOKEN })
+  const doc = (await app.inject({ url: '/docs/json' })).json()
+  const ids: string[] = []
+  for (const [path, item] of Object.entries<Record<string, { operationId: string }>>(doc.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      t.equal(operation.operationId, operationId(method, path.replace(/\{([^}]+)\}/g, ':$1')), `${method.toUpperCase()} ${path}: ${operation.operationId}`)
+      ids.push(operation.operationId)
+    }
+  }
+  t.equal(new Set(ids).size, ids.length, 'no two alike')
+  t.ok(ids.includes('getAdminApiStats'), 'the admin API too')
 })
 
 t.test('the AsyncAPI document describes /ws: its authentication, every frame the server can send and the close codes', async t => {
