@@ -59,6 +59,9 @@ export function errorReplies<const S extends readonly number[]> (...statuses: S)
   return Object.fromEntries(statuses.map(status => [status, ErrorReply])) as { [K in S[number]]: typeof ErrorReply }
 }
 
+/** Marks a route as open to anyone (no token) in the OpenAPI document: `security: []` says so explicitly. */
+export const noToken: Array<Record<string, string[]>> = []
+
 /** Marks a route as needing `Authorization: Bearer <token>` in the OpenAPI document. */
 export const bearer = [{ bearerAuth: [] }]
 

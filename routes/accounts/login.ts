@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { primaryDevice, registerDevice } from '../../db/devices.js'
 import { findUserWithHash, upgradePasswordHash } from '../../db/users.js'
 import { AccountGone, DeviceNotFound, InvalidCredentials, TooManyDevices } from '../../errors.js'
-import { DeviceId, DeviceName, Password, RegistrationId, Username, errorReplies } from '../schemas.js'
+import { DeviceId, DeviceName, Password, RegistrationId, Username, errorReplies, noToken } from '../schemas.js'
 
 export const LoginDevice = Type.Object({
   id: Type.Optional(DeviceId),
@@ -35,6 +35,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
         'An unknown user, a wrong password and a disabled account get the same 401, after the same work. ' +
         'Failed attempts are also limited per account and address (RATE_LIMIT_LOGIN_FAILURES; one per address once the account passes RATE_LIMIT_LOGIN_FAILURES_ACCOUNT): then 429 with retry-after.',
       tags: ['accounts'],
+      security: noToken,
       body: LoginBody,
       response: { 200: LoginReply, ...errorReplies(400, 401, 404, 409, 413, 415, 429) }
     },

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { createUser } from '../../db/users.js'
 import { UsernameTaken } from '../../errors.js'
-import { MessageReply, NewPassword, Username, errorReplies } from '../schemas.js'
+import { MessageReply, NewPassword, Username, errorReplies, noToken } from '../schemas.js'
 
 export const RegisterBody = Type.Object({ username: Username, password: NewPassword })
 
@@ -10,6 +10,7 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       summary: 'Create an account',
       tags: ['accounts'],
+      security: noToken,
       body: RegisterBody,
       response: { 201: MessageReply, ...errorReplies(400, 409, 413, 415, 429) }
     },

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { sql } from 'kysely'
 import { DatabaseUnavailable } from '../../errors.js'
-import { errorReplies } from '../schemas.js'
+import { errorReplies, noToken } from '../schemas.js'
 
 const Status = Type.Object({ status: Type.String() })
 const Readiness = Type.Object({
@@ -16,12 +16,12 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   // probes are frequent: log them only at warn and above (or quieter, if so configured)
   const logLevel = ['error', 'fatal', 'silent'].includes(fastify.config.logLevel) ? fastify.config.logLevel : 'warn'
   fastify.get('/healthz', {
-    schema: { summary: 'Liveness: the process is up', tags: ['health'], response: { 200: Status } },
+    schema: { summary: 'Liveness: the process is up', tags: ['health'], security: noToken, response: { 200: Status } },
     logLevel
   }, async () => ({ status: 'ok' }))
 
   fastify.get('/readyz', {
-    schema: { summary: 'Readiness: the database answers (and how pushes travel)', tags: ['health'], response: { 200: Readiness, ...errorReplies(503) } },
+    schema: { summary: 'Readiness: the database answers (and how pushes travel)', tags: ['health'], security: noToken, response: { 200: Readiness, ...errorReplies(503) } },
     logLevel
   }, async (request) => {
     try {

@@ -1,4 +1,5 @@
 import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox'
+import type { EventType } from '../../db/events.js'
 import { Timestamp } from '../schemas.js'
 
 // Every event a client can receive, from GET /sync and GET /ws alike: one schema per
@@ -77,8 +78,30 @@ export const Event = Type.Union([
 export type WireEvent = Static<typeof Event>
 
 /** WebSocket only: the replay from `since` is complete; live events follow. */
-export const ReadyFrame = Type.Object({ type: Type.Literal('ready'), cursor: Cursor }, { additionalProperties: false })
+export const ReadyFrame = Type.Object({ type: Type.Literal('ready'), cursor: Cursor }, {
+  title: 'ready frame',
+  description: 'WebSocket only: the replay of what came after `since` is complete; each new event follows as it is stored.',
+  additionalProperties: false
+})
 /** WebSocket only: sent just before the server closes the socket for this reason. */
-export const ErrorFrame = Type.Object({ type: Type.Literal('error'), code: Type.String(), message: Type.String() }, { additionalProperties: false })
+export const ErrorFrame = Type.Object({
+  type: Type.Literal('error'),
+  code: Type.String({ description: 'a code of the error catalogue (the OpenAPI document lists them)' }),
+  message: Type.String()
+}, { title: 'error frame', description: 'WebSocket only: sent just before the server closes the socket, saying why (the close code says what to do).', additionalProperties: false })
 export const ServerFrame = Type.Union([Event, ReadyFrame, ErrorFrame], { title: 'WebSocket frame' })
 export type WireFrame = Static<typeof ServerFrame>
+
+/** Every frame the server sends, one schema per `type`: the events, then the WebSocket's own two. */
+export const FRAMES = [...Event.anyOf, ReadyFrame, ErrorFrame]
+
+/** The `type` a frame schema stands for. */
+export function frameType (schema: (typeof FRAMES)[number]): WireFrame['type'] {
+  return schema.properties.type.const
+}
+
+// Every event type the database stores has its wire schema here, and no schema describes a
+// type nothing stores: adding one without the other fails the type check.
+type Same<A, B> = [A] extends [B] ? [B] extends [A] ? true : false : false
+type Holds<T extends true> = T
+export type EveryStoredEventHasASchema = Holds<Same<EventType, WireEvent['type']>>

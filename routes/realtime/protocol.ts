@@ -1,7 +1,35 @@
-// The real-time protocol, for the OpenAPI document (which cannot list WebSocket routes).
+// The real-time protocol, for the OpenAPI document (which cannot list WebSocket routes) and
+// the AsyncAPI one (asyncapi.ts): the lists of events and close codes are made from the code.
 // docs/realtime.md says the same at more length.
 
 import { CursorExpired, CursorUnknown } from '../../errors.js'
+import { CLOSE_RESYNC, CLOSE_SESSION_ENDED } from './connection.js'
+import { Event } from './events.js'
+
+/** Where the AsyncAPI document is served. */
+export const ASYNCAPI_PATH = '/docs/asyncapi.json'
+
+/** Why the server closes a socket, by close code, and what the client does then. */
+export const CLOSE_CODES: ReadonlyArray<{ code: number, meaning: string }> = [
+  {
+    code: CLOSE_SESSION_ENDED,
+    meaning: 'the session ended (logout, password change, account deletion, disabled account, token expiry, device removed or registered again): ' +
+      'log in again; the token is checked again at every ping'
+  },
+  { code: CLOSE_RESYNC, meaning: `resync: the cursor expired (${CursorExpired.prototype.code}) or is unknown (${CursorUnknown.prototype.code}); start again without \`since\`` },
+  { code: 1001, meaning: 'the server is shutting down: reconnect' },
+  { code: 1011, meaning: 'server error: reconnect' }
+]
+
+/** The close codes in one sentence. */
+export function closeCodes (): string {
+  return CLOSE_CODES.map(({ code, meaning }) => `${code} ${meaning}`).join('; ')
+}
+
+/** One Markdown line per event type, from its schema. */
+export function eventList (): string {
+  return Event.anyOf.map(schema => `- \`${schema.properties.type.const}\`: ${schema.description ?? ''}`).join('\n')
+}
 
 export const PROTOCOL = `
 **Three ways to receive.** (1) Poll \`GET /get_messages\` per contact with \`since_id\` (the original API, unchanged).
@@ -17,13 +45,9 @@ Events come oldest first, each exactly once after a given cursor; store the curs
 pass it as \`since\`. Omit \`since\` to start from the oldest event kept. A cursor older than what retention kept answers
 410 \`${CursorExpired.prototype.code}\`, a cursor of another account or another server 410 \`${CursorUnknown.prototype.code}\`: resync from scratch.
 
-**Events** (\`type\`, plus \`cursor\` and \`timestamp\`): \`message\` (to or from you, from any of your devices, with your own
-copy as \`encrypted_blob\`), \`chat_request\`, \`chat_accepted\` (both sides), \`chat_declined\`, \`request_cancelled\` (the requester withdrew it), \`contact_removed\`,
-\`key_changed\` (a contact uploaded a different public key or identity key: warn that the safety number changed), \`devices_changed\`
-(a device of a contact or of your own account was added, removed or registered again: refetch their bundles), \`delivered\` (the
-recipient acknowledged your messages \`message_ids\` with \`POST /ack_messages\`), \`expired_undelivered\` (retention
-deleted messages you sent before they were acknowledged), \`prekeys_low\` (to one device: a claim left it fewer than 10
-one-time prekeys of a kind, \`count\` EC and \`pqCount\` Kyber: upload more with \`PUT /v1/keys\`).
+**Events** (\`type\`, plus \`cursor\` and \`timestamp\`; each one's fields are in the 200 response's schema):
+
+${eventList()}
 
 **WebSocket \`GET /ws?since=<cursor>\`.** Authenticate with \`Sec-WebSocket-Protocol: bearer, <token>\` (the server answers
 \`bearer\`), \`?token=<token>\`, or \`Authorization: Bearer <token>\`; a bad token is refused with its 401 before the upgrade, and a client past
@@ -32,8 +56,7 @@ The server sends JSON text frames: the events after \`since\`, then \`{"type":"r
 complete, then each new event as it is stored. Every socket of a user (phone, laptop) gets every event. What a client sends
 is ignored. The server pings every \`WS_PING_INTERVAL\` and drops a peer that did not answer the previous ping; a client too
 slow to read is dropped too. Before closing on purpose it sends \`{"type":"error","code","message"}\`; close codes:
-4401 the session ended (logout, password change, account deletion, disabled account, token expiry, device removed or registered again: log in again;
-the token is checked again at every ping), 4410 resync (cursor
-expired or unknown), 1001 server shutting down, 1011 server error. On any close, reconnect with the cursor of the last
-event you processed: nothing is missed and nothing comes twice.
+${closeCodes()}.
+On any close, reconnect with the cursor of the last event you processed: nothing is missed and nothing comes twice.
+The same as an AsyncAPI 3.0 document, with the schema of every frame: \`GET ${ASYNCAPI_PATH}\`.
 `.trim()

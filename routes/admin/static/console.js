@@ -51,6 +51,68 @@ function fill (table, columns, rows) {
   table.append(body)
 }
 
+const SVG = 'http://www.w3.org/2000/svg'
+
+function svg (tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag)
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value))
+  node.append(...children)
+  return node
+}
+
+/**
+ * Messages per day as an inline SVG bar chart, one bar per day, drawn here (no library, no
+ * inline style: the CSP holds). Each bar carries its value as a label and as a tooltip
+ * (<title>); the chart as a whole is an image named by its own title and description.
+ */
+function dayChart (container, days) {
+  const slot = 30
+  const bar = 22
+  const top = 18
+  const plot = 140
+  const bottom = 20
+  const width = Math.max(days.length, 1) * slot + 8
+  const height = top + plot + bottom
+  const total = days.reduce((sum, d) => sum + d.messages, 0)
+  const busiest = days.reduce((best, d) => best === undefined || d.messages > best.messages ? d : best, undefined)
+  const description = days.length === 0
+    ? 'No days to show.'
+    : `From ${days[0].day} to ${days.at(-1).day}: ${total} ${total === 1 ? 'message' : 'messages'}, most on ${busiest.day} (${busiest.messages}).`
+  const chart = svg('svg', {
+    class: 'chart',
+    role: 'img',
+    width,
+    height,
+    viewBox: `0 0 ${width} ${height}`,
+    'aria-labelledby': 'per-day-chart-title',
+    'aria-describedby': 'per-day-chart-desc'
+  },
+  svg('title', { id: 'per-day-chart-title' }, 'Messages per day (UTC)'),
+  svg('desc', { id: 'per-day-chart-desc' }, description))
+  if (days.length === 0) {
+    chart.append(svg('text', { x: width / 2, y: top + plot / 2, 'text-anchor': 'middle', class: 'empty' }, 'No days to show.'))
+  } else {
+    const most = Math.max(1, ...days.map(d => d.messages))
+    // the day of the month under each bar (the table and each bar's tooltip give the whole date); with more
+    // than a month of days, under the first of each month only
+    const labelEvery = days.length <= 31
+    days.forEach((d, i) => {
+      const h = Math.round(d.messages / most * plot)
+      const x = i * slot + 4 + (slot - bar) / 2
+      const y = top + plot - h
+      chart.append(svg('g', { class: 'day' },
+        svg('rect', { class: 'bar', x, y, width: bar, height: h, 'data-day': d.day, 'data-messages': d.messages },
+          svg('title', {}, `${d.day}: ${d.messages} ${d.messages === 1 ? 'message' : 'messages'}`)),
+        svg('text', { class: 'value', x: x + bar / 2, y: y - 4, 'text-anchor': 'middle' }, String(d.messages)),
+        labelEvery || d.day.endsWith('-01')
+          ? svg('text', { class: 'label', x: x + bar / 2, y: top + plot + 14, 'text-anchor': 'middle' }, d.day.slice(8))
+          : ''))
+    })
+  }
+  chart.append(svg('line', { class: 'axis', x1: 0, x2: width, y1: top + plot + 0.5, y2: top + plot + 0.5 }))
+  container.replaceChildren(chart)
+}
+
 function pager (container, page, onPage) {
   const pages = Math.max(1, Math.ceil(page.total / page.per_page))
   const prev = el('button', { type: 'button', textContent: 'Previous page', disabled: page.page <= 1 })
@@ -70,6 +132,7 @@ const views = {
     ]
     $('stats').replaceChildren(...figures.map(([label, value]) => el('div', {}, el('dt', { textContent: label }), el('dd', { textContent: String(value) }))))
     fill($('per-day'), [['Day', d => d.day], ['Messages', d => d.messages]], stats.messages_per_day)
+    dayChart($('per-day-chart'), stats.messages_per_day)
   },
 
   async users () {
