@@ -97,6 +97,7 @@ const FAMILIES: Record<string, string> = {
   cryptachat_hub_hints_received_total: 'counter',
   cryptachat_long_polls_waiting: 'gauge',
   cryptachat_websockets_open: 'gauge',
+  cryptachat_websockets_opened_total: 'counter',
   cryptachat_password_hashes_running: 'gauge',
   cryptachat_password_hashes_waiting: 'gauge',
   process_cpu_seconds_total: 'counter',
@@ -181,6 +182,7 @@ t.test('a scripted session moves each counter by exactly its amount', async t =>
   t.equal(moved(requests, http('POST', '/send_message', 400)), 1)
   t.equal(moved(requests, http('GET', '/sync', 200)), 2)
   t.equal(moved(requests, http('GET', 'unmatched', 404)), 1, 'an unmatched URL counts under one label')
+  t.equal(moved('cryptachat_websockets_opened_total'), 1, 'the upgraded request is counted as a socket (it never ends as an HTTP answer)')
   t.equal(moved('cryptachat_http_request_duration_seconds_count', http('POST', '/send_message', 201)), N, 'the latency histogram counts each request')
   t.ok(moved('cryptachat_http_request_duration_seconds_sum', http('GET', '/sync', 200)) > 0)
   t.equal(moved('cryptachat_http_request_duration_seconds_bucket', { ...http('POST', '/send_message', 201), le: '+Inf' }), N)
@@ -213,6 +215,33 @@ t.test('a scripted session moves each counter by exactly its amount', async t =>
 
   for (const name of ['alice', 'bob', 'carol']) t.notOk(after.text.includes(name), `no "${name}" anywhere in the output`)
   t.notOk(after.text.includes('nothing-here'), 'no raw URL in a label')
+})
+
+t.test('connections past the caps: 429s counted per route and limit, the sockets and polls held read right', async t => {
+  const app = await build(t, { METRICS: 'on', RATE_LIMIT: 'on', RATE_LIMIT_CONNECTIONS_PER_USER: '1' })
+  const token = await user(app, 'alice')
+  const base = await listen(app)
+  const before = await scrape(t, app)
+  const socket = await Client.open(base, token)
+  await socket.until('ready')
+  t.equal((await Client.refused(base, token)).status, 429, 'a second socket is refused')
+  t.equal((await call(app, token, { method: 'GET', url: '/sync', query: { timeout: '5' } })).statusCode, 429, 'and a long-poll')
+  const held = await scrape(t, app)
+  t.equal(held.value('cryptachat_websockets_open'), 1)
+  t.equal(held.value('cryptachat_long_polls_waiting'), 0, 'a refused long-poll waits for nothing')
+  await socket.close()
+  const { next } = (await call(app, token, { method: 'GET', url: '/sync' })).json()
+  await eventually(async () => (await scrape(t, app)).value('cryptachat_websockets_open') === 0)
+  const poll = call(app, token, { method: 'GET', url: '/sync', query: { since: next, timeout: '1' } })
+  await eventually(async () => (await scrape(t, app)).value('cryptachat_long_polls_waiting') === 1)
+  t.equal((await poll).statusCode, 200, 'a long-poll with nothing new answers at its timeout')
+  const after = await scrape(t, app)
+  t.equal(after.value('cryptachat_long_polls_waiting'), 0)
+  const refusals = 'cryptachat_rate_limit_refusals_total'
+  t.equal(after.value(refusals, { route: '/ws', limit: 'connections-account' }) - before.value(refusals, { route: '/ws', limit: 'connections-account' }), 1)
+  t.equal(after.value(refusals, { route: '/sync', limit: 'connections-account' }) - before.value(refusals, { route: '/sync', limit: 'connections-account' }), 1)
+  t.equal(after.value('cryptachat_http_requests_total', http('GET', '/ws', 429)), 1, 'a refused upgrade is an HTTP answer, counted')
+  t.equal(after.value('cryptachat_websockets_opened_total') - before.value('cryptachat_websockets_opened_total'), 1)
 })
 
 t.test('the Argon2 queue is read at the scrape', async t => {

@@ -74,7 +74,10 @@ export default fp(async function metricsPlugin (fastify) {
 
   let longPolls = (): number => 0
   gauge(registry, 'cryptachat_long_polls_waiting', 'Long-polls (GET /sync with a timeout) waiting for an event now.', () => longPolls())
-  gauge(registry, 'cryptachat_websockets_open', 'WebSockets (GET /ws) open now.', () => fastify.websocketServer?.clients.size ?? 0)
+  gauge(registry, 'cryptachat_websockets_open', 'WebSockets (GET /ws) open now.', () => fastify.websocketServer.clients.size)
+  // an upgraded request never ends as an HTTP answer (no onResponse): its sockets are counted here
+  const opened = new Counter({ name: 'cryptachat_websockets_opened_total', help: 'WebSockets (GET /ws) accepted since the start.', registers })
+  fastify.websocketServer.on('connection', () => { opened.inc() })
   gauge(registry, 'cryptachat_password_hashes_running', 'Argon2id hashes and verifications running now (at most PASSWORD_HASH_CONCURRENCY).', () => fastify.passwords.load().running)
   gauge(registry, 'cryptachat_password_hashes_waiting', 'Argon2id hashes and verifications queued for a free slot.', () => fastify.passwords.load().waiting)
   const pool = poolOf(fastify.db)
@@ -114,7 +117,7 @@ export default fp(async function metricsPlugin (fastify) {
     address: typeof bound === 'object' && bound !== null ? { host: bound.address, port: bound.port } : undefined
   } satisfies Metrics)
   fastify.addHook('onClose', async () => { registry.clear() })
-}, { name: 'metrics', dependencies: ['config', 'db'] })
+}, { name: 'metrics', dependencies: ['config', 'db', 'websocket'] })
 
 /** A gauge whose value is read when Prometheus scrapes: nothing to keep up between scrapes. */
 function gauge (registry: Registry, name: string, help: string, read: () => number): void {
