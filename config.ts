@@ -60,7 +60,7 @@ export const EnvSchema = Type.Object({
   HEADERS_TIMEOUT: Type.String({ ...Duration, default: '10s', description: 'time a client has to send the request headers; at most REQUEST_TIMEOUT' }),
   KEEP_ALIVE_TIMEOUT: Type.String({ ...Duration, default: '72s', description: 'how long an idle keep-alive connection stays open between requests' }),
   METRICS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off', description: 'on serves Prometheus metrics at /metrics (docs/metrics.md)' }),
-  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'a port of its own for /metrics (then not on PORT); unset: /metrics is on PORT, public' })),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'a port of its own for /metrics (then not on PORT); unset: /metrics is on PORT, public; unused unless METRICS=on' })),
   METRICS_HOST: Type.Optional(Type.String({ minLength: 1, description: 'address the METRICS_PORT listener binds to; default: HOST' }))
 })
 export type Env = Static<typeof EnvSchema>
@@ -213,8 +213,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.ADMIN_TOKEN !== undefined && !isStrongSecret(env.ADMIN_TOKEN)) {
     problems.push('ADMIN_TOKEN: too weak; use at least 32 random characters (e.g. `openssl rand -base64 32`)')
   }
-  if (env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) problems.push('METRICS_PORT: must differ from PORT (unset it to serve /metrics on PORT)')
-  if (env.METRICS !== 'on' && (env.METRICS_PORT !== undefined || env.METRICS_HOST !== undefined)) problems.push('METRICS_PORT, METRICS_HOST: set without METRICS=on, which they need')
+  if (env.METRICS === 'on' && env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) problems.push('METRICS_PORT: must differ from PORT (unset it to serve /metrics on PORT)')
   if (problems.length > 0) throw new ConfigError(problems)
 
   const url = env.DATABASE_URL
