@@ -244,6 +244,23 @@ t.test('connections past the caps: 429s counted per route and limit, the sockets
   t.equal(after.value('cryptachat_websockets_opened_total') - before.value('cryptachat_websockets_opened_total'), 1)
 })
 
+t.test('failed logins and wrong admin tokens past their budgets: 429s under their own limit names', async t => {
+  const adminToken = randomBytes(32).toString('base64url')
+  const app = await build(t, { METRICS: 'on', RATE_LIMIT: 'on', RATE_LIMIT_LOGIN_FAILURES: '1/hour', RATE_LIMIT_ADMIN_FAILURES: '1/hour', ADMIN_TOKEN: adminToken })
+  await user(app, 'dave')
+  const wrong = { method: 'POST' as const, url: '/login', payload: { username: 'dave', password: 'not the password' } }
+  t.equal((await app.inject(wrong)).statusCode, 401)
+  t.equal((await app.inject(wrong)).statusCode, 429)
+  const admin = { method: 'GET' as const, url: '/admin/api/stats', headers: bearer('not the admin token') }
+  t.equal((await app.inject(admin)).statusCode, 401)
+  t.equal((await app.inject(admin)).statusCode, 429)
+  const metrics = await scrape(t, app)
+  t.equal(metrics.value('cryptachat_rate_limit_refusals_total', { route: '/login', limit: 'login-failures' }), 1)
+  t.equal(metrics.value('cryptachat_rate_limit_refusals_total', { route: '/admin/api/stats', limit: 'admin-failures' }), 1)
+  t.notOk(metrics.text.includes('dave'))
+  t.notOk(metrics.text.includes(adminToken))
+})
+
 t.test('the Argon2 queue is read at the scrape', async t => {
   const app = await build(t, { METRICS: 'on', PASSWORD_HASH_CONCURRENCY: '1' })
   const hashes = Promise.all([1, 2, 3].map(async i => await app.passwords.hash(`password ${i}`)))
