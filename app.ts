@@ -11,6 +11,7 @@ import configPlugin from './plugins/app/config.js'
 import db from './plugins/app/db.js'
 import errorHandler, { frameworkErrors } from './plugins/app/error-handler.js'
 import hub from './plugins/app/hub.js'
+import metrics from './plugins/app/metrics.js'
 import passwords from './plugins/app/passwords.js'
 import prekeyLimit from './plugins/app/prekey-limit.js'
 import retention from './plugins/app/retention.js'
@@ -95,6 +96,8 @@ export async function app (fastify: FastifyInstance, opts: { config: Config }): 
   await fastify.register(rateLimit)
   await fastify.register(websocket)
   await fastify.register(db)
+  // before the hub and the routes, which report to it
+  await fastify.register(metrics)
   await fastify.register(passwords)
   await fastify.register(auth)
   await fastify.register(accountLimits)

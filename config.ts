@@ -58,7 +58,10 @@ export const EnvSchema = Type.Object({
   WS_DRAIN_TIMEOUT: Type.String({ ...Duration, default: '30s' }),
   REQUEST_TIMEOUT: Type.String({ ...Duration, default: '30s', description: 'time a client has to send a whole request (headers and body)' }),
   HEADERS_TIMEOUT: Type.String({ ...Duration, default: '10s', description: 'time a client has to send the request headers; at most REQUEST_TIMEOUT' }),
-  KEEP_ALIVE_TIMEOUT: Type.String({ ...Duration, default: '72s', description: 'how long an idle keep-alive connection stays open between requests' })
+  KEEP_ALIVE_TIMEOUT: Type.String({ ...Duration, default: '72s', description: 'how long an idle keep-alive connection stays open between requests' }),
+  METRICS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off', description: 'on serves Prometheus metrics at /metrics (docs/metrics.md)' }),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'a port of its own for /metrics (then not on PORT); unset: /metrics is on PORT, public; unused unless METRICS=on' })),
+  METRICS_HOST: Type.Optional(Type.String({ minLength: 1, description: 'address the METRICS_PORT listener binds to; default: HOST' }))
 })
 export type Env = Static<typeof EnvSchema>
 
@@ -132,6 +135,13 @@ export interface Config {
     headersSeconds: number
     keepAliveSeconds: number
   }
+  /** Prometheus metrics: served at /metrics on the main port, or on a listener of their own (`port`). */
+  metrics: {
+    enabled: boolean
+    /** The metrics listener's port; undefined serves /metrics on the main port, to anyone who reaches it. */
+    port: number | undefined
+    host: string
+  }
 }
 
 export class ConfigError extends Error {
@@ -203,6 +213,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.ADMIN_TOKEN !== undefined && !isStrongSecret(env.ADMIN_TOKEN)) {
     problems.push('ADMIN_TOKEN: too weak; use at least 32 random characters (e.g. `openssl rand -base64 32`)')
   }
+  if (env.METRICS === 'on' && env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) problems.push('METRICS_PORT: must differ from PORT (unset it to serve /metrics on PORT)')
   if (problems.length > 0) throw new ConfigError(problems)
 
   const url = env.DATABASE_URL
@@ -259,7 +270,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
       requestSeconds: parseDuration(env.REQUEST_TIMEOUT),
       headersSeconds: parseDuration(env.HEADERS_TIMEOUT),
       keepAliveSeconds: parseDuration(env.KEEP_ALIVE_TIMEOUT)
-    }
+    },
+    metrics: { enabled: env.METRICS === 'on', port: env.METRICS_PORT, host: env.METRICS_HOST ?? env.HOST }
   }
 }
 

@@ -59,11 +59,16 @@ async function verifyArgon2 (stored: string, password: string): Promise<boolean>
   return await verify(stored, password).catch(() => false)
 }
 
-/** Runs jobs at most `slots` at a time, the others in the order they came. */
-export function turns (slots: number): <T>(job: () => Promise<T>) => Promise<T> {
+/** Runs jobs at most `slots` at a time, the others in the order they came; `load` tells how many run and wait now. */
+export interface Turns {
+  <T>(job: () => Promise<T>): Promise<T>
+  load: () => { running: number, waiting: number }
+}
+
+export function turns (slots: number): Turns {
   let running = 0
   const waiting: Array<() => void> = []
-  return async job => {
+  const inTurn = async <T>(job: () => Promise<T>): Promise<T> => {
     if (running < slots) running++
     else await new Promise<void>(resolve => waiting.push(resolve))
     try {
@@ -75,6 +80,7 @@ export function turns (slots: number): <T>(job: () => Promise<T>) => Promise<T> 
       else running--
     }
   }
+  return Object.assign(inTurn, { load: () => ({ running, waiting: waiting.length }) })
 }
 
 // Password hashes of the original server (Werkzeug's generate_password_hash), so that an

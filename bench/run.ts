@@ -148,6 +148,8 @@ async function startServer (name: string, dbEnv: Record<string, string>): Promis
     JWT_SECRET: jwtSecret,
     DATA_DIR: join(work, `data-${name}`),
     RATE_LIMIT: 'off',
+    // METRICS=on npm run bench: the cost of the metrics (docs/metrics.md)
+    ...(process.env.METRICS === undefined ? {} : { METRICS: process.env.METRICS }),
     ...dbEnv
   }, join(work, `server-${name}.log`), { probe: '/readyz', nodeArgs })
   cleanups.push(async () => { await server.stop() })

@@ -36,7 +36,16 @@ function connectPostgres (settings: Extract<DatabaseSettings, { kind: 'postgres'
     types: { getTypeParser: (oid: number, format?: any) => oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format) }
   })
   pool.on('connect', preparesStatements)
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  pools.set(db, pool)
+  return db
+}
+
+const pools = new WeakMap<Kysely<Database>, pg.Pool>()
+
+/** The connection pool of a PostgreSQL database (for its metrics); undefined on SQLite. */
+export function poolOf (db: Kysely<Database>): pg.Pool | undefined {
+  return pools.get(db)
 }
 
 // The checkpointer of each SQLite file connection, for truncateLog.

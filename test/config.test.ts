@@ -148,3 +148,17 @@ t.test('a limit that allows nothing is refused at start, naming the setting', as
   t.throws(() => loadConfig({ RATE_LIMIT_LOOKUPS: '0/hour' }), /RATE_LIMIT_LOOKUPS="0\/hour": must allow at least 1 in a window of at least 1 second \(RATE_LIMIT=off lifts every limit\)/)
   t.throws(() => loadConfig({ RATE_LIMIT_SEND_MESSAGE: '5/0s' }), /RATE_LIMIT_SEND_MESSAGE="5\/0s": must allow at least 1/)
 })
+
+t.test('metrics: off by default; on the main port, or on a port and address of their own', async t => {
+  t.same(loadConfig({}).metrics, { enabled: false, port: undefined, host: '127.0.0.1' })
+  t.same(loadConfig({ METRICS: 'on' }).metrics, { enabled: true, port: undefined, host: '127.0.0.1' }, 'without METRICS_PORT, on the main port')
+  t.same(loadConfig({ METRICS: 'on', METRICS_PORT: '9464', HOST: '0.0.0.0' }).metrics, { enabled: true, port: 9464, host: '0.0.0.0' }, 'bound to HOST by default')
+  t.same(loadConfig({ METRICS: 'on', METRICS_PORT: '9464', HOST: '0.0.0.0', METRICS_HOST: '10.0.0.5' }).metrics, { enabled: true, port: 9464, host: '10.0.0.5' })
+  t.equal(loadConfig({ METRICS: 'off' }).metrics.enabled, false)
+  t.throws(() => loadConfig({ METRICS: 'yes' }), /METRICS="yes": .*\(on serves Prometheus metrics at \/metrics/)
+  t.throws(() => loadConfig({ METRICS: 'on', METRICS_PORT: '70000' }), /METRICS_PORT="70000": Expected integer to be less or equal to 65535/)
+  t.throws(() => loadConfig({ METRICS: 'on', METRICS_PORT: 'nine' }), /METRICS_PORT="nine"/)
+  t.throws(() => loadConfig({ METRICS: 'on', METRICS_PORT: '9464.5' }), /METRICS_PORT="9464.5"/)
+  t.throws(() => loadConfig({ METRICS: 'on', PORT: '8080', METRICS_PORT: '8080' }), /METRICS_PORT: must differ from PORT/)
+  t.equal(loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }).metrics.enabled, false, 'a port alone turns nothing on (METRICS=on does; compose.yaml sets the port for all)')
+})

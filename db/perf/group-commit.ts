@@ -37,15 +37,25 @@ export async function inGroupTransaction<T> (db: Kysely<Database>, work: Work<T>
   // inside a caller's transaction the work is simply part of it
   if (db.isTransaction) return await work(db as Transaction<Database>)
   if (isPostgres(db)) return await db.transaction().execute(work)
+  return await committerOf(db).run(work)
+}
+
+/** Calls `observe` with the number of writes of each group committed on `db` (metrics); nothing on PostgreSQL. */
+export function observeGroupCommits (db: Kysely<Database>, observe: (writes: number) => void): void {
+  if (!isPostgres(db)) committerOf(db).observe = observe
+}
+
+function committerOf (db: Kysely<Database>): GroupCommit {
   let committer = committers.get(db)
   if (committer === undefined) committers.set(db, committer = new GroupCommit(db))
-  return await committer.run(work)
+  return committer
 }
 
 class GroupCommit {
   readonly #db: Kysely<Database>
   #queue: Pending[] = []
   #scheduled = false
+  observe: ((writes: number) => void) | undefined
 
   constructor (db: Kysely<Database>) {
     this.#db = db
@@ -82,6 +92,7 @@ class GroupCommit {
           await trx.executeQuery(RELEASE_SAVEPOINT)
         }
       })
+      this.observe?.(group.length)
       group.forEach((pending, index) => {
         const outcome = outcomes[index]
         if (outcome?.ok === true) pending.resolve(outcome.value)

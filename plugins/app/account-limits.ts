@@ -4,6 +4,7 @@ import type { RateLimitSetting } from '../../config.js'
 import type { Recipient } from '../../db/contacts.js'
 import { usernameKey } from '../../db/users.js'
 import { AccountRateLimited } from '../../errors.js'
+import type { LimitName } from './metrics.js'
 import { sourceKey } from './source-key.js'
 
 // Limits per account beside the per-IP ones, so that spreading over many addresses does
@@ -29,14 +30,19 @@ export default fp(async function accountLimitsPlugin (fastify) {
   // a lower max for this request's check (an account over its cap allows one failure per address)
   const maxes = new WeakMap<FastifyRequest, number>()
 
-  function limiter (setting: RateLimitSetting, prefix: string, lowerable = false, cache?: number): Limiter {
-    return fastify.createRateLimit({
+  // each limiter's name, for the metrics of its refusals
+  const names = new Map<Limiter, LimitName>()
+
+  function limiter (setting: RateLimitSetting, prefix: LimitName | 'looked-up', lowerable = false, cache?: number): Limiter {
+    const limit = fastify.createRateLimit({
       max: lowerable ? request => maxes.get(request) ?? setting.max : setting.max,
       timeWindow: setting.timeWindow,
       keyGenerator: request => `${prefix}:${fastify.limitKey(keys.get(request) ?? '')}`,
       // without Redis, the in-memory counters of one limit (5000 by default, the least recently used go first)
       ...(cache === undefined ? {} : { cache })
     })
+    if (prefix !== 'looked-up') names.set(limit, prefix)
+    return limit
   }
 
   /** The status of `key`'s count under `limit`, counting this request unless `increment` is false; never refuses. */
@@ -54,6 +60,8 @@ export default fp(async function accountLimitsPlugin (fastify) {
     // a peek (increment false) must refuse at the limit already: the attempt it guards would pass it
     if (status.isAllowed || (increment ? !status.isExceeded : status.remaining > 0)) return
     reply.header('retry-after', status.ttlInSeconds)
+    const name = names.get(limit)
+    if (name !== undefined) fastify.metrics.refused(request, name)
     throw new AccountRateLimited(what, status.ttlInSeconds)
   }
 

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { HintObserver } from './metrics.js'
 import { RedisHub } from './redis-hub.js'
 
 // The delivery hub carries hints between the code that stores events and the sockets
@@ -49,11 +50,17 @@ export class LocalHub implements DeliveryHub {
   readonly #listeners = new Map<number, Set<HubListener>>()
   readonly state = 'local'
 
+  /** `hints` counts what is published (metrics; undefined when off). */
+  constructor (private readonly hints?: HintObserver) {}
+
   async publish (userIds: readonly number[]): Promise<void> {
-    this.emit(new Set(userIds), { kind: 'news' })
+    const users = new Set(userIds)
+    this.hints?.published('news', users.size)
+    this.emit(users, { kind: 'news' })
   }
 
   async disconnectUser (userId: number, scope: DisconnectScope = {}): Promise<void> {
+    this.hints?.published('disconnect', 1)
     this.emit([userId], { kind: 'disconnect', jti: scope.jti, device: scope.device })
   }
 
@@ -91,15 +98,15 @@ export default fp(async function hubPlugin (fastify) {
   const { redisUrl } = fastify.config
   let hub: DeliveryHub
   if (redisUrl === undefined) {
-    hub = new LocalHub()
+    hub = new LocalHub(fastify.metrics.hints)
   } else {
-    const redisHub = new RedisHub(redisUrl, fastify.log.child({ component: 'hub' }), { prefix: fastify.config.redisPrefix })
+    const redisHub = new RedisHub(redisUrl, fastify.log.child({ component: 'hub' }), { prefix: fastify.config.redisPrefix, hints: fastify.metrics.hints })
     await redisHub.start()
     hub = redisHub
   }
   fastify.decorate('hub', hub)
   fastify.addHook('onClose', async () => { await hub.close() })
-}, { name: 'hub', dependencies: ['config'] })
+}, { name: 'hub', dependencies: ['config', 'metrics'] })
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -26,6 +26,8 @@ export interface Passwords {
   verify: (storedHash: string | undefined, password: string) => Promise<boolean>
   /** True when a verified hash is not native Argon2id and should be replaced. */
   needsRehash: (storedHash: string) => boolean
+  /** Hashes running now and waiting for a slot (metrics). */
+  load: () => { running: number, waiting: number }
 }
 
 export default fp(async function passwordsPlugin (fastify) {
@@ -46,7 +48,8 @@ export default fp(async function passwordsPlugin (fastify) {
         return ok && storedHash !== undefined
       })
     },
-    needsRehash
+    needsRehash,
+    load: inTurn.load
   } satisfies Passwords)
 }, { name: 'passwords', dependencies: ['config', 'db'] })
 

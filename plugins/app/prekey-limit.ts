@@ -77,6 +77,7 @@ export default fp(async function prekeyLimitPlugin (fastify) {
     if (wait === 0) return
     const seconds = Math.ceil(wait / 1000)
     reply.header('retry-after', seconds)
+    fastify.metrics.refused(request, 'prekeys')
     throw new AccountRateLimited(`prekey bundle fetches of ${username}'s devices`, seconds)
   })
 }, { name: 'prekey-limit', dependencies: ['config', 'rate-limit'] })

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { Redis, type RedisOptions } from 'ioredis'
 import { LocalHub, type DeliveryHub, type DisconnectScope, type HubListener, type HubState } from './hub.js'
+import type { HintObserver } from './metrics.js'
 
 // The delivery hub shared by every instance through Redis (REDIS_URL), the way
 // Signal-Server carries "messages available" between its machines: one pub/sub channel per
@@ -26,6 +27,8 @@ export interface RedisHubOptions {
   fallbackMs?: number
   /** How long a start waits for Redis before the hub starts degraded (it keeps trying). */
   connectWaitMs?: number
+  /** Counts hints published and received (metrics; undefined when off). */
+  hints?: HintObserver | undefined
 }
 
 function clientOptions (name: string): RedisOptions {
@@ -94,6 +97,7 @@ export class RedisHub implements DeliveryHub {
   readonly #fallbackMs: number
   readonly #channelPrefix: string
   readonly #connectWaitMs: number
+  readonly #hints: HintObserver | undefined
   /** Users with a local listener, and their subscription (resolved once Redis confirmed it, or given up on). */
   readonly #channels = new Map<number, { listeners: number, subscribed: Promise<void> }>()
   /** Hints that could not be sent (publisher down): user id -> message, sent on reconnect. */
@@ -111,6 +115,7 @@ export class RedisHub implements DeliveryHub {
     this.#fallbackMs = options.fallbackMs ?? 1000
     this.#channelPrefix = channelOf(options.prefix ?? 'cryptachat:', 0).slice(0, -1)
     this.#connectWaitMs = options.connectWaitMs ?? 3000
+    this.#hints = options.hints
     this.#pub = new Redis(redisUrl, clientOptions('cryptachat-hub-pub'))
     this.#sub = new Redis(redisUrl, clientOptions('cryptachat-hub-sub'))
     this.#pub.on('error', () => {}) // reported through the subscriber's state; ioredis reconnects
@@ -145,11 +150,13 @@ export class RedisHub implements DeliveryHub {
 
   async publish (userIds: readonly number[]): Promise<void> {
     const users = [...new Set(userIds)]
+    this.#hints?.published('news', users.length)
     this.#local.emit(users, { kind: 'news' })
     this.#send(users, `${NEWS}:${this.#origin}`)
   }
 
   async disconnectUser (userId: number, scope: DisconnectScope = {}): Promise<void> {
+    this.#hints?.published('disconnect', 1)
     this.#local.emit([userId], { kind: 'disconnect', jti: scope.jti, device: scope.device })
     this.#send([userId], `${DISCONNECT}:${this.#origin}:${scope.jti ?? ''}:${scope.device ?? ''}`)
   }
@@ -259,8 +266,11 @@ export class RedisHub implements DeliveryHub {
     const userId = Number(channel.slice(this.#channelPrefix.length))
     const [kind, origin, jti, device] = message.split(':')
     if (origin === this.#origin) return // emitted locally when published
-    if (kind === NEWS) this.#local.emit([userId], { kind: 'news' })
-    else if (kind === DISCONNECT) {
+    if (kind === NEWS) {
+      this.#hints?.received('news')
+      this.#local.emit([userId], { kind: 'news' })
+    } else if (kind === DISCONNECT) {
+      this.#hints?.received('disconnect')
       this.#local.emit([userId], { kind: 'disconnect', jti: jti === '' ? undefined : jti, device: device === undefined || device === '' ? undefined : Number(device) })
     }
   }

@@ -35,7 +35,10 @@ export default fp(async function rateLimitPlugin (fastify) {
     // REDIS_PREFIX keeps services sharing one Redis apart (the same on all instances of one)
     nameSpace: `${config.redisPrefix}rl:`,
     // the plugin's own error has no code: ours, in the plugin's words ("retry in 1 minute")
-    errorResponseBuilder: (_request, context) => new RateLimited(context.after),
+    errorResponseBuilder: (request, context) => {
+      fastify.metrics.refused(request, 'address')
+      return new RateLimited(context.after)
+    },
     // per address (an IPv6 /64 as one), under a name that does not say which
     keyGenerator: request => limitKey(sourceKey(request.ip)),
     ...(redis === undefined ? {} : { redis, skipOnError: true })

@@ -15,7 +15,11 @@ export class ConnectionCaps {
   readonly #users = new Map<number, number>()
   readonly #addresses = new Map<string, number>()
 
-  constructor (private readonly settings: Config['rateLimit']) {}
+  constructor (
+    private readonly settings: Config['rateLimit'],
+    /** Told of each refusal (metrics). */
+    private readonly onRefuse: (request: FastifyRequest, limit: 'connections-account' | 'connections-address') => void = () => {}
+  ) {}
 
   /**
    * Takes one connection for the request's user and address, and returns its release (safe to
@@ -26,12 +30,13 @@ export class ConnectionCaps {
     const { perUser, perAddress } = this.settings.connections
     const user = request.user.id
     const address = sourceKey(request.ip)
-    const refuse = (whose: string, cap: number): never => {
+    const refuse = (whose: 'account' | 'address', cap: number): never => {
       reply.header('retry-after', RETRY_AFTER_SECONDS)
-      throw new TooManyConnections(whose, cap)
+      this.onRefuse(request, `connections-${whose}`)
+      throw new TooManyConnections(`this ${whose}`, cap)
     }
-    if ((this.#users.get(user) ?? 0) >= perUser) refuse('this account', perUser)
-    if ((this.#addresses.get(address) ?? 0) >= perAddress) refuse('this address', perAddress)
+    if ((this.#users.get(user) ?? 0) >= perUser) refuse('account', perUser)
+    if ((this.#addresses.get(address) ?? 0) >= perAddress) refuse('address', perAddress)
     add(this.#users, user, 1)
     add(this.#addresses, address, 1)
     let held = true

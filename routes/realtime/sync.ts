@@ -56,6 +56,7 @@ class Waiter {
 
 const sync: FastifyPluginAsyncTypebox<{ caps: ConnectionCaps }> = async (fastify, { caps }) => {
   const waiting = new Set<Waiter>()
+  fastify.metrics.watchLongPolls(() => waiting.size)
   // a server shutting down answers its long-polls at once instead of holding them open
   fastify.addHook('preClose', async () => { for (const waiter of waiting) waiter.wake({ kind: 'closing' }) })
 

@@ -37,6 +37,7 @@ export function adminGuard (fastify: FastifyInstance, token: string): (request: 
         const first = await refusals(request)
         if (!first.isAllowed && !first.isExceeded) await audit(request, 'admin-token-refused', `${route}; further attempts from this address refused for ${status.ttlInSeconds} s`)
         reply.header('retry-after', status.ttlInSeconds)
+        fastify.metrics.refused(request, 'admin-failures')
         throw new RateLimited(`${status.ttlInSeconds} seconds`)
       }
     }
