@@ -117,3 +117,51 @@ test('envelopes to a device (PUT /v1/messages) arrive on that device\'s stream a
   await aliceInbox.until('delivered to device 2', events => events.some(e => e.type === 'delivered' && e.device === 2 && e.message_ids.includes(sent.id)))
   await Promise.all([sub.close(), aliceSub.close()])
 })
+
+test('the global WebSocket (browsers, Node 22+) is used when none is given', async (t) => {
+  if (!('WebSocket' in globalThis)) return t.skip(`Node ${process.version} has no global WebSocket (Node 22+ has)`)
+  const alice = await user(t, server, 'alice')
+  const bob = await user(t, server, 'bob')
+  await befriend(alice, bob)
+  const inbox = new Inbox()
+  const sub = bob.client.subscribe({ cursor: new MemoryCursor(), onEvent: inbox.onEvent })
+  await inbox.until('live', () => sub.state === 'live')
+  const sent = await alice.client.sendMessage({ recipient_username: bob.username, sender_blob: 's', recipient_blob: 'r' })
+  await inbox.until('the message', () => inbox.messages().some(m => m.id === sent.id))
+  await sub.close()
+})
+
+test('an event whose handler threw comes again, and the cursor never passed it', async (t) => {
+  const alice = await user(t, server, 'alice')
+  const bob = await user(t, server, 'bob')
+  await befriend(alice, bob)
+  const cursor = new MemoryCursor()
+  const handled: number[] = []
+  const cursorsAtFailure: Array<string | undefined> = []
+  let failures = 0
+  const errors: unknown[] = []
+  const sub = bob.client.subscribe({
+    cursor,
+    WebSocket,
+    backoff: { initialMs: 50, maxMs: 100 },
+    onError: error => errors.push(error),
+    onEvent: event => {
+      if (event.type !== 'message') return
+      if (event.message.encrypted_blob === 'r1' && failures++ < 2) {
+        cursorsAtFailure.push(cursor.value)
+        throw new Error('the app could not store it yet')
+      }
+      handled.push(event.message.id)
+    }
+  })
+  const sent: number[] = []
+  for (let i = 0; i < 3; i++) sent.push((await alice.client.sendMessage({ recipient_username: bob.username, sender_blob: `s${i}`, recipient_blob: `r${i}` })).id)
+  const inbox = new Inbox()
+  await inbox.until('all three handled', () => handled.length >= 3)
+  await new Promise(resolve => setTimeout(resolve, 300))
+  assert.deepEqual(handled, sent, 'each once, in order, the failed one included')
+  assert.equal(failures, 3, 'it failed twice, then was handled')
+  assert.equal(cursorsAtFailure[0], cursorsAtFailure[1], 'the cursor stayed before the failed event')
+  assert.ok(errors.some(e => e instanceof Error && e.message === 'the app could not store it yet'), 'reported to onError')
+  await sub.close()
+})

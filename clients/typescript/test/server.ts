@@ -36,7 +36,7 @@ export class ServerProcess {
 
   /** Starts (again, on the same port and data): resolves once /healthz answers. */
   async start (): Promise<void> {
-    this.#child = spawn(process.execPath, [entry], {
+    this.#child = spawn(process.env.SERVER_NODE ?? process.execPath, [entry], {
       env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(this.port), DATA_DIR: this.dataDir, LOG_LEVEL: 'warn', ...this.#env },
       stdio: ['ignore', 'pipe', 'pipe']
     })
