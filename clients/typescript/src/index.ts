@@ -1,0 +1,6 @@
+export { CryptaChatClient, unwrap, type ClientOptions } from './client.js'
+export { Subscription, type CursorStore, type SubscribeOptions, type SubscriptionState, type WebSocketConstructor, type WebSocketLike } from './subscription.js'
+export { ApiError, isNetworkError } from './errors.js'
+export { backoffDelay, type BackoffOptions } from './backoff.js'
+export type * from './types.js'
+export type { paths, components } from './schema.js'
