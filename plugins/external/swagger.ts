@@ -36,11 +36,24 @@ export function operationId (method: string, url: string): string {
   return method.toLowerCase() + pascal(segments.flatMap(segment => segment.startsWith(':') ? ['by', ...words(segment)] : words(segment)))
 }
 
+/**
+ * A query parameter with a default may be left out (validation fills it in), so the document
+ * must not call it required, or generated clients make every caller pass it.
+ */
+function optionalDefaults (querystring: unknown): unknown {
+  if (typeof querystring !== 'object' || querystring === null) return querystring
+  const { required, properties } = querystring as { required?: string[], properties?: Record<string, { default?: unknown }> }
+  if (required === undefined || properties === undefined) return querystring
+  return { ...querystring, required: required.filter(name => properties[name]?.default === undefined) }
+}
+
 export default fp(async function swaggerPlugin (fastify) {
   await fastify.register(swagger, {
     transform: ({ schema, url, route }) => {
-      if (schema === undefined || 'operationId' in schema) return { schema, url }
-      return { schema: { ...schema, operationId: operationId([route.method].flat()[0] ?? 'GET', url) }, url }
+      if (schema === undefined) return { schema, url }
+      const documented = { ...schema, querystring: optionalDefaults(schema.querystring) }
+      if ('operationId' in schema) return { schema: documented, url }
+      return { schema: { ...documented, operationId: operationId([route.method].flat()[0] ?? 'GET', url) }, url }
     },
     openapi: {
       openapi: '3.1.0',

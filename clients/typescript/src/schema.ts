@@ -12,28 +12,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness: the process is up */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            status: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["healthz"];
         put?: never;
         post?: never;
         delete?: never;
@@ -50,46 +29,7 @@ export interface paths {
             cookie?: never;
         };
         /** Readiness: the database answers (and how pushes travel) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            status: "ready";
-                            /** @description how pushes reach sockets: `local` (one instance, no REDIS_URL), `connected` (through Redis), `degraded` (Redis unreachable: sockets and long-polls read the database every second; still ready, since the database is the truth) */
-                            hub: "local" | "connected" | "degraded";
-                        };
-                    };
-                };
-                /** @description Error */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["readyz"];
         put?: never;
         post?: never;
         delete?: never;
@@ -108,112 +48,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Create an account */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                        username: string;
-                        /** @description 8 to 1024 characters */
-                        password: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["register"];
         delete?: never;
         options?: never;
         head?: never;
@@ -233,155 +68,7 @@ export interface paths {
          * Log in and receive a token
          * @description Without `device`, the token is device 1's (what every client of the original API is). With `device`, a login adds a device (at most MAX_DEVICES per account: 409 TOO_MANY_DEVICES) or registers one again (404 DEVICE_NOT_FOUND for a number the account does not have); the account's other devices and its contacts get `devices_changed`. An unknown user, a wrong password and a disabled account get the same 401, after the same work. Failed attempts are also limited per account and address (RATE_LIMIT_LOGIN_FAILURES; one per address once the account passes RATE_LIMIT_LOGIN_FAILURES_ACCOUNT): then 429 with retry-after.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                        username: string;
-                        password: string;
-                        /** @description Without `id`: add a device (the next free number from 2). With `id`: that device of yours; a registrationId other than its own registers it again (an app reinstalled: its earlier tokens, keys and undelivered events are dropped), the same one only logs it in (and renames it if `name` is given). */
-                        device?: {
-                            /** @description a device number, 1 to 127 */
-                            id?: number;
-                            /** @description the install's registration id, 1 to 16380 */
-                            registrationId: number;
-                            /** @description opaque to the server (clients may encrypt it), at most 256 characters */
-                            name?: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description HS256 JWT for `Authorization: Bearer <token>` */
-                            token: string;
-                            /** @description seconds until the token expires */
-                            expires_in: number;
-                            /** @description the device this token belongs to (1 when the login names no device) */
-                            device_id: number;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["login"];
         delete?: never;
         options?: never;
         head?: never;
@@ -401,88 +88,7 @@ export interface paths {
          * Log out: the presented token stops working at once
          * @description Only this token is revoked (on every instance: the revocation is in the database); other sessions stay logged in.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["logout"];
         delete?: never;
         options?: never;
         head?: never;
@@ -502,130 +108,7 @@ export interface paths {
          * Change your password; every older token stops working
          * @description A wrong old_password is a 403 and counts against a budget of this token (RATE_LIMIT_SESSION_PASSWORD_FAILURES), never against the login budget.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        old_password: string;
-                        /** @description 8 to 1024 characters */
-                        new_password: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                            /** @description a fresh token: every token issued before the change has stopped working, this one included */
-                            token: string;
-                            /** @description seconds until the new token expires */
-                            expires_in: number;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["changePassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -645,124 +128,7 @@ export interface paths {
          * Erase your account for good
          * @description Erases your keys, chat requests, contacts, blocks and every message you sent or received: your partners lose those conversations too, as on Signal, and every event of theirs that named you; each gets a `contact_deleted` event that does not name you. Your tokens stop working and the name can be registered again. A wrong password is a 403 and counts against a budget of this token (RATE_LIMIT_SESSION_PASSWORD_FAILURES), never against the login budget.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        password: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["deleteAccount"];
         delete?: never;
         options?: never;
         head?: never;
@@ -777,60 +143,7 @@ export interface paths {
             cookie?: never;
         };
         /** Your devices */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            devices: {
-                                /** @description a device number, 1 to 127 */
-                                id: number;
-                                /** @description as the device gave it at login (opaque), or null */
-                                name: string | null;
-                                /** @description null until the device logs in with one */
-                                registrationId: number | null;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                created: string;
-                                /**
-                                 * @description the start of the UTC day the device was last used (kept to the day, no finer)
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                lastSeen: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getV1Devices"];
         put?: never;
         post?: never;
         delete?: never;
@@ -853,76 +166,7 @@ export interface paths {
          * Remove one of your devices
          * @description Its tokens stop working, its sockets and long-polls close, and its keys and undelivered events are deleted. Your other devices and your contacts get `devices_changed`. Device 1 is the account itself (400 PRIMARY_DEVICE); a device can remove itself.
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description a device number, 1 to 127 */
-                    deviceId: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        delete: operations["deleteV1DevicesByDeviceId"];
         options?: never;
         head?: never;
         patch?: never;
@@ -941,110 +185,7 @@ export interface paths {
          * Upload (or replace) your public key
          * @description A different key sends each contact a `key_changed` event: changes are limited per account (RATE_LIMIT_UPLOAD_KEY), then 429 with retry-after. A first key and the same key again are not changes, and are never refused by it.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description opaque to the server (any text but NUL) */
-                        public_key: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["uploadKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1062,92 +203,7 @@ export interface paths {
          * Fetch a user's public key
          * @description Your contacts and yourself: unlimited. Any other name (an unknown one too) counts against RATE_LIMIT_LOOKUPS, different names per account, shared with get_messages: then 429 with retry-after.
          */
-        get: {
-            parameters: {
-                query: {
-                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                    username: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            username: string;
-                            public_key: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getKey"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1168,127 +224,7 @@ export interface paths {
          * Set your account's identity key
          * @description The identity key belongs to the account (all its devices). A first key, or the same key again, needs no password. Changing it needs `password` (a wrong one is a 403 counted against RATE_LIMIT_SESSION_PASSWORD_FAILURES of this token), is limited per account with the key changes of upload_key (RATE_LIMIT_UPLOAD_KEY), deletes every prekey of every device of the account (the old key signed them: upload new ones), and sends each contact `key_changed`.
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
-                        identityKey: string;
-                        /** @description the account's password: needed to change an identity key already set */
-                        password?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        put: operations["putV1KeysIdentity"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1307,199 +243,12 @@ export interface paths {
          * Your device's unclaimed one-time prekeys
          * @description Of the device of the token. A claim that leaves fewer than 10 of either kind also sends this device `prekeys_low`.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description unclaimed EC one-time prekeys */
-                            count: number;
-                            /** @description unclaimed Kyber one-time prekeys (the last-resort key not counted) */
-                            pqCount: number;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getV1Keys"];
         /**
          * Upload your device's prekeys
          * @description For the device of the token, in one transaction. Each list present and non-empty replaces the stored keys of its kind; a key absent is kept. Every signature (signedPreKey, pqLastResortPreKey, each of pqPreKeys) is checked against the account's identity key (XEdDSA): one bad signature is a 422 INVALID_SIGNATURE and nothing is stored. Set the identity key first (409 NO_IDENTITY_KEY). A one-time key whose keyId this device already handed out is left out, so that no key is handed out twice.
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description EC one-time prekeys (unsigned); a non-empty list replaces the stored ones */
-                        preKeys?: {
-                            /** @description 0 to 2^24 - 1, chosen by the client */
-                            keyId: number;
-                            /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
-                            publicKey: string;
-                        }[];
-                        signedPreKey?: {
-                            /** @description 0 to 2^24 - 1, chosen by the client */
-                            keyId: number;
-                            /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
-                            publicKey: string;
-                            /** @description standard base64 of a 64-byte signature (XEdDSA, by the account's identity key, of the whole serialized public key) */
-                            signature: string;
-                        };
-                        /** @description Kyber one-time prekeys, each signed; a non-empty list replaces the stored ones */
-                        pqPreKeys?: {
-                            /** @description 0 to 2^24 - 1, chosen by the client */
-                            keyId: number;
-                            /** @description standard base64 of a 1569-byte Kyber1024 public key (first byte 0x08) */
-                            publicKey: string;
-                            /** @description standard base64 of a 64-byte signature (XEdDSA, by the account's identity key, of the whole serialized public key) */
-                            signature: string;
-                        }[];
-                        pqLastResortPreKey?: {
-                            /** @description 0 to 2^24 - 1, chosen by the client */
-                            keyId: number;
-                            /** @description standard base64 of a 1569-byte Kyber1024 public key (first byte 0x08) */
-                            publicKey: string;
-                            /** @description standard base64 of a 64-byte signature (XEdDSA, by the account's identity key, of the whole serialized public key) */
-                            signature: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        put: operations["putV1Keys"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1518,137 +267,7 @@ export interface paths {
          * Claim prekey bundles of a contact's devices
          * @description Only an accepted contact, or the account itself (for its other devices), may fetch (403 NOT_A_CONTACT otherwise, a block included: it is never told apart). Each one-time key returned (EC and Kyber) is claimed: deleted as it is read, never handed out again. With no Kyber one-time key left the last-resort key is returned; with no EC one-time key left `preKey` is absent. A device without a registrationId, a signed prekey or a last-resort Kyber key has no bundle: it is left out of `*`, and asked for by number it is a 404 NO_PREKEYS, as is an account with no device to give. Limited per (your account, their device): RATE_LIMIT_PREKEYS, a bucket of 6 then one every 10 minutes by default, then 429 with retry-after. An unknown username is a 404 USER_NOT_FOUND counted against RATE_LIMIT_LOOKUPS.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                    username: string;
-                    /** @description a device number (1 to 127), or * for every device */
-                    deviceId: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
-                            identityKey: string;
-                            devices: {
-                                deviceId: number;
-                                registrationId: number;
-                                signedPreKey: {
-                                    /** @description 0 to 2^24 - 1, chosen by the client */
-                                    keyId: number;
-                                    /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
-                                    publicKey: string;
-                                    /** @description standard base64 of a 64-byte signature (XEdDSA, by the account's identity key, of the whole serialized public key) */
-                                    signature: string;
-                                };
-                                /** @description absent when the device has no EC one-time key left */
-                                preKey?: {
-                                    /** @description 0 to 2^24 - 1, chosen by the client */
-                                    keyId: number;
-                                    /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
-                                    publicKey: string;
-                                };
-                                /** @description a Kyber one-time key, or the last-resort key when none is left */
-                                pqPreKey: {
-                                    /** @description 0 to 2^24 - 1, chosen by the client */
-                                    keyId: number;
-                                    /** @description standard base64 of a 1569-byte Kyber1024 public key (first byte 0x08) */
-                                    publicKey: string;
-                                    /** @description standard base64 of a 64-byte signature (XEdDSA, by the account's identity key, of the whole serialized public key) */
-                                    signature: string;
-                                };
-                            }[];
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getV1KeysByUsernameByDeviceId"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1670,140 +289,7 @@ export interface paths {
          * Ask a user to become your contact
          * @description If they had already asked you, this accepts their request instead (201, and the message says so). A request to someone who blocked you gets the same 201 and is never shown to them; asking someone you blocked is a 409 (unblock them first).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                        recipient_username: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["requestChat"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1818,52 +304,7 @@ export interface paths {
             cookie?: never;
         };
         /** List the chat requests waiting for your answer */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            pending_requests: {
-                                requester_username: string;
-                                /** @enum {string} */
-                                status: "pending";
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getChatRequests"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1882,125 +323,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Accept a pending chat request */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                        requester_username: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["acceptChat"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2020,110 +343,7 @@ export interface paths {
          * Decline a pending chat request
          * @description The request goes away; the requester gets a chat_declined event (GET /sync, GET /ws), and may ask again later (within the request_chat rate limit).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                        requester_username: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["declineChat"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2143,125 +363,7 @@ export interface paths {
          * Withdraw your own pending chat request
          * @description The request goes away; its recipient gets a request_cancelled event (GET /sync, GET /ws). You may ask again later (within the request_chat rate limit).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                        recipient_username: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["cancelRequest"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2276,43 +378,7 @@ export interface paths {
             cookie?: never;
         };
         /** List your accepted contacts (whoever asked first) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            contacts: string[];
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getContacts"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2334,110 +400,7 @@ export interface paths {
          * End a contact (from either side)
          * @description Neither of you can message the other until a new request is accepted. The conversation history stays. Both of you get a contact_removed event.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                        username: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["removeContact"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2457,110 +420,7 @@ export interface paths {
          * Block a user (never revealed to them)
          * @description Ends a contact or pending request between you, as they would see it end without a block: a contact as by remove_contact (contact_removed to both), their request to you as by decline_chat (chat_declined to them), yours to them as by cancel_request (request_cancelled to them). Afterwards their chat requests get 201 as from anyone, but are never shown to you while the block holds; their messages get the same 403 as from any non-contact; your public key stays fetchable as for anyone. Blocking someone already blocked is a no-op (200).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                        username: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["blockUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2580,110 +440,7 @@ export interface paths {
          * Lift a block
          * @description A chat request they sent while blocked, which they believe is waiting for your answer, now is: it shows in get_chat_requests (and comes as a chat_request event) for you to accept or decline. A contact ended by the block is not restored.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                        username: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["unblockUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2698,50 +455,7 @@ export interface paths {
             cookie?: never;
         };
         /** List the users you have blocked */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            blocked: {
-                                username: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getBlocked"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2763,168 +477,7 @@ export interface paths {
          * Send an encrypted message to an accepted contact
          * @description Limited per IP (RATE_LIMIT_SEND_MESSAGE), per sending account (RATE_LIMIT_SEND_MESSAGE_SENDER) and per sender to one recipient (RATE_LIMIT_SEND_MESSAGE_PAIR). A user who is not your contact, or who blocked you, gets the same 403.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                        recipient_username: string;
-                        /** @description the sender's copy, encrypted for the sender */
-                        sender_blob: string;
-                        /** @description the recipient's copy, encrypted for the recipient */
-                        recipient_blob: string;
-                        /** @description your id for this message (e.g. a UUID): a retry with the same id returns the message already stored instead of storing it again */
-                        client_msg_id?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                            /** @description the stored message id; poll get_messages with since_id from here */
-                            id: number;
-                            /**
-                             * @description ISO 8601 UTC
-                             * @example 2026-11-27T10:00:00.000Z
-                             */
-                            timestamp: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["sendMessage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2942,108 +495,7 @@ export interface paths {
          * Read your conversation with one user, oldest first, after since_id
          * @description Your contacts and yourself: unlimited. Any other name (an unknown one too) counts against RATE_LIMIT_LOOKUPS, different names per account, shared with get_key: then 429 with retry-after.
          */
-        get: {
-            parameters: {
-                query: {
-                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                    username: string;
-                    /** @description return messages with a larger id */
-                    since_id: number;
-                    limit: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            messages: {
-                                id: number;
-                                sender_id: number;
-                                recipient_id: number;
-                                sender_username: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description the caller's own copy: sender_blob if the caller sent it, recipient_blob otherwise */
-                                encrypted_blob: string;
-                            }[];
-                            /** @description more messages follow: ask again with since_id set to the last id */
-                            has_more: boolean;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getMessages"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3062,115 +514,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Acknowledge the messages you received, up to an id, and envelopes by id: their senders get a `delivered` event */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            /** @description up_to_id, envelope_ids, or both */
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description the id of a message you received (send_message): it and every earlier message you received (smaller id, and before it in your event stream) are acknowledged */
-                        up_to_id?: number;
-                        /** @description ids of envelopes this device received (PUT /v1/messages): each is deleted from the server; ids it does not have (already acknowledged) are ignored */
-                        envelope_ids?: number[];
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            message: string;
-                            /** @description how many messages this ack newly marked as delivered, plus how many envelopes it deleted */
-                            acknowledged: number;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["ackMessages"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3189,196 +533,7 @@ export interface paths {
          * Send one envelope to each device of a contact (or to your own other devices)
          * @description Only between accepted contacts (403 NOT_A_CONTACT; one who blocked you gets the same), except to yourself: then the envelopes go to your other devices. The list must name each of the recipient's registered devices (those that logged in with a registrationId) once: otherwise 409 MISMATCHED_DEVICES with `missingDevices` and `extraDevices`; a `destinationRegistrationId` that is not the device's current one is a 410 STALE_DEVICES with `staleDevices`. Either way nothing is stored. Each device receives its envelope as an `envelope` event (GET /sync, GET /ws) and acknowledges it with POST /ack_messages {envelope_ids}: it is then deleted, and you get `delivered {message_ids, device}`. Nothing of it appears in get_messages. Limited as send_message is (per IP, per sender, per sender to one recipient).
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
-                    username: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description one per device of the recipient (to yourself: one per other device of yours) */
-                        messages: {
-                            /** @description Signal's envelope type, passed through untouched: 1 ciphertext (a SignalMessage), 3 prekey bundle (a PreKeySignalMessage); 6 (sealed sender) is reserved */
-                            type: 1 | 3;
-                            /** @description a device number, 1 to 127 */
-                            destinationDeviceId: number;
-                            /** @description the install's registration id, 1 to 16380 */
-                            destinationRegistrationId: number;
-                            /** @description standard base64, at most 98304 bytes decoded (MAX_ENVELOPE_BYTES) */
-                            content: string;
-                        }[];
-                        /** @description your id for this message (e.g. a UUID): a retry with the same id returns the message already stored instead of storing it again */
-                        client_msg_id?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description this send's id: recipients acknowledge it, and `delivered` names it */
-                            id: number;
-                            /**
-                             * @description ISO 8601 UTC
-                             * @example 2026-11-27T10:00:00.000Z
-                             */
-                            timestamp: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error: MISMATCHED_DEVICES (with the devices to add and to leave out), or CLIENT_MSG_ID_REUSED */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                            /** @description MISMATCHED_DEVICES: devices to add (fetch their bundles, GET /v1/keys/{username}/{deviceId}) */
-                            missingDevices?: number[];
-                            /** @description MISMATCHED_DEVICES: devices that are not (or no longer) the recipient's: leave them out */
-                            extraDevices?: number[];
-                        };
-                    };
-                };
-                /** @description Error, with the devices registered again */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                            /** @description devices registered again since you fetched their bundles */
-                            staleDevices: number[];
-                        };
-                    };
-                };
-                /** @description Error */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        put: operations["putV1MessagesByUsername"];
         post?: never;
         delete?: never;
         options?: never;
@@ -3408,13 +563,21 @@ export interface paths {
          *     pass it as `since`. Omit `since` to start from the oldest event kept. A cursor older than what retention kept answers
          *     410 `CURSOR_EXPIRED`, a cursor of another account or another server 410 `CURSOR_UNKNOWN`: resync from scratch.
          *
-         *     **Events** (`type`, plus `cursor` and `timestamp`): `message` (to or from you, from any of your devices, with your own
-         *     copy as `encrypted_blob`), `chat_request`, `chat_accepted` (both sides), `chat_declined`, `request_cancelled` (the requester withdrew it), `contact_removed`,
-         *     `key_changed` (a contact uploaded a different public key or identity key: warn that the safety number changed), `devices_changed`
-         *     (a device of a contact or of your own account was added, removed or registered again: refetch their bundles), `delivered` (the
-         *     recipient acknowledged your messages `message_ids` with `POST /ack_messages`), `expired_undelivered` (retention
-         *     deleted messages you sent before they were acknowledged), `prekeys_low` (to one device: a claim left it fewer than 10
-         *     one-time prekeys of a kind, `count` EC and `pqCount` Kyber: upload more with `PUT /v1/keys`).
+         *     **Events** (`type`, plus `cursor` and `timestamp`; each one's fields are in the 200 response's schema):
+         *
+         *     - `message`: A message to you or from you (sent from any of your devices). `encrypted_blob` is your own copy.
+         *     - `chat_request`: Someone asked you for a chat.
+         *     - `chat_accepted`: You and `username` are now contacts (sent to both sides).
+         *     - `chat_declined`: `username` declined your chat request.
+         *     - `request_cancelled`: `username` withdrew their chat request to you.
+         *     - `contact_removed`: `username` is no longer your contact.
+         *     - `key_changed`: Your contact `username` uploaded a different public key, or changed their identity key: the safety number changed.
+         *     - `delivered`: `username` acknowledged these messages you sent them (with POST /ack_messages).
+         *     - `expired_undelivered`: These messages you sent `username` were deleted by retention before being acknowledged.
+         *     - `contact_deleted`: Someone you had a contact, a chat request or a block with deleted their account (or an operator did). It does not say who: the server keeps nothing that names an erased user, and the earlier events that named them are gone from your stream. Refresh GET /get_contacts, /get_chat_requests and /get_blocked; your messages with them are gone from the server.
+         *     - `devices_changed`: A device of `username` (a contact, or your own account) was added, removed or registered again: fetch their prekey bundles (GET /v1/keys/{username}/*) before you next encrypt for them.
+         *     - `prekeys_low`: To this device only: a contact claimed one of its one-time prekeys and fewer than 10 of a kind are left (EC `count`, Kyber `pqCount`, unclaimed): upload more (PUT /v1/keys).
+         *     - `envelope`: A ciphertext for this device (PUT /v1/messages), from a contact or from another device of yours. Acknowledge it with POST /ack_messages {envelope_ids}: it is then deleted from the server.
          *
          *     **WebSocket `GET /ws?since=<cursor>`.** Authenticate with `Sec-WebSocket-Protocol: bearer, <token>` (the server answers
          *     `bearer`), `?token=<token>`, or `Authorization: Bearer <token>`; a bad token is refused with its 401 before the upgrade, and a client past
@@ -3423,292 +586,11 @@ export interface paths {
          *     complete, then each new event as it is stored. Every socket of a user (phone, laptop) gets every event. What a client sends
          *     is ignored. The server pings every `WS_PING_INTERVAL` and drops a peer that did not answer the previous ping; a client too
          *     slow to read is dropped too. Before closing on purpose it sends `{"type":"error","code","message"}`; close codes:
-         *     4401 the session ended (logout, password change, account deletion, disabled account, token expiry, device removed or registered again: log in again;
-         *     the token is checked again at every ping), 4410 resync (cursor
-         *     expired or unknown), 1001 server shutting down, 1011 server error. On any close, reconnect with the cursor of the last
-         *     event you processed: nothing is missed and nothing comes twice.
+         *     4401 the session ended (logout, password change, account deletion, disabled account, token expiry, device removed or registered again): log in again; the token is checked again at every ping; 4410 resync: the cursor expired (CURSOR_EXPIRED) or is unknown (CURSOR_UNKNOWN); start again without `since`; 1001 the server is shutting down: reconnect; 1011 server error: reconnect.
+         *     On any close, reconnect with the cursor of the last event you processed: nothing is missed and nothing comes twice.
+         *     The same as an AsyncAPI 3.0 document, with the schema of every frame: `GET /docs/asyncapi.json`.
          */
-        get: {
-            parameters: {
-                query: {
-                    /** @description the `next` cursor of your previous sync (or the `cursor` of the last event you processed); omit to start from the oldest kept event */
-                    since?: string;
-                    /** @description seconds to wait for an event when there is none yet (long-poll); 0 answers at once */
-                    timeout: number;
-                    limit: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            events: ({
-                                /** @enum {string} */
-                                type: "message";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                message: {
-                                    id: number;
-                                    sender_id: number;
-                                    recipient_id: number;
-                                    sender_username: string;
-                                    recipient_username: string;
-                                    /**
-                                     * @description ISO 8601 UTC
-                                     * @example 2026-11-27T10:00:00.000Z
-                                     */
-                                    timestamp: string;
-                                    /** @description your own copy: sender_blob if you sent it, recipient_blob otherwise */
-                                    encrypted_blob: string;
-                                    /** @description the client_msg_id you sent it with (null in the recipient's copy) */
-                                    client_msg_id: string | null;
-                                };
-                            } | {
-                                /** @enum {string} */
-                                type: "chat_request";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description the other user */
-                                requester_username: string;
-                            } | {
-                                /** @enum {string} */
-                                type: "chat_accepted";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description the other user */
-                                username: string;
-                            } | {
-                                /** @enum {string} */
-                                type: "chat_declined";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description the other user */
-                                username: string;
-                            } | {
-                                /** @enum {string} */
-                                type: "request_cancelled";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description the other user */
-                                username: string;
-                            } | {
-                                /** @enum {string} */
-                                type: "contact_removed";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description the other user */
-                                username: string;
-                            } | {
-                                /** @enum {string} */
-                                type: "key_changed";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description the other user */
-                                username: string;
-                            } | {
-                                /** @enum {string} */
-                                type: "delivered";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description the other user */
-                                username: string;
-                                message_ids: number[];
-                                /** @description present for envelopes (PUT /v1/messages): the device of `username` concerned; `message_ids` are then the ids of those sends */
-                                device?: number;
-                            } | {
-                                /** @enum {string} */
-                                type: "expired_undelivered";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description the other user */
-                                username: string;
-                                message_ids: number[];
-                                /** @description present for envelopes (PUT /v1/messages): the device of `username` concerned; `message_ids` are then the ids of those sends */
-                                device?: number;
-                            } | {
-                                /** @enum {string} */
-                                type: "contact_deleted";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                            } | {
-                                /** @enum {string} */
-                                type: "devices_changed";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description your contact, or yourself */
-                                username: string;
-                            } | {
-                                /** @enum {string} */
-                                type: "prekeys_low";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                /** @description unclaimed EC one-time prekeys of this device */
-                                count: number;
-                                /** @description unclaimed Kyber one-time prekeys of this device */
-                                pqCount: number;
-                            } | {
-                                /** @enum {string} */
-                                type: "envelope";
-                                /** @description opaque position in your event stream: pass it back as `since` to get what came after */
-                                cursor: string;
-                                /**
-                                 * @description ISO 8601 UTC
-                                 * @example 2026-11-27T10:00:00.000Z
-                                 */
-                                timestamp: string;
-                                envelope: {
-                                    /** @description the send's id: acknowledge by it */
-                                    id: number;
-                                    sourceUsername: string;
-                                    sourceDevice: number;
-                                    /** @description Signal's envelope type, as the sender gave it: 1 ciphertext (a Signal message), 3 prekey bundle (a PreKeySignalMessage) */
-                                    type: number;
-                                    /** @description standard base64, as the sender gave it */
-                                    content: string;
-                                    /**
-                                     * @description ISO 8601 UTC
-                                     * @example 2026-11-27T10:00:00.000Z
-                                     */
-                                    timestamp: string;
-                                };
-                            })[];
-                            /** @description pass as `since` next time */
-                            next: string;
-                            /** @description more events are waiting: sync again at once with `since=next` */
-                            has_more: boolean;
-                        };
-                    };
-                };
-                /** @description Error */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                410: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-                /** @description Error */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            statusCode: number;
-                            error: string;
-                            message: string;
-                            /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
-                            code: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["sync"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3728,4 +610,3160 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    healthz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status: string;
+                    };
+                };
+            };
+        };
+    };
+    readyz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ready";
+                        /** @description how pushes reach sockets: `local` (one instance, no REDIS_URL), `connected` (through Redis), `degraded` (Redis unreachable: sockets and long-polls read the database every second; still ready, since the database is the truth) */
+                        hub: "local" | "connected" | "degraded";
+                    };
+                };
+            };
+            /** @description Error */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    register: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                    username: string;
+                    /** @description 8 to 1024 characters */
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                    username: string;
+                    password: string;
+                    /** @description Without `id`: add a device (the next free number from 2). With `id`: that device of yours; a registrationId other than its own registers it again (an app reinstalled: its earlier tokens, keys and undelivered events are dropped), the same one only logs it in (and renames it if `name` is given). */
+                    device?: {
+                        /** @description a device number, 1 to 127 */
+                        id?: number;
+                        /** @description the install's registration id, 1 to 16380 */
+                        registrationId: number;
+                        /** @description opaque to the server (clients may encrypt it), at most 256 characters */
+                        name?: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description HS256 JWT for `Authorization: Bearer <token>` */
+                        token: string;
+                        /** @description seconds until the token expires */
+                        expires_in: number;
+                        /** @description the device this token belongs to (1 when the login names no device) */
+                        device_id: number;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    old_password: string;
+                    /** @description 8 to 1024 characters */
+                    new_password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                        /** @description a fresh token: every token issued before the change has stopped working, this one included */
+                        token: string;
+                        /** @description seconds until the new token expires */
+                        expires_in: number;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    deleteAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    getV1Devices: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        devices: {
+                            /** @description a device number, 1 to 127 */
+                            id: number;
+                            /** @description as the device gave it at login (opaque), or null */
+                            name: string | null;
+                            /** @description null until the device logs in with one */
+                            registrationId: number | null;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            created: string;
+                            /**
+                             * @description the start of the UTC day the device was last used (kept to the day, no finer)
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            lastSeen: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    deleteV1DevicesByDeviceId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a device number, 1 to 127 */
+                deviceId: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    uploadKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description opaque to the server (any text but NUL) */
+                    public_key: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    getKey: {
+        parameters: {
+            query: {
+                /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                username: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        username: string;
+                        public_key: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    putV1KeysIdentity: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
+                    identityKey: string;
+                    /** @description the account's password: needed to change an identity key already set */
+                    password?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    getV1Keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description unclaimed EC one-time prekeys */
+                        count: number;
+                        /** @description unclaimed Kyber one-time prekeys (the last-resort key not counted) */
+                        pqCount: number;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    putV1Keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description EC one-time prekeys (unsigned); a non-empty list replaces the stored ones */
+                    preKeys?: {
+                        /** @description 0 to 2^24 - 1, chosen by the client */
+                        keyId: number;
+                        /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
+                        publicKey: string;
+                    }[];
+                    signedPreKey?: {
+                        /** @description 0 to 2^24 - 1, chosen by the client */
+                        keyId: number;
+                        /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
+                        publicKey: string;
+                        /** @description standard base64 of a 64-byte signature (XEdDSA, by the account's identity key, of the whole serialized public key) */
+                        signature: string;
+                    };
+                    /** @description Kyber one-time prekeys, each signed; a non-empty list replaces the stored ones */
+                    pqPreKeys?: {
+                        /** @description 0 to 2^24 - 1, chosen by the client */
+                        keyId: number;
+                        /** @description standard base64 of a 1569-byte Kyber1024 public key (first byte 0x08) */
+                        publicKey: string;
+                        /** @description standard base64 of a 64-byte signature (XEdDSA, by the account's identity key, of the whole serialized public key) */
+                        signature: string;
+                    }[];
+                    pqLastResortPreKey?: {
+                        /** @description 0 to 2^24 - 1, chosen by the client */
+                        keyId: number;
+                        /** @description standard base64 of a 1569-byte Kyber1024 public key (first byte 0x08) */
+                        publicKey: string;
+                        /** @description standard base64 of a 64-byte signature (XEdDSA, by the account's identity key, of the whole serialized public key) */
+                        signature: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    getV1KeysByUsernameByDeviceId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                username: string;
+                /** @description a device number (1 to 127), or * for every device */
+                deviceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
+                        identityKey: string;
+                        devices: {
+                            deviceId: number;
+                            registrationId: number;
+                            signedPreKey: {
+                                /** @description 0 to 2^24 - 1, chosen by the client */
+                                keyId: number;
+                                /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
+                                publicKey: string;
+                                /** @description standard base64 of a 64-byte signature (XEdDSA, by the account's identity key, of the whole serialized public key) */
+                                signature: string;
+                            };
+                            /** @description absent when the device has no EC one-time key left */
+                            preKey?: {
+                                /** @description 0 to 2^24 - 1, chosen by the client */
+                                keyId: number;
+                                /** @description standard base64 of a 33-byte EC public key (first byte 0x05) */
+                                publicKey: string;
+                            };
+                            /** @description a Kyber one-time key, or the last-resort key when none is left */
+                            pqPreKey: {
+                                /** @description 0 to 2^24 - 1, chosen by the client */
+                                keyId: number;
+                                /** @description standard base64 of a 1569-byte Kyber1024 public key (first byte 0x08) */
+                                publicKey: string;
+                                /** @description standard base64 of a 64-byte signature (XEdDSA, by the account's identity key, of the whole serialized public key) */
+                                signature: string;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    requestChat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                    recipient_username: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    getChatRequests: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        pending_requests: {
+                            requester_username: string;
+                            /** @enum {string} */
+                            status: "pending";
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    acceptChat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                    requester_username: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    declineChat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                    requester_username: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    cancelRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                    recipient_username: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    getContacts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        contacts: string[];
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    removeContact: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                    username: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    blockUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                    username: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    unblockUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                    username: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    getBlocked: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        blocked: {
+                            username: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    sendMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                    recipient_username: string;
+                    /** @description the sender's copy, encrypted for the sender */
+                    sender_blob: string;
+                    /** @description the recipient's copy, encrypted for the recipient */
+                    recipient_blob: string;
+                    /** @description your id for this message (e.g. a UUID): a retry with the same id returns the message already stored instead of storing it again */
+                    client_msg_id?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                        /** @description the stored message id; poll get_messages with since_id from here */
+                        id: number;
+                        /**
+                         * @description ISO 8601 UTC
+                         * @example 2026-11-27T10:00:00.000Z
+                         */
+                        timestamp: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    getMessages: {
+        parameters: {
+            query: {
+                /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                username: string;
+                /** @description return messages with a larger id */
+                since_id?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        messages: {
+                            id: number;
+                            sender_id: number;
+                            recipient_id: number;
+                            sender_username: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description the caller's own copy: sender_blob if the caller sent it, recipient_blob otherwise */
+                            encrypted_blob: string;
+                        }[];
+                        /** @description more messages follow: ask again with since_id set to the last id */
+                        has_more: boolean;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    ackMessages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description up_to_id, envelope_ids, or both */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the id of a message you received (send_message): it and every earlier message you received (smaller id, and before it in your event stream) are acknowledged */
+                    up_to_id?: number;
+                    /** @description ids of envelopes this device received (PUT /v1/messages): each is deleted from the server; ids it does not have (already acknowledged) are ignored */
+                    envelope_ids?: number[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        message: string;
+                        /** @description how many messages this ack newly marked as delivered, plus how many envelopes it deleted */
+                        acknowledged: number;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    putV1MessagesByUsername: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 3 to 32 characters of a-z 0-9 _ . - (compared case-insensitively) */
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description one per device of the recipient (to yourself: one per other device of yours) */
+                    messages: {
+                        /** @description Signal's envelope type, passed through untouched: 1 ciphertext (a SignalMessage), 3 prekey bundle (a PreKeySignalMessage); 6 (sealed sender) is reserved */
+                        type: 1 | 3;
+                        /** @description a device number, 1 to 127 */
+                        destinationDeviceId: number;
+                        /** @description the install's registration id, 1 to 16380 */
+                        destinationRegistrationId: number;
+                        /** @description standard base64, at most 98304 bytes decoded (MAX_ENVELOPE_BYTES) */
+                        content: string;
+                    }[];
+                    /** @description your id for this message (e.g. a UUID): a retry with the same id returns the message already stored instead of storing it again */
+                    client_msg_id?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description this send's id: recipients acknowledge it, and `delivered` names it */
+                        id: number;
+                        /**
+                         * @description ISO 8601 UTC
+                         * @example 2026-11-27T10:00:00.000Z
+                         */
+                        timestamp: string;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error: MISMATCHED_DEVICES (with the devices to add and to leave out), or CLIENT_MSG_ID_REUSED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                        /** @description MISMATCHED_DEVICES: devices to add (fetch their bundles, GET /v1/keys/{username}/{deviceId}) */
+                        missingDevices?: number[];
+                        /** @description MISMATCHED_DEVICES: devices that are not (or no longer) the recipient's: leave them out */
+                        extraDevices?: number[];
+                    };
+                };
+            };
+            /** @description Error, with the devices registered again */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                        /** @description devices registered again since you fetched their bundles */
+                        staleDevices: number[];
+                    };
+                };
+            };
+            /** @description Error */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+    sync: {
+        parameters: {
+            query?: {
+                /** @description the `next` cursor of your previous sync (or the `cursor` of the last event you processed); omit to start from the oldest kept event */
+                since?: string;
+                /** @description seconds to wait for an event when there is none yet (long-poll); 0 answers at once */
+                timeout?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        events: ({
+                            /** @enum {string} */
+                            type: "message";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            message: {
+                                id: number;
+                                sender_id: number;
+                                recipient_id: number;
+                                sender_username: string;
+                                recipient_username: string;
+                                /**
+                                 * @description ISO 8601 UTC
+                                 * @example 2026-11-27T10:00:00.000Z
+                                 */
+                                timestamp: string;
+                                /** @description your own copy: sender_blob if you sent it, recipient_blob otherwise */
+                                encrypted_blob: string;
+                                /** @description the client_msg_id you sent it with (null in the recipient's copy) */
+                                client_msg_id: string | null;
+                            };
+                        } | {
+                            /** @enum {string} */
+                            type: "chat_request";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description the other user */
+                            requester_username: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "chat_accepted";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description the other user */
+                            username: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "chat_declined";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description the other user */
+                            username: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "request_cancelled";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description the other user */
+                            username: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "contact_removed";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description the other user */
+                            username: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "key_changed";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description the other user */
+                            username: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "delivered";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description the other user */
+                            username: string;
+                            message_ids: number[];
+                            /** @description present for envelopes (PUT /v1/messages): the device of `username` concerned; `message_ids` are then the ids of those sends */
+                            device?: number;
+                        } | {
+                            /** @enum {string} */
+                            type: "expired_undelivered";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description the other user */
+                            username: string;
+                            message_ids: number[];
+                            /** @description present for envelopes (PUT /v1/messages): the device of `username` concerned; `message_ids` are then the ids of those sends */
+                            device?: number;
+                        } | {
+                            /** @enum {string} */
+                            type: "contact_deleted";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "devices_changed";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description your contact, or yourself */
+                            username: string;
+                        } | {
+                            /** @enum {string} */
+                            type: "prekeys_low";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            /** @description unclaimed EC one-time prekeys of this device */
+                            count: number;
+                            /** @description unclaimed Kyber one-time prekeys of this device */
+                            pqCount: number;
+                        } | {
+                            /** @enum {string} */
+                            type: "envelope";
+                            /** @description opaque position in your event stream: pass it back as `since` to get what came after */
+                            cursor: string;
+                            /**
+                             * @description ISO 8601 UTC
+                             * @example 2026-11-27T10:00:00.000Z
+                             */
+                            timestamp: string;
+                            envelope: {
+                                /** @description the send's id: acknowledge by it */
+                                id: number;
+                                sourceUsername: string;
+                                sourceDevice: number;
+                                /** @description Signal's envelope type, as the sender gave it: 1 ciphertext (a Signal message), 3 prekey bundle (a PreKeySignalMessage) */
+                                type: number;
+                                /** @description standard base64, as the sender gave it */
+                                content: string;
+                                /**
+                                 * @description ISO 8601 UTC
+                                 * @example 2026-11-27T10:00:00.000Z
+                                 */
+                                timestamp: string;
+                            };
+                        })[];
+                        /** @description pass as `since` next time */
+                        next: string;
+                        /** @description more events are waiting: sync again at once with `since=next` */
+                        has_more: boolean;
+                    };
+                };
+            };
+            /** @description Error */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+            /** @description Error */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        statusCode: number;
+                        error: string;
+                        message: string;
+                        /** @description stable, machine-readable, e.g. USERNAME_TAKEN; the API description lists every code */
+                        code: string;
+                    };
+                };
+            };
+        };
+    };
+}
