@@ -285,6 +285,11 @@ export const commands: Record<string, Command> = {
       }
       const report = await restoreSqlite(file!, sqliteFile(ctx, 'restore'), { force: options.force === true })
       ctx.err(ERASURE_WARNING)
+      const absent = report.users_not_in_replaced
+      if (absent !== null && absent.length > 0) {
+        ctx.err(`warning: ${absent.length} accounts of the backup were not in the database it replaced (erased since the backup was made?), ids ${absent.join(', ')}: ` +
+          "'users' shows their names, 'delete-user NAME --yes' erases them again")
+      }
       return emit(ctx, report, () => [
         `restored ${file!} into ${report.database}` + (report.replaced ? ' (the database that was there is replaced)' : ''),
         fields([

@@ -231,6 +231,15 @@ export interface RestoreReport extends BackupSummary {
   replaced: boolean
   /** migrations applied to the restored copy, the backup being older than this version */
   migrated: string[]
+  /**
+   * ids of the backup's accounts that the replaced database did not have: erased since the
+   * backup was made, if that was an older copy of the same database (null: nothing replaced, or unreadable)
+   */
+  users_not_in_replaced: number[] | null
+}
+
+function userIds (sqlite: SQLite.Database): number[] {
+  return (sqlite.prepare('select id from users order by id').pluck().all() as number[])
 }
 
 /**
@@ -253,18 +262,26 @@ export async function restoreSqlite (file: string, target: string, options: { fo
     const migrated = (await migrateToLatest(db)).filter(result => result.status === 'Success').map(result => result.migrationName)
     const check = sqlite.pragma('quick_check', { simple: true })
     if (check !== 'ok') throw new BackupError(`the restored copy failed SQLite's check after migrating: ${String(check)}`)
+    const restoredUsers = userIds(sqlite)
     sqlite.close()
     syncFile(copy)
 
     // Held until the copy has the database's name: a server that starts meanwhile waits, then fails to open it.
     const lock = exists ? lockDatabase(target) : undefined
+    let absent: number[] | null = null
     try {
+      if (lock !== undefined) {
+        try {
+          const current = new Set(userIds(lock))
+          absent = restoredUsers.filter(id => !current.has(id))
+        } catch {} // an unreadable database (the reason for a restore, perhaps): nothing to compare
+      }
       for (const suffix of ['-wal', '-shm', '-journal']) rmSync(target + suffix, { force: true })
       publish(copy, target, exists)
     } finally {
       lock?.close()
     }
-    return { ...summary, file, bytes: statSync(target).size, database: target, replaced: exists, migrated, pending_migrations: [], migration: migrated.at(-1) ?? summary.migration, migrations: summary.migrations + migrated.length }
+    return { ...summary, file, bytes: statSync(target).size, database: target, replaced: exists, users_not_in_replaced: absent, migrated, pending_migrations: [], migration: migrated.at(-1) ?? summary.migration, migrations: summary.migrations + migrated.length }
   })
 }
 

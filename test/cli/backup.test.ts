@@ -1,13 +1,11 @@
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import SQLite from 'better-sqlite3'
 import { Kysely, Migrator, SqliteDialect } from 'kysely'
 import t, { type Test } from 'tap'
 import { migrationProvider } from '../../migrations/index.js'
-import { admin, adminJson, tempDir } from '../fixtures/admin.js'
+import { admin, adminJson, adminProcess as cli, tempDir } from '../fixtures/admin.js'
 import { befriend, build, call, user } from '../helper.js'
 import { listening, startServer, stopProcess } from '../processes.js'
 
@@ -17,24 +15,6 @@ import { listening, startServer, stopProcess } from '../processes.js'
 // DATA_DIR or sqlite: URL whatever DATABASE_URL the run has.
 
 t.setTimeout(10 * 60_000)
-
-const ENTRY = fileURLToPath(new URL('../../bin/admin.ts', import.meta.url))
-
-/** The CLI as its own process, in an environment without the run's database settings. */
-async function cli (env: Record<string, string>, ...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const inherited = { ...process.env }
-  for (const name of ['DATABASE_URL', 'DATABASE_SCHEMA', 'DATA_DIR', 'REDIS_URL']) delete inherited[name]
-  const child = spawn(process.execPath, [...process.execArgv, ENTRY, ...args], {
-    env: { ...inherited, TS_NODE_TRANSPILE_ONLY: '1', NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', chunk => { stdout += String(chunk) })
-  child.stderr.on('data', chunk => { stderr += String(chunk) })
-  const code = await new Promise<number | null>(resolve => child.on('close', resolve))
-  return { code, stdout, stderr }
-}
 
 async function post (base: string, path: string, body: unknown, token?: string): Promise<{ status: number, json: any }> {
   const res = await fetch(`${base}${path}`, {
@@ -118,16 +98,17 @@ t.test('a backup taken under send load holds every message acknowledged before i
   t.comment(`${before.length} messages answered 201 before the backup process started, ${duringBackup} while it ran (${Math.round(finished - started)} ms, the CLI's start included), ` +
     `${summary.messages} in the copy, ${answered.length} in all`)
 
-  const checked = await cli({}, 'restore', backupFile, '--check')
-  t.equal(checked.code, 0, checked.stderr)
-  t.match(checked.stdout, /is a CryptaChat backup this version can restore\nsize .*\nintegrity +ok\n/)
+  // (in-process from here: each CLI process costs a TypeScript start, minutes on a loaded machine)
+  const checked = await admin({}, 'restore', backupFile, '--check')
+  t.equal(checked.code, 0, checked.err)
+  t.match(checked.out, /is a CryptaChat backup this version can restore\nsize .*\nintegrity +ok\n/)
 
   // into a new DATA_DIR, and a server on it
   const restoredDir = join(tempDir(t), 'data')
-  const restored = await cli({ DATA_DIR: restoredDir }, 'restore', backupFile)
-  t.equal(restored.code, 0, restored.stderr)
-  t.match(restored.stdout, /^restored .* into .*cryptachat\.db\n/)
-  t.match(restored.stderr, /warning: accounts and messages erased after this backup was made are back/)
+  const restored = await admin({ DATA_DIR: restoredDir }, 'restore', backupFile)
+  t.equal(restored.code, 0, restored.err)
+  t.match(restored.out, /^restored .* into .*cryptachat\.db\n/)
+  t.match(restored.err, /warning: accounts and messages erased after this backup was made are back/)
   t.equal(statSync(join(restoredDir, 'cryptachat.db')).mode & 0o777, 0o600)
   t.equal(statSync(restoredDir).mode & 0o777, 0o700)
   const second = startServer({ DATA_DIR: restoredDir, RATE_LIMIT: 'off', LOG_LEVEL: 'info' })
@@ -258,12 +239,13 @@ t.test('restore: every file that is not a backup this version can restore is ref
   t.same(readdirSync(targetDir), [], 'no temporary file left behind')
 })
 
-t.test('restore over a database: refused while a server holds it or without --force; with it, replaced whole', async t => {
-  const source = await served(t, 5)
-  const backup = join(tempDir(t), 'five.db')
-  await adminJson(source.env, 'backup', backup)
-
+t.test('restore over a database: refused while a server holds it or without --force; with it, replaced whole, and the erasures it undoes named', async t => {
   const current = await served(t, 2)
+  const backup = join(tempDir(t), 'two.db')
+  await adminJson(current.env, 'backup', backup)
+  const bob = await adminJson(current.env, 'user', 'bob')
+  t.equal((await admin(current.env, 'delete-user', 'bob', '--yes')).code, 0, 'bob erased after the backup')
+
   const before = hash(current.file)
   const unforced = await admin(current.env, 'restore', backup)
   t.equal(unforced.code, 1)
@@ -274,10 +256,13 @@ t.test('restore over a database: refused while a server holds it or without --fo
   t.equal((await call(current.app, current.alice.token, { method: 'GET', url: '/get_contacts' })).statusCode, 200, 'and the server still serves it')
 
   await current.app.close()
-  const done = await adminJson(current.env, 'restore', backup, '--force')
-  t.match(done, { replaced: true, users: 2, messages: 5, migrated: [] })
+  t.match(await adminJson(current.env, 'stats'), { users: 1, messages: 0 })
+  const done = await admin(current.env, 'restore', backup, '--force', '--json')
+  t.equal(done.code, 0, done.err)
+  t.match(JSON.parse(done.out), { replaced: true, users: 2, messages: 2, migrated: [], users_not_in_replaced: [bob.id] })
+  t.match(done.err, new RegExp(`warning: 1 accounts of the backup were not in the database it replaced \\(erased since the backup was made\\?\\), ids ${bob.id as number}: 'users' shows their names`))
   t.same(readdirSync(current.dir), ['cryptachat.db'], 'no -wal, -shm or temporary file beside it')
-  t.match(await adminJson(current.env, 'stats'), { users: 2, messages: 5 }, 'the backup\'s content, not the old one\'s')
+  t.match(await adminJson(current.env, 'stats'), { users: 2, messages: 2 }, 'the backup\'s content, bob back')
 })
 
 t.test('restore of an older backup applies the migrations it lacks', async t => {
