@@ -277,7 +277,7 @@ export async function restoreSqlite (file: string, target: string, options: { fo
         } catch {} // an unreadable database (the reason for a restore, perhaps): nothing to compare
       }
       for (const suffix of ['-wal', '-shm', '-journal']) rmSync(target + suffix, { force: true })
-      publish(copy, target, exists)
+      publish(copy, target, existsSync(target)) // an empty file is replaced without --force
     } finally {
       lock?.close()
     }

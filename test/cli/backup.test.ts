@@ -14,7 +14,8 @@ import { listening, startServer, stopProcess } from '../processes.js'
 // with its message and exit code, changing nothing. SQLite only: the tests pass their own
 // DATA_DIR or sqlite: URL whatever DATABASE_URL the run has.
 
-t.setTimeout(10 * 60_000)
+// two server starts and a CLI process from the TypeScript sources: minutes on a loaded machine
+t.setTimeout(15 * 60_000)
 
 async function post (base: string, path: string, body: unknown, token?: string): Promise<{ status: number, json: any }> {
   const res = await fetch(`${base}${path}`, {
@@ -51,7 +52,7 @@ function hash (file: string): string {
 
 t.test('a backup taken under send load holds every message acknowledged before it started; restored, it serves them', async t => {
   const dataDir = tempDir(t)
-  const server = startServer({ DATA_DIR: dataDir, RATE_LIMIT: 'off', LOG_LEVEL: 'info' })
+  const server = startServer({ DATA_DIR: dataDir, RATE_LIMIT: 'off', LOG_LEVEL: 'info', TS_NODE_TRANSPILE_ONLY: '1' })
   t.teardown(async () => { await stopProcess(server.child) })
   const base = await listening(server)
   const alice = await account(base, 'alice')
@@ -111,7 +112,7 @@ t.test('a backup taken under send load holds every message acknowledged before i
   t.match(restored.err, /warning: accounts and messages erased after this backup was made are back/)
   t.equal(statSync(join(restoredDir, 'cryptachat.db')).mode & 0o777, 0o600)
   t.equal(statSync(restoredDir).mode & 0o777, 0o700)
-  const second = startServer({ DATA_DIR: restoredDir, RATE_LIMIT: 'off', LOG_LEVEL: 'info' })
+  const second = startServer({ DATA_DIR: restoredDir, RATE_LIMIT: 'off', LOG_LEVEL: 'info', TS_NODE_TRANSPILE_ONLY: '1' })
   t.teardown(async () => { await stopProcess(second.child) })
   const secondBase = await listening(second)
   const held = new Set(await conversation(secondBase, await account(secondBase, 'alice')))
