@@ -2,6 +2,7 @@ import { userInfo } from 'node:os'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../config.js'
 import { connect } from '../db/connect.js'
+import { BackupError } from '../db/backup.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { OriginalDatabaseError } from '../db/original.js'
 import { publishDisconnects } from '../plugins/app/redis-hub.js'
@@ -11,7 +12,7 @@ import { CommandError, UsageError, commands, type Options } from './commands.js'
 // DATABASE_URL), the same migrations and query modules. Safe beside a running server:
 // SQLite in WAL mode with a busy timeout, or PostgreSQL.
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, config: 78 } as const
+export const EXIT = { ok: 0, failed: 1, usage: 2, notABackup: 65, config: 78 } as const
 
 export interface AdminIO {
   out: (text: string) => void
@@ -28,7 +29,7 @@ export function usage (): string {
     ...Object.values(commands).map(command => `  ${command.usage.padEnd(width)}  ${command.summary}`),
     '',
     '--json prints one JSON document instead of text. The database is the server\'s: DATA_DIR or DATABASE_URL.',
-    'Exit codes: 0 done, 1 could not be done (e.g. no such user), 2 bad usage, 78 bad configuration.'
+    'Exit codes: 0 done, 1 could not be done (e.g. no such user), 2 bad usage, 65 not a backup this version can restore, 78 bad configuration.'
   ].join('\n')
 }
 
@@ -77,6 +78,31 @@ export async function runAdmin (argv: string[], io: AdminIO): Promise<number> {
     return EXIT.config
   }
 
+  const failure = (error: unknown): number => {
+    if (error instanceof UsageError) {
+      io.err(`error: ${error.message}\nusage: npm run admin -- ${command.usage} [--json]`)
+      return EXIT.usage
+    }
+    if (error instanceof BackupError) {
+      io.err(`error: ${error.message}`)
+      return error.exit
+    }
+    if (error instanceof CommandError || error instanceof OriginalDatabaseError) {
+      io.err(`error: ${error.message}`)
+      return EXIT.failed
+    }
+    io.err(`error: ${name} failed: ${(error as Error).message}`)
+    return EXIT.failed
+  }
+
+  if (command.runOnFiles !== undefined) {
+    try {
+      return await command.runOnFiles({ database: config.database, json: options.json === true, out: io.out, err: io.err }, options, arg)
+    } catch (error) {
+      return failure(error)
+    }
+  }
+
   const db = connect(config.database)
   try {
     await migrateToLatest(db)
@@ -91,18 +117,9 @@ export async function runAdmin (argv: string[], io: AdminIO): Promise<number> {
       }
     }
     const limits = { maxKeyLength: config.maxKeyLength, maxBlobLength: config.maxBlobLength }
-    return await command.run({ db, json: options.json === true, actor: operator(), out: io.out, endSessions, limits }, options, arg)
+    return await command.run!({ db, json: options.json === true, actor: operator(), out: io.out, endSessions, limits }, options, arg)
   } catch (error) {
-    if (error instanceof UsageError) {
-      io.err(`error: ${error.message}\nusage: npm run admin -- ${command.usage} [--json]`)
-      return EXIT.usage
-    }
-    if (error instanceof CommandError || error instanceof OriginalDatabaseError) {
-      io.err(`error: ${error.message}`)
-      return EXIT.failed
-    }
-    io.err(`error: ${name} failed: ${(error as Error).message}`)
-    return EXIT.failed
+    return failure(error)
   } finally {
     await db.destroy()
   }

@@ -2,6 +2,8 @@ import type { Kysely } from 'kysely'
 import {
   deleteUser, getStats, getUserDetail, listAudit, listMessages, listRequests, listUsers, setUserDisabled
 } from '../db/admin.js'
+import { BackupError, backupSqlite, checkBackup, restoreSqlite, type BackupSummary } from '../db/backup.js'
+import type { DatabaseSettings } from '../db/connect.js'
 import { importOriginal, summary, type ImportLimits } from '../db/import-original.js'
 import type { Database } from '../db/schema.js'
 import { isoTimes, parseUtcTime } from '../db/time.js'
@@ -27,6 +29,14 @@ export interface Context {
   endSessions: (userId: number) => Promise<void>
 }
 
+/** What a command on the database's files (backup, restore) gets instead: it opens no connection first, and migrates nothing. */
+export interface FileContext {
+  database: DatabaseSettings
+  json: boolean
+  out: (text: string) => void
+  err: (text: string) => void
+}
+
 export type Options = Record<string, string | boolean | undefined>
 
 export interface Command {
@@ -35,10 +45,12 @@ export interface Command {
   options?: Record<string, { type: 'string' | 'boolean' }>
   /** how many positional arguments the command takes */
   positionals?: 0 | 1
-  run: (ctx: Context, options: Options, arg: string | undefined) => Promise<number>
+  run?: (ctx: Context, options: Options, arg: string | undefined) => Promise<number>
+  /** instead of run: a command on the database's files */
+  runOnFiles?: (ctx: FileContext, options: Options, arg: string | undefined) => Promise<number>
 }
 
-function emit (ctx: Context, data: unknown, human: () => string): number {
+function emit (ctx: { json: boolean, out: (text: string) => void }, data: unknown, human: () => string): number {
   ctx.out(ctx.json ? JSON.stringify(data, null, 2) : human())
   return 0
 }
@@ -248,8 +260,71 @@ export const commands: Record<string, Command> = {
         return lines.join('\n')
       })
     }
+  },
+
+  backup: {
+    usage: 'backup FILE [--force]',
+    summary: 'a consistent copy of the SQLite database (the server may keep running), mode 600, checked',
+    options: { force: { type: 'boolean' } },
+    positionals: 1,
+    async runOnFiles (ctx, options, file) {
+      const summary = await backupSqlite(sqliteFile(ctx, 'backup'), file!, { force: options.force === true })
+      return emit(ctx, summary, () => `backup written to ${summary.file} (mode 600)\n` + fields(held(summary)))
+    }
+  },
+
+  restore: {
+    usage: 'restore FILE [--check] [--force]',
+    summary: 'check a backup (--check), or put it in place of the database (no server may be running; --force replaces one)',
+    options: { check: { type: 'boolean' }, force: { type: 'boolean' } },
+    positionals: 1,
+    async runOnFiles (ctx, options, file) {
+      if (options.check === true) {
+        const summary = await checkBackup(file!)
+        return emit(ctx, summary, () => `${file!} is a CryptaChat backup this version can restore\n` + fields(held(summary)))
+      }
+      const report = await restoreSqlite(file!, sqliteFile(ctx, 'restore'), { force: options.force === true })
+      ctx.err(ERASURE_WARNING)
+      const absent = report.users_not_in_replaced
+      if (absent !== null && absent.length > 0) {
+        ctx.err(`warning: ${absent.length} accounts of the backup were not in the database it replaced (erased since the backup was made?), ids ${absent.join(', ')}: ` +
+          "'users' shows their names, 'delete-user NAME --yes' erases them again")
+      }
+      return emit(ctx, report, () => [
+        `restored ${file!} into ${report.database}` + (report.replaced ? ' (the database that was there is replaced)' : ''),
+        fields([
+          ...held(report),
+          ['migrated', report.migrated.length === 0 ? 'nothing to apply' : report.migrated.join(', ')]
+        ])
+      ].join('\n'))
+    }
   }
 }
+
+function sqliteFile (ctx: FileContext, command: string): string {
+  if (ctx.database.kind === 'postgres') {
+    throw new BackupError(`${command} works on a SQLite database; on PostgreSQL use pg_dump -Fc and pg_restore (docs/admin.md, "Backups")`)
+  }
+  if (ctx.database.file === ':memory:') throw new BackupError(`the database is in memory (sqlite::memory:): there is nothing to ${command}`)
+  return ctx.database.file
+}
+
+function held (summary: BackupSummary): Array<[string, string | number | null]> {
+  return [
+    ['size', bytes(summary.bytes)],
+    ['integrity', summary.integrity],
+    ['migration', `${summary.migration ?? '-'} (${summary.migrations} applied` +
+      (summary.pending_migrations.length > 0 ? `, ${summary.pending_migrations.length} to apply on restore` : '') +
+      (summary.unknown_migrations.length > 0 ? `, ${summary.unknown_migrations.length} unknown to this version` : '') + ')'],
+    ['users', summary.users],
+    ['messages', summary.messages],
+    ['newest message', summary.newest_message_at]
+  ]
+}
+
+// Said by every restore: an erasure made after the backup is undone by it.
+const ERASURE_WARNING = 'warning: accounts and messages erased after this backup was made are back; ' +
+  'erase them again before the server starts (delete-user; docs/admin.md, "Backups")'
 
 async function toggle (ctx: Context, name: string, disable: boolean): Promise<number> {
   const user = await findUserByName(ctx.db, name)

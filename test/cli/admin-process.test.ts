@@ -1,27 +1,9 @@
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { adminEnv } from '../fixtures/admin.js'
+import { adminEnv, adminProcess as run } from '../fixtures/admin.js'
 import { build, register } from '../helper.js'
 
 // The CLI as its own process (bin/admin.ts, run with this test's TypeScript loader), beside
 // a server that has the same database open: stdout, stderr and exit codes as a shell sees them.
-
-const ENTRY = fileURLToPath(new URL('../../bin/admin.ts', import.meta.url))
-
-async function run (env: Record<string, string>, ...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [...process.execArgv, ENTRY, ...args], {
-    // type-checking was done by tsc; the child only needs its TypeScript transpiled
-    env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', chunk => { stdout += String(chunk) })
-  child.stderr.on('data', chunk => { stderr += String(chunk) })
-  const code = await new Promise<number | null>(resolve => child.on('close', resolve))
-  return { code, stdout, stderr }
-}
 
 t.test('the admin process beside a running server', async t => {
   const env = await adminEnv(t)
