@@ -131,8 +131,8 @@ export interface RealisticResult {
   allDevices: { p50: number, p99: number, max: number }
   /** CPU time per message sent (µs) of the server, the sockets' process and the sender */
   cpuUs: { server: number, sockets: number, sender: number }
-  /** CPU of each process as a share of one core over the run */
-  cores: { server: number, sockets: number, sender: number }
+  /** CPU of each process as a share of one core over the run; the server's with the sockets held and nothing sent */
+  cores: { server: number, sockets: number, sender: number, serverIdle: number }
   rss: { before: number, after: number, max: number }
   eventLoop: EventLoopDelay | null
   frames: Record<string, number>
@@ -150,7 +150,7 @@ export async function eventLoopDelay (server: Served, file: string): Promise<Eve
 }
 
 export async function realistic (
-  server: Served, world: World, secret: string, options: { rate: number, seconds: number, warmupSeconds: number, eldFile: string }
+  server: Served, world: World, secret: string, options: { rate: number, seconds: number, warmupSeconds: number, idleSeconds: number, eldFile: string, profileFile?: string }
 ): Promise<RealisticResult> {
   const devices: DeviceSpec[] = []
   const tokenOf = new Map<number, string>() // user id -> device 1's token, to send with
@@ -179,6 +179,12 @@ export async function realistic (
     const childCpu0 = cpuOf(child.pid ?? 0)
     const opened = await ask({ type: 'open', url: server.url, devices, batch: 200 }, 'opened')
     const openCpu = cpuOf(child.pid ?? 0) - childCpu0
+    // what the server spends holding the sockets with nothing sent (pings, their token
+    // checks, timers): the floor under the CPU per send at a low rate
+    await sleep(500)
+    const idle0 = server.cpu()
+    await sleep(options.idleSeconds * 1000)
+    const idleCore = (server.cpu() - idle0) / options.idleSeconds
     // random contact pairs, drawn up front: the sender does nothing but write them
     const total = Math.round(options.rate * (options.seconds + options.warmupSeconds))
     const plan: Array<{ request: HttpRequest, recipient: number }> = []
@@ -220,6 +226,7 @@ export async function realistic (
     const elapsed = (performance.now() - started) / 1000
     clearInterval(sampler)
     const eventLoop = await eventLoopDelay(server, options.eldFile)
+    if (options.profileFile !== undefined) for (let i = 0; i < 250 && !existsSync(options.profileFile); i++) await sleep(20)
     const rssAfter = server.rss()
     const perDelivery: number[] = []
     const lastOf = new Map<number, number>()
@@ -244,7 +251,7 @@ export async function realistic (
       delivery: { expected, delivered: perDelivery.length, p50: percentile(perDelivery, 50), p99: percentile(perDelivery, 99), max: perDelivery.at(-1) ?? NaN },
       allDevices: { p50: percentile(perMessage, 50), p99: percentile(perMessage, 99), max: perMessage.at(-1) ?? NaN },
       cpuUs: { server: per(cpu.server), sockets: per(cpu.sockets), sender: per(cpu.sender) },
-      cores: { server: cpu.server / elapsed, sockets: cpu.sockets / elapsed, sender: cpu.sender / elapsed },
+      cores: { server: cpu.server / elapsed, sockets: cpu.sockets / elapsed, sender: cpu.sender / elapsed, serverIdle: idleCore },
       rss: { before: rssBefore, after: rssAfter, max: Math.max(rssMax, rssAfter) },
       eventLoop,
       frames: collected.frames,

@@ -9,6 +9,7 @@ import type { DatabaseSettings } from '../db/connect.js'
 import { createSchema, dropSchema } from '../db/migrate.js'
 import { availableTool, fixedRate, percentile, runLoad, type HttpRequest, type LoadResult } from './load.js'
 import { startNode, type Served } from './processes.js'
+import { summarize } from './profile-top.js'
 import { CONTACTS, DEVICES, checkClaims, realistic, seedRealistic } from './realistic.js'
 import { hasWebSocket, wsDelivery, wsSockets, type DeliveryResult, type DeliveryRoute } from './realtime.js'
 import { markdown, machine, type Report, type Row } from './report.js'
@@ -158,8 +159,8 @@ function where (url: string): string {
 const jwtSecret = randomBytes(48).toString('base64')
 
 let profiles = 0
-async function startServer (name: string, dbEnv: Record<string, string>, extra: { nodeArgs?: string[], env?: Record<string, string> } = {}): Promise<Served> {
-  const nodeArgs = [...args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, 'profiles')}`, `--cpu-prof-name=${dbKind}-${name}-${++profiles}.cpuprofile`] : [], ...extra.nodeArgs ?? []]
+async function startServer (name: string, dbEnv: Record<string, string>, extra: { nodeArgs?: string[], env?: Record<string, string>, profile?: boolean } = {}): Promise<Served> {
+  const nodeArgs = [...args.profile && extra.profile !== false ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, 'profiles')}`, `--cpu-prof-name=${dbKind}-${name}-${++profiles}.cpuprofile`] : [], ...extra.nodeArgs ?? []]
   const server = await startNode(`server (${name})`, args.server, {
     // as an operator would run it, rate limits lifted; LOG_LEVEL stays the server default
     NODE_ENV: 'production',
@@ -463,10 +464,17 @@ async function realisticRun (): Promise<void> {
   const world = await seedRealistic(settings, users)
   log(`realistic: seeded ${users} users with ${DEVICES} devices and ${CONTACTS} contacts each (${world.contactPairs} pairs) in ${((performance.now() - started) / 1000).toFixed(1)} s`)
   const eldFile = join(work, 'event-loop-delay.json')
-  const server = await startServer(REALISTIC, env, { nodeArgs: ['--import', pathToFileURL(join(here, 'event-loop-delay.js')).href], env: { BENCH_ELD_FILE: eldFile } })
+  // --profile: the measured window's profile, written by the preload (not --cpu-prof's whole life)
+  const profileFile = args.profile ? join(args.out, 'profiles', `${dbKind}-${REALISTIC}-${realisticSockets}.cpuprofile`) : undefined
+  if (profileFile !== undefined) mkdirSync(dirname(profileFile), { recursive: true })
+  const server = await startServer(REALISTIC, env, {
+    nodeArgs: ['--import', pathToFileURL(join(here, 'event-loop-delay.js')).href],
+    env: { BENCH_ELD_FILE: eldFile, ...profileFile === undefined ? {} : { BENCH_PROFILE_FILE: profileFile } },
+    profile: false
+  })
   await checkClaims(server, jwtSecret, world)
   log(`realistic: ${realisticSockets} sockets, then ${wsRate} sends/s for ${realisticSeconds} s`)
-  const r = await realistic(server, world, jwtSecret, { rate: wsRate, seconds: realisticSeconds, warmupSeconds: smoke ? 0 : 2, eldFile })
+  const r = await realistic(server, world, jwtSecret, { rate: wsRate, seconds: realisticSeconds, warmupSeconds: smoke ? 0 : 2, idleSeconds: smoke ? 0.5 : 3, eldFile, ...profileFile === undefined ? {} : { profileFile } })
   await server.stop()
   const must = dbKind === 'sqlite' ? 10 : 20
   const missing = r.delivery.expected - r.delivery.delivered
@@ -480,7 +488,7 @@ async function realisticRun (): Promise<void> {
     `${r.sends.ok}/${r.sends.planned} sends answered 201 (${r.sends.perSecond.toFixed(0)}/s) between random contacts`,
     `${r.delivery.delivered}/${r.delivery.expected} frames on recipients' sockets, latency from writing send_message to each frame; to every device of the recipient p99 ${r.delivery.expected === 0 ? '-' : r.allDevices.p99.toFixed(2)} ms`,
     `acks (POST /ack_messages by device 1): ${JSON.stringify(r.acks)}`,
-    `server CPU ${r.cpuUs.server.toFixed(0)} µs a send (${pct(r.cores.server)} of a core), RSS ${mib(r.rss.before)} → ${mib(r.rss.after)} MiB (max ${mib(r.rss.max)}), ${eld}`,
+    `server CPU ${r.cpuUs.server.toFixed(0)} µs a send (${pct(r.cores.server)} of a core; ${pct(r.cores.serverIdle)} holding the sockets with nothing sent), RSS ${mib(r.rss.before)} → ${mib(r.rss.after)} MiB (max ${mib(r.rss.max)}), ${eld}`,
     `the load's own CPU: sockets' process ${r.cpuUs.sockets.toFixed(0)} µs a send (${pct(r.cores.sockets)} of a core), sender ${r.cpuUs.sender.toFixed(0)} µs (${pct(r.cores.sender)}) on the same ${cpus().length} cores`
   ].join('; ')
   rows.push({
@@ -499,6 +507,7 @@ async function realisticRun (): Promise<void> {
     note,
     details: { ...r }
   })
+  if (profileFile !== undefined && existsSync(profileFile)) log(`realistic: the server's profile of the measured window is ${profileFile}; its top:\n${summarize(JSON.parse(readFileSync(profileFile, 'utf8')), 20)}`)
   log(`  realistic: ${r.sends.perSecond.toFixed(0)} sends/s, delivery p50 ${r.delivery.p50.toFixed(2)} ms, p99 ${r.delivery.p99.toFixed(2)} ms, max ${r.delivery.max.toFixed(1)} ms, ${errors} errors\n  ${note}`)
 }
 
