@@ -124,7 +124,8 @@ export async function checkClaims (server: Served, secret: string, world: World)
 
 export interface RealisticResult {
   sockets: { target: number, held: number, failed: number, firstError: string | null, openSeconds: number, cpuSeconds: number }
-  sends: { planned: number, ok: number, failed: number, perSecond: number, seconds: number }
+  /** perSecond: answered 201 over the time from the first write to the last answer; written: the time the sender took to write them all */
+  sends: { planned: number, ok: number, failed: number, perSecond: number, seconds: number, written: number }
   /** one sample per message frame on a recipient's socket, from writing the send */
   delivery: { expected: number, delivered: number, p50: number, p99: number, max: number }
   /** per message: until it reached every one of the recipient's sockets */
@@ -247,7 +248,7 @@ export async function realistic (
     const per = (seconds: number): number => seconds / Math.max(1, sent.size) * 1e6
     return {
       sockets: { target: devices.length, held: opened.held, failed: opened.failed, firstError: opened.firstError, openSeconds: opened.seconds, cpuSeconds: openCpu },
-      sends: { planned: samples.length, ok: sent.size, failed, perSecond: sent.size / sendSeconds, seconds: sendSeconds },
+      sends: { planned: samples.length, ok: sent.size, failed, perSecond: sent.size / sendSeconds, seconds: sendSeconds, written: ((written.at(-1) ?? NaN) - (written[0] ?? NaN)) / 1000 },
       delivery: { expected, delivered: perDelivery.length, p50: percentile(perDelivery, 50), p99: percentile(perDelivery, 99), max: perDelivery.at(-1) ?? NaN },
       allDevices: { p50: percentile(perMessage, 50), p99: percentile(perMessage, 99), max: perMessage.at(-1) ?? NaN },
       cpuUs: { server: per(cpu.server), sockets: per(cpu.sockets), sender: per(cpu.sender) },

@@ -485,7 +485,7 @@ async function realisticRun (): Promise<void> {
   const eld = r.eventLoop === null ? 'event-loop delay not measured' : `server event-loop delay p50 ${r.eventLoop.p50.toFixed(2)}, p99 ${r.eventLoop.p99.toFixed(2)}, max ${r.eventLoop.max.toFixed(1)} ms`
   const note = [
     `${r.sockets.held}/${r.sockets.target} sockets held (${users} users × ${DEVICES} devices, ${CONTACTS} contacts each), opened in ${r.sockets.openSeconds.toFixed(1)} s`,
-    `${r.sends.ok}/${r.sends.planned} sends answered 201 (${r.sends.perSecond.toFixed(0)}/s) between random contacts`,
+    `${r.sends.ok}/${r.sends.planned} sends between random contacts answered 201 (${r.sends.perSecond.toFixed(0)}/s from the first write to the last answer; written in ${r.sends.written.toFixed(1)} s)`,
     `${r.delivery.delivered}/${r.delivery.expected} frames on recipients' sockets, latency from writing send_message to each frame; to every device of the recipient p99 ${r.delivery.expected === 0 ? '-' : r.allDevices.p99.toFixed(2)} ms`,
     `acks (POST /ack_messages by device 1): ${JSON.stringify(r.acks)}`,
     `server CPU ${r.cpuUs.server.toFixed(0)} µs a send (${pct(r.cores.server)} of a core; ${pct(r.cores.serverIdle)} holding the sockets with nothing sent), RSS ${mib(r.rss.before)} → ${mib(r.rss.after)} MiB (max ${mib(r.rss.max)}), ${eld}`,
