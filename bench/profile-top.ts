@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 // `node dist/bench/profile-top.js <file.cpuprofile> [N]`: the functions with the most self
 // time, and the same time summed by package (or by our own folder), in percent of samples.
@@ -50,7 +51,8 @@ export function summarize (profile: Profile, top = 25): string {
   ].join('\n')
 }
 
-const file = process.argv[2]
+// run as a command (not when bench/run.ts imports summarize)
+const file = process.argv[1] === fileURLToPath(import.meta.url) ? process.argv[2] : undefined
 if (file !== undefined) {
   process.stdout.write(summarize(JSON.parse(readFileSync(file, 'utf8')) as Profile, Number(process.argv[3] ?? 25)) + '\n')
 }

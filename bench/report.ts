@@ -24,6 +24,8 @@ export interface Row {
   must: string
   met: boolean | null
   note: string
+  /** a scenario's own measurements beyond the columns (the JSON only) */
+  details?: Record<string, unknown>
 }
 
 export interface Report {
@@ -75,7 +77,8 @@ export function markdown (report: Report): string {
   for (const r of report.rows) {
     const ratio = r.ratio === null ? '' : `1/${num(1 / r.ratio, 1)}`
     const met = r.met === null ? '' : r.met ? 'yes' : '**no**'
-    const cpu = r.cpu === null ? ' | ' : `${num(r.cpu.us)} | 1/${num(r.cpu.us / r.cpu.ceilingUs, 1)}`
+    // a scenario without a ceiling (realistic: per send) has CPU but no ratio
+    const cpu = r.cpu === null ? ' | ' : `${num(r.cpu.us)} | ${Number.isFinite(r.cpu.ceilingUs) ? `1/${num(r.cpu.us / r.cpu.ceilingUs, 1)}` : ''}`
     lines.push(`| ${r.scenario} | ${r.load} | ${num(r.rps)} | ${r.ceiling === null ? '' : num(r.ceiling)} | ${ratio} | ${cpu} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.errors} | ${r.must} | ${met} | ${r.note} |`)
   }
   for (const s of report.skipped) lines.push(`| ${s.scenario} |${' |'.repeat(12)} skipped: ${s.reason} |`)

@@ -1,19 +1,21 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { loadavg, tmpdir } from 'node:os'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import type { DatabaseSettings } from '../db/connect.js'
 import { createSchema, dropSchema } from '../db/migrate.js'
 import { availableTool, fixedRate, percentile, runLoad, type HttpRequest, type LoadResult } from './load.js'
 import { startNode, type Served } from './processes.js'
+import { summarize } from './profile-top.js'
+import { CONTACTS, DEVICES, checkClaims, realistic, seedRealistic } from './realistic.js'
 import { hasWebSocket, wsDelivery, wsSockets, type DeliveryResult, type DeliveryRoute } from './realtime.js'
 import { markdown, machine, type Report, type Row } from './report.js'
 import { Api, PASSWORD, blob, inBatches, seedStoredMessages, type BenchUser } from './seed.js'
 
-// `npm run bench [-- --db postgres] [--instances N] [--scenario <name>] [--smoke] [--seconds N] [--rate N] [--profile] [--server <script>]`
+// `npm run bench [-- --db postgres] [--instances N] [--scenario <name>] [--smoke] [--seconds N] [--rate N] [--sockets N] [--profile] [--keep] [--server <script>]`
 // Builds nothing itself (the npm script compiles first); starts the real server and the
 // hello-world ceiling as processes, seeds, drives each scenario and writes the results.
 // With --instances N (PostgreSQL and Redis), N servers share one schema and the Redis hub,
@@ -28,10 +30,12 @@ const { values: args } = parseArgs({
     db: { type: 'string', default: 'sqlite' },
     instances: { type: 'string', default: '1' },
     rate: { type: 'string' },
+    sockets: { type: 'string' },
     scenario: { type: 'string', multiple: true },
     smoke: { type: 'boolean', default: false },
     seconds: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
     server: { type: 'string', default: join(root, 'dist/server.js') },
     out: { type: 'string', default: join(root, 'bench/results') }
   }
@@ -39,8 +43,14 @@ const { values: args } = parseArgs({
 
 const MAIN = ['get_key', 'get_contacts', 'get_messages_poll', 'sync_poll', 'get_messages_100', 'send_message', 'send_envelopes', 'mixed', 'login_storm', 'ws_delivery', 'ws_delivery_cross', 'ws_sockets'] as const
 const GROWTH = ['growth_10k', 'growth_1m'] as const
-const ALL: readonly string[] = [...MAIN, ...GROWTH]
+// the headline of issue 16: many idle sockets, steady sends between contacts, acks
+const REALISTIC = 'realistic'
+const ALL: readonly string[] = [REALISTIC, ...MAIN, ...GROWTH]
 const CROSS = ['ws_delivery', 'ws_delivery_cross']
+// the delivery scenarios' targets hold at 1000 messages/s; another rate is for a look only
+// (up here: usage() names it, and a bad option calls usage() before the rest is set)
+const TARGET_RATE = 1000
+const TARGET_SOCKETS = 10_000
 
 if (args.db !== 'sqlite' && args.db !== 'postgres') usage(`--db must be sqlite or postgres, not ${args.db}`)
 const instances = Number(args.instances)
@@ -50,6 +60,7 @@ const redisUrl = instances > 1 ? process.env.REDIS_URL || 'redis://127.0.0.1:637
 if (instances > 1 && args.db !== 'postgres') usage(`--instances ${instances} needs --db postgres: instances share one database, and SQLite is one process's file`)
 if (redisUrl !== undefined && !/^rediss?:\/\/.+$/.test(redisUrl)) usage('--instances needs REDIS_URL to be a redis:// or rediss:// URL (unset, it is redis://127.0.0.1:6379)')
 for (const name of args.scenario ?? []) if (!ALL.includes(name)) usage(`unknown scenario ${name}`)
+if (instances > 1 && args.scenario?.includes(REALISTIC) === true) usage(`${REALISTIC} runs on one instance: leave out --instances`)
 if (instances === 1 && args.scenario?.includes('ws_delivery_cross') === true) usage('ws_delivery_cross needs --instances 2 or more (and --db postgres, and Redis)')
 // one instance: everything but the cross-instance scenario; several: the delivery across
 // instances beside the same on one (the other scenarios on instance 1 when asked for)
@@ -61,11 +72,16 @@ const partial = selected.size !== defaults.length || defaults.some(name => !sele
 const smoke = args.smoke
 const seconds = Number(args.seconds ?? (smoke ? 1 : 5))
 if (!(seconds > 0)) usage('--seconds must be a positive number')
-// the delivery scenarios' targets hold at 1000 messages/s; another rate is for a look only
-const TARGET_RATE = 1000
 const wsRate = Number(args.rate ?? (smoke ? 100 : TARGET_RATE))
 if (!Number.isInteger(wsRate) || wsRate < 1) usage(`--rate must be a whole number of messages a second, not ${args.rate}`)
 const judged = !smoke && wsRate === TARGET_RATE
+// realistic: its own length (20 s, 2 in a smoke run) unless --seconds says; its target holds at 10,000 sockets
+const realisticSeconds = Number(args.seconds ?? (smoke ? 2 : 20))
+const realisticSockets = Number(args.sockets ?? (smoke ? 200 : TARGET_SOCKETS))
+if (!Number.isInteger(realisticSockets) || realisticSockets % DEVICES !== 0 || realisticSockets / DEVICES <= CONTACTS) {
+  usage(`--sockets must be a whole multiple of ${DEVICES} (each user holds ${DEVICES} devices) above ${DEVICES * CONTACTS}, not ${args.sockets}`)
+}
+const realisticJudged = judged && realisticSockets === TARGET_SOCKETS
 const dbKind: 'sqlite' | 'postgres' = args.db === 'postgres' ? 'postgres' : 'sqlite'
 // PostgreSQL on this machine is reached as a co-located deployment would reach it: by its
 // Unix socket when there is one (over loopback TCP each query's write cost about twice
@@ -83,9 +99,12 @@ const sizes = { users: (smoke ? 8 : 32) * (selected.has('ws_delivery_cross') ? 2
 
 function usage (problem: string): never {
   process.stderr.write(`${problem}
-usage: npm run bench -- [--db sqlite|postgres] [--instances N] [--scenario <name>]... [--smoke] [--seconds N] [--rate N] [--profile] [--server <script>]
+usage: npm run bench -- [--db sqlite|postgres] [--instances N] [--scenario <name>]... [--smoke] [--seconds N] [--rate N] [--sockets N] [--profile] [--keep] [--server <script>]
   scenarios: ${ALL.join(', ')}
-  --rate N: messages a second in the delivery scenarios (default ${TARGET_RATE}, 100 with --smoke; their targets are judged at ${TARGET_RATE} only)
+  --rate N: messages a second in the delivery scenarios and ${REALISTIC} (default ${TARGET_RATE}, 100 with --smoke; their targets are judged at ${TARGET_RATE} only)
+  --sockets N: sockets held in ${REALISTIC} (default ${TARGET_SOCKETS}, 200 with --smoke: ${DEVICES} devices of N/${DEVICES} users); it runs
+    20 s (2 with --smoke) unless --seconds says, and needs a soft open-files limit (ulimit -n) above N + 2000
+  --keep: leave the work directory (the servers' logs with each request's responseTime) for a look
   --instances N (default 1): N servers on one PostgreSQL schema with the Redis hub (REDIS_URL,
     default redis://127.0.0.1:6379); needs --db postgres; runs ${CROSS.join(' and ')} unless --scenario says otherwise
 `)
@@ -140,8 +159,8 @@ function where (url: string): string {
 const jwtSecret = randomBytes(48).toString('base64')
 
 let profiles = 0
-async function startServer (name: string, dbEnv: Record<string, string>): Promise<Served> {
-  const nodeArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, 'profiles')}`, `--cpu-prof-name=${dbKind}-${name}-${++profiles}.cpuprofile`] : []
+async function startServer (name: string, dbEnv: Record<string, string>, extra: { nodeArgs?: string[], env?: Record<string, string>, profile?: boolean } = {}): Promise<Served> {
+  const nodeArgs = [...args.profile && extra.profile !== false ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, 'profiles')}`, `--cpu-prof-name=${dbKind}-${name}-${++profiles}.cpuprofile`] : [], ...extra.nodeArgs ?? []]
   const server = await startNode(`server (${name})`, args.server, {
     // as an operator would run it, rate limits lifted; LOG_LEVEL stays the server default
     NODE_ENV: 'production',
@@ -150,7 +169,8 @@ async function startServer (name: string, dbEnv: Record<string, string>): Promis
     RATE_LIMIT: 'off',
     // METRICS=on npm run bench: the cost of the metrics (docs/metrics.md)
     ...(process.env.METRICS === undefined ? {} : { METRICS: process.env.METRICS }),
-    ...dbEnv
+    ...dbEnv,
+    ...extra.env
   }, join(work, `server-${name}.log`), { probe: '/readyz', nodeArgs })
   cleanups.push(async () => { await server.stop() })
   return server
@@ -417,6 +437,82 @@ async function loginStorm (server: Served, users: BenchUser[], keyRequests: Http
   row('login_storm_get_key', probe, { p99: 20 }, 'get_key while logins saturate', `${probeRate} req/s`)
 }
 
+/** The soft limit of open files of this process (its children inherit it), from /proc (Linux). */
+function openFilesLimit (): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find(l => l.startsWith('Max open files'))
+    const soft = line?.split(/\s{2,}/)[1]
+    return soft === undefined || soft === 'unlimited' ? Infinity : Number(soft)
+  } catch {
+    return Infinity
+  }
+}
+
+/**
+ * realistic: seeded straight into a fresh database (bench/realistic.ts), the server started
+ * with the event-loop-delay preload (bench only), the sockets in a process of their own.
+ */
+async function realisticRun (): Promise<void> {
+  // the server and the sockets' process each hold one descriptor per socket, and the
+  // server one more for each of the sender's and the acks' connections (up to 1280)
+  const limit = openFilesLimit()
+  if (limit < realisticSockets + 2000) {
+    skip(REALISTIC, `${realisticSockets} sockets need an open-files limit above ${realisticSockets + 2000}, and ulimit -n is ${limit}: raise it (ulimit -n ${realisticSockets + 5000}) or pass --sockets`)
+    return
+  }
+  const users = realisticSockets / DEVICES
+  const { env, settings } = await freshDatabase('realistic')
+  const started = performance.now()
+  const world = await seedRealistic(settings, users)
+  log(`realistic: seeded ${users} users with ${DEVICES} devices and ${CONTACTS} contacts each (${world.contactPairs} pairs) in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  const eldFile = join(work, 'event-loop-delay.json')
+  // --profile: the measured window's profile, written by the preload (not --cpu-prof's whole life)
+  const profileFile = args.profile ? join(args.out, 'profiles', `${dbKind}-${REALISTIC}-${realisticSockets}.cpuprofile`) : undefined
+  if (profileFile !== undefined) mkdirSync(dirname(profileFile), { recursive: true })
+  const server = await startServer(REALISTIC, env, {
+    nodeArgs: ['--import', pathToFileURL(join(here, 'event-loop-delay.js')).href],
+    env: { BENCH_ELD_FILE: eldFile, ...profileFile === undefined ? {} : { BENCH_PROFILE_FILE: profileFile } },
+    profile: false
+  })
+  await checkClaims(server, jwtSecret, world)
+  log(`realistic: ${realisticSockets} sockets, then ${wsRate} sends/s for ${realisticSeconds} s`)
+  const r = await realistic(server, world, jwtSecret, { rate: wsRate, seconds: realisticSeconds, warmupSeconds: smoke ? 0 : 2, idleSeconds: smoke ? 0.5 : 3, eldFile, ...profileFile === undefined ? {} : { profileFile } })
+  await server.stop()
+  const must = dbKind === 'sqlite' ? 10 : 20
+  const missing = r.delivery.expected - r.delivery.delivered
+  const badAcks = Object.entries(r.acks).filter(([status]) => status !== '200').reduce((n, [, count]) => n + count, 0)
+  const errors = r.sends.failed + missing + r.sockets.failed + badAcks + r.closedEarly
+  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0)
+  const pct = (share: number): string => `${(100 * share).toFixed(0)}%`
+  const eld = r.eventLoop === null ? 'event-loop delay not measured' : `server event-loop delay p50 ${r.eventLoop.p50.toFixed(2)}, p99 ${r.eventLoop.p99.toFixed(2)}, max ${r.eventLoop.max.toFixed(1)} ms`
+  const note = [
+    `${r.sockets.held}/${r.sockets.target} sockets held (${users} users × ${DEVICES} devices, ${CONTACTS} contacts each), opened in ${r.sockets.openSeconds.toFixed(1)} s`,
+    `${r.sends.ok}/${r.sends.planned} sends between random contacts answered 201 (${r.sends.perSecond.toFixed(0)}/s from the first write to the last answer; written in ${r.sends.written.toFixed(1)} s)`,
+    `${r.delivery.delivered}/${r.delivery.expected} frames on recipients' sockets, latency from writing send_message to each frame; to every device of the recipient p99 ${r.delivery.expected === 0 ? '-' : r.allDevices.p99.toFixed(2)} ms`,
+    `acks (POST /ack_messages by device 1): ${JSON.stringify(r.acks)}`,
+    `server CPU ${r.cpuUs.server.toFixed(0)} µs a send (${pct(r.cores.server)} of a core; ${pct(r.cores.serverIdle)} holding the sockets with nothing sent), RSS ${mib(r.rss.before)} → ${mib(r.rss.after)} MiB (max ${mib(r.rss.max)}), ${eld}`,
+    `the load's own CPU: sockets' process ${r.cpuUs.sockets.toFixed(0)} µs a send (${pct(r.cores.sockets)} of a core), sender ${r.cpuUs.sender.toFixed(0)} µs (${pct(r.cores.sender)}) on the same ${cpus().length} cores`
+  ].join('; ')
+  rows.push({
+    scenario: REALISTIC,
+    load: `${wsRate} sends/s, ${realisticSockets} sockets`,
+    rps: r.sends.perSecond,
+    ceiling: null,
+    ratio: null,
+    cpu: { us: r.cpuUs.server, ceilingUs: NaN },
+    p50: r.delivery.p50,
+    p99: r.delivery.p99,
+    max: r.delivery.max,
+    errors,
+    must: `p99 < ${must} ms at 1000 sends/s, 10000 sockets`,
+    met: realisticJudged ? r.delivery.p99 < must && errors === 0 : null,
+    note,
+    details: { ...r }
+  })
+  if (profileFile !== undefined && existsSync(profileFile)) log(`realistic: the server's profile of the measured window is ${profileFile}; its top:\n${summarize(JSON.parse(readFileSync(profileFile, 'utf8')), 20)}`)
+  log(`  realistic: ${r.sends.perSecond.toFixed(0)} sends/s, delivery p50 ${r.delivery.p50.toFixed(2)} ms, p99 ${r.delivery.p99.toFixed(2)} ms, max ${r.delivery.max.toFixed(1)} ms, ${errors} errors\n  ${note}`)
+}
+
 async function growthRun (name: string, total: number): Promise<void> {
   const { env, settings } = await freshDatabase(name)
   const started = performance.now()
@@ -436,6 +532,7 @@ async function main (): Promise<void> {
   cleanups.push(async () => { await started.stop() })
   if (!smoke) await drive(started, [{ method: 'GET', path: '/' }], CONNECTIONS, 1) // warm-up
   if (MAIN.some(name => selected.has(name))) await mainRun()
+  if (selected.has(REALISTIC)) await realisticRun()
   if (selected.has('growth_10k')) await growthRun('growth_10k', smoke ? 1000 : 10_000)
   if (selected.has('growth_1m')) await growthRun('growth_1m', smoke ? 5000 : 1_000_000)
   judge()
@@ -456,7 +553,10 @@ async function main (): Promise<void> {
   const table = markdown(report)
   process.stdout.write('\n' + table)
   mkdirSync(args.out, { recursive: true })
-  const base = join(args.out, `${dbKind}${instances > 1 ? `-${instances}-instances` : ''}${smoke ? '-smoke' : partial || wsRate !== TARGET_RATE ? '-partial' : ''}`)
+  // the headline alone gets files of its own, beside the full run's
+  const onlyRealistic = selected.size === 1 && selected.has(REALISTIC)
+  const suffix = smoke ? '-smoke' : onlyRealistic ? (realisticJudged ? '-realistic' : '-realistic-partial') : partial || wsRate !== TARGET_RATE ? '-partial' : ''
+  const base = join(args.out, `${dbKind}${instances > 1 ? `-${instances}-instances` : ''}${suffix}`)
   writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n')
   writeFileSync(`${base}.md`, table)
   log(`\nwrote ${base}.json and ${base}.md`)
@@ -468,5 +568,6 @@ try {
   await main()
 } finally {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(error => { log(`cleanup: ${String(error)}`) })
-  rmSync(work, { recursive: true, force: true })
+  if (args.keep) log(`kept ${work} (the servers' logs, the SQLite files)`)
+  else rmSync(work, { recursive: true, force: true })
 }

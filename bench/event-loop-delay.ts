@@ -1,0 +1,48 @@
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+
+// Preloaded into the server by the bench only (`node --import <this> dist/server.js`, with
+// BENCH_ELD_FILE set): samples the event loop's delay every 2 ms, and on SIGWINCH writes
+// what it saw since the last SIGWINCH (or since start) to BENCH_ELD_FILE as JSON, in ms,
+// then starts afresh. The server itself knows nothing of it. SIGWINCH, because nothing in a
+// server without a terminal listens to it and it is ignored by default (the server's
+// close-with-grace takes SIGUSR2, SIGHUP and the others as a request to shut down).
+//
+// With BENCH_PROFILE_FILE set too, the first SIGWINCH also starts a CPU profile and the
+// second writes it there: a profile of the measured window only, not of the start, the
+// seeding or the sockets' opening (`--cpu-prof` profiles the whole process).
+
+export interface EventLoopDelay { p50: number, p99: number, max: number, mean: number, samples: number }
+
+const file = process.env.BENCH_ELD_FILE
+const profileFile = process.env.BENCH_PROFILE_FILE
+if (file !== undefined && file !== '') {
+  const histogram = monitorEventLoopDelay({ resolution: 2 })
+  histogram.enable()
+  let session: Session | undefined
+  const report = (): void => {
+    const ms = (ns: number): number => ns / 1e6
+    const seen: EventLoopDelay = { p50: ms(histogram.percentile(50)), p99: ms(histogram.percentile(99)), max: ms(histogram.max), mean: ms(histogram.mean), samples: histogram.count }
+    writeFileSync(file, JSON.stringify(seen))
+    histogram.reset()
+  }
+  process.on('SIGWINCH', () => {
+    if (profileFile === undefined || profileFile === '') { report(); return }
+    if (session === undefined) {
+      // the profiler first: its start stalls the loop, and that is not the window's
+      const started = new Session()
+      session = started
+      started.connect()
+      started.post('Profiler.enable', () => { started.post('Profiler.start', () => { setImmediate(report) }) })
+    } else {
+      report()
+      const done = session
+      session = undefined
+      done.post('Profiler.stop', (error, result) => {
+        if (error === null) writeFileSync(profileFile, JSON.stringify(result.profile))
+        done.disconnect()
+      })
+    }
+  })
+}
