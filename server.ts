@@ -14,7 +14,15 @@ try {
   process.exit(78) // EX_CONFIG
 }
 
-const server = await buildApp(config)
+let server: Awaited<ReturnType<typeof buildApp>>
+try {
+  server = await buildApp(config)
+} catch (error) {
+  // what could not start (the database, the metrics port, ...) in one line, not a stack trace
+  const { message, code } = error as { message?: string, code?: string }
+  process.stderr.write(`could not start: ${code === undefined ? '' : code + ' '}${message ?? String(error)}\n`)
+  process.exit(1)
+}
 
 closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   if (err !== undefined) server.log.error({ err }, 'server closing after an error')

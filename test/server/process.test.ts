@@ -73,6 +73,21 @@ t.test('a bad setting stops the start with a clear message', async t => {
   t.match(server.output(), /LOG_LEVEL="loud"/)
 })
 
+t.test('a start that fails (the metrics port taken) says what failed in one line and exits 1', async t => {
+  const taken = http.createServer()
+  taken.listen(0, '127.0.0.1')
+  await once(taken, 'listening')
+  t.teardown(() => { taken.close() })
+  const { port } = taken.address() as { port: number }
+  const dataDir = await mkdtemp(join(tmpdir(), 'cc-server-'))
+  t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
+  const server = startServer({ DATA_DIR: dataDir, METRICS: 'on', METRICS_PORT: String(port) })
+  const [code] = await once(server.child, 'exit')
+  t.equal(code, 1)
+  t.match(server.output(), /^could not start: EADDRINUSE .*$/m)
+  t.notMatch(server.output(), /^\s+at /m, 'no stack trace')
+})
+
 t.test('runs on the database DATABASE_URL names', async t => {
   const env = await freshDatabaseEnv(t)
   const server = startServer({ ...env, JWT_SECRET: randomBytes(36).toString('base64') })
