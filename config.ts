@@ -213,7 +213,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.ADMIN_TOKEN !== undefined && !isStrongSecret(env.ADMIN_TOKEN)) {
     problems.push('ADMIN_TOKEN: too weak; use at least 32 random characters (e.g. `openssl rand -base64 32`)')
   }
-  if (env.METRICS === 'on' && env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) problems.push('METRICS_PORT: must differ from PORT (unset it to serve /metrics on PORT)')
+  if (env.METRICS === 'on' && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) problems.push('METRICS_PORT: must differ from PORT (unset it to serve /metrics on PORT)')
   if (problems.length > 0) throw new ConfigError(problems)
 
   const url = env.DATABASE_URL

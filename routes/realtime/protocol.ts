@@ -4,7 +4,7 @@
 
 import { CursorExpired, CursorUnknown } from '../../errors.js'
 import { CLOSE_RESYNC, CLOSE_SESSION_ENDED } from './connection.js'
-import { Event } from './events.js'
+import { Event, frameType } from './events.js'
 
 /** Where the AsyncAPI document is served. */
 export const ASYNCAPI_PATH = '/docs/asyncapi.json'
@@ -28,7 +28,7 @@ export function closeCodes (): string {
 
 /** One Markdown line per event type, from its schema. */
 export function eventList (): string {
-  return Event.anyOf.map(schema => `- \`${schema.properties.type.const}\`: ${schema.description ?? ''}`).join('\n')
+  return Event.anyOf.map(schema => `- \`${frameType(schema)}\`: ${schema.description ?? ''}`).join('\n')
 }
 
 export const PROTOCOL = `
