@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely'
 import type { Device } from './devices.js'
 import { isPostgres, isUniqueViolation } from './dialect.js'
-import { appendEvents, type NewEvent } from './events.js'
+import { appendEvents, type Appended, type NewEvent } from './events.js'
 import type { Database } from './schema.js'
 import type { User } from './users.js'
 
@@ -18,7 +18,8 @@ export interface OutgoingEnvelope {
 }
 
 export type SendOutcome =
-  | { kind: 'stored' | 'duplicate', id: number, created_at: number }
+  | { kind: 'stored', id: number, created_at: number, appended: Appended }
+  | { kind: 'duplicate', id: number, created_at: number }
   /** The list does not cover exactly the recipient's registered devices. */
   | { kind: 'mismatch', missingDevices: number[], extraDevices: number[] }
   /** These devices were registered again since the sender fetched their bundles. */
@@ -71,8 +72,13 @@ export async function sendEnvelopes (
           created_at: now
         }))).returning(['id', 'device_id']).execute()
       const payload = { sourceUsername: sender.username, sourceDevice: from.id }
-      await appendEvents(trx, stored.map((envelope): NewEvent => ({ userId: recipient.id, deviceKey: envelope.device_id, type: 'envelope', payload, envelopeId: envelope.id })), now)
-      return { kind: 'stored', id: send.id, created_at: send.created_at }
+      const contentOf = new Map(envelopes.map(envelope => [byNumber.get(envelope.destinationDeviceId)?.id, envelope]))
+      const appended = await appendEvents(trx, stored.map((envelope): NewEvent => ({ userId: recipient.id, deviceKey: envelope.device_id, type: 'envelope', payload, envelopeId: envelope.id })), now,
+        event => {
+          const envelope = contentOf.get(event.deviceKey)
+          return envelope === undefined ? {} : { envelope: { id: send.id, type: envelope.type, content: envelope.content, created_at: now } }
+        })
+      return { kind: 'stored', id: send.id, created_at: send.created_at, appended }
     })
   } catch (error) {
     // a concurrent retry with the same client_msg_id stored it first
@@ -97,6 +103,7 @@ export interface EnvelopeAck {
   acknowledged: number
   /** Senders that were sent a `delivered` event. */
   notify: number[]
+  appended: Appended
 }
 
 /**
@@ -111,12 +118,12 @@ export async function ackEnvelopes (db: Kysely<Database>, recipient: User, devic
       .select(['envelopes.id', 'envelopes.send_id', 'sends.sender_id'])
       .where('envelopes.device_id', '=', device.key).where('envelopes.send_id', 'in', sendIds)
       .execute()
-    if (rows.length === 0) return { acknowledged: 0, notify: [] }
+    if (rows.length === 0) return { acknowledged: 0, notify: [], appended: new Map() }
     const deleted = await trx.deleteFrom('envelopes').where('id', 'in', rows.map(row => row.id)).returning('id').execute()
     const gone = new Set(deleted.map(row => row.id))
-    const notify = await tellSenders(trx, 'delivered', rows.filter(row => gone.has(row.id))
+    const { notify, appended } = await tellSenders(trx, 'delivered', rows.filter(row => gone.has(row.id))
       .map(row => ({ ...row, user_id: recipient.id, username: recipient.username, device_id: device.id })), now)
-    return { acknowledged: gone.size, notify }
+    return { acknowledged: gone.size, notify, appended }
   })
 }
 
@@ -127,7 +134,7 @@ export async function ackEnvelopes (db: Kysely<Database>, recipient: User, devic
 async function tellSenders (
   trx: Transaction<Database>, type: 'delivered' | 'expired_undelivered',
   envelopes: Array<{ send_id: number, sender_id: number, user_id: number, username: string, device_id: number }>, now: number
-): Promise<number[]> {
+): Promise<{ notify: number[], appended: Appended }> {
   const groups = new Map<string, { senderId: number, username: string, device: number, ids: number[] }>()
   for (const envelope of envelopes) {
     if (envelope.sender_id === envelope.user_id) continue
@@ -136,9 +143,9 @@ async function tellSenders (
     group.ids.push(envelope.send_id)
     groups.set(key, group)
   }
-  await appendEvents(trx, [...groups.values()].map((group): NewEvent =>
+  const appended = await appendEvents(trx, [...groups.values()].map((group): NewEvent =>
     ({ userId: group.senderId, type, payload: { username: group.username, message_ids: group.ids.sort((a, b) => a - b), device: group.device } })), now)
-  return [...new Set([...groups.values()].map(group => group.senderId))]
+  return { notify: [...new Set([...groups.values()].map(group => group.senderId))], appended }
 }
 
 /**
@@ -161,7 +168,7 @@ export async function purgeEnvelopes (db: Kysely<Database>, cutoff: number, batc
       if (rows.length === 0) return 0
       // what this delete removed, so that of two instances sweeping at once each envelope is reported once
       const gone = new Set((await trx.deleteFrom('envelopes').where('id', 'in', rows.map(row => row.id)).returning('id').execute()).map(row => row.id))
-      for (const id of await tellSenders(trx, 'expired_undelivered', rows.filter(row => gone.has(row.id)), now)) notify.add(id)
+      for (const id of (await tellSenders(trx, 'expired_undelivered', rows.filter(row => gone.has(row.id)), now)).notify) notify.add(id)
       return rows.length
     })
     count += batch

@@ -75,17 +75,24 @@ export interface EventMessage {
  * longer exists. On PostgreSQL the devices are locked in ascending key first, so that two
  * transactions touching the same devices lock them in the same order and cannot deadlock.
  */
-export async function appendEvents (trx: Transaction<Database>, events: NewEvent[], now = Date.now()): Promise<void> {
-  if (events.length === 0) return
+export async function appendEvents (trx: Transaction<Database>, events: NewEvent[], now = Date.now(), detail?: EventDetail): Promise<Appended> {
+  const appended: Appended = new Map()
+  if (events.length === 0) return appended
   const rows: EventRow[] = []
-  const row = (event: NewEvent, deviceKey: number, seq: number): EventRow =>
-    ({ device_id: deviceKey, seq, type: event.type, payload: JSON.stringify(event.payload), message_id: event.messageId ?? null, envelope_id: event.envelopeId ?? null, created_at: now })
+  // each event as a reader of the device's stream will see it, unless it needs a row only the caller knows
+  const unknown = new Set<number>()
+  const row = (event: NewEvent, deviceKey: number, seq: number, userId: number): EventRow => {
+    const shown = shownEvent(event, seq, now, detail?.(event, userId))
+    if (shown === undefined) unknown.add(deviceKey)
+    else appended.set(deviceKey, [...appended.get(deviceKey) ?? [], shown])
+    return { device_id: deviceKey, seq, type: event.type, payload: JSON.stringify(event.payload), message_id: event.messageId ?? null, envelope_id: event.envelopeId ?? null, created_at: now }
+  }
   const users = [...new Set(events.flatMap(event => event.deviceKey === undefined ? [event.userId] : []))]
   if (!isPostgres(trx) && users.length === events.length) {
     // SQLite has a single writer: one UPDATE numbers one event for each device of each user
     const bumped = await bumpUsers(trx, users)
     for (const event of events) {
-      for (const device of bumped) if (device.user_id === event.userId) rows.push(row(event, device.id, device.event_seq))
+      for (const device of bumped) if (device.user_id === event.userId) rows.push(row(event, device.id, device.event_seq, device.user_id))
     }
   } else {
     const keys = [...new Set(events.flatMap(event => event.deviceKey === undefined ? [] : [event.deviceKey]))]
@@ -112,7 +119,7 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
         const seq = next.get(device.id)
         if (seq === undefined) continue
         next.set(device.id, seq + 1)
-        rows.push(row(event, device.id, seq))
+        rows.push(row(event, device.id, seq, device.user_id))
       }
     })
   }
@@ -120,6 +127,28 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
   if (rows.length === 1) await insertEvent.rows(trx, rows[0] as EventRow)
   else if (rows.length === 2) await insertTwoEvents.rows(trx, { first: rows[0] as EventRow, second: rows[1] as EventRow })
   else if (rows.length > 0) await trx.insertInto('events').values(rows).execute()
+  for (const deviceKey of unknown) appended.delete(deviceKey)
+  return appended
+}
+
+/**
+ * What a transaction appended, by device key, in seq order: each event as readEvents will
+ * read it back. Published with the commit's wake-up (plugins/app/hub.ts), so that this
+ * instance's sockets can send it without reading it back (routes/realtime/connection.ts).
+ * A device whose events could not all be shown (a message or envelope event without its
+ * row) is left out: its sockets read.
+ */
+export type Appended = Map<number, StoredEvent[]>
+
+/** The message or envelope row a message or envelope event shows, as the reader (a device of `userId`) sees it. */
+export type EventDetail = (event: NewEvent, userId: number) => { message?: EventMessage, envelope?: EventEnvelope }
+
+/** The event as readEvents reads it back; undefined when it needs a row `detail` does not give. */
+export function shownEvent (event: NewEvent, seq: number, now: number, detail: ReturnType<EventDetail> | undefined): StoredEvent | undefined {
+  const message = detail?.message ?? null
+  const envelope = detail?.envelope ?? null
+  if ((event.type === 'message' && message === null) || (event.type === 'envelope' && envelope === null)) return undefined
+  return { seq, type: event.type, payload: event.payload, created_at: now, message, envelope } as StoredEvent
 }
 
 /** The devices by how many events each gets: one UPDATE per distinct count (usually one). */
@@ -155,13 +184,13 @@ export function messageEvents (message: Pick<NewMessage, 'sender_id' | 'recipien
  */
 export async function storeMessageWithEvents (
   db: Kysely<Database>, message: NewMessage, payload: EventPayloads['message']
-): Promise<{ id: number, created_at: number }> {
-  const { rows } = await sql<{ id: number, created_at: number }>`
+): Promise<{ id: number, created_at: number, devices: Array<{ key: number, userId: number, seq: number }> }> {
+  const { rows } = await sql<{ id: number, created_at: number, device_key: number | null, user_id: number | null, seq: number | null }>`
     with locked as (
       select id from devices where user_id in (${message.sender_id}, ${message.recipient_id}) order by id for update
     ), bumped as (
       update devices set event_seq = devices.event_seq + 1 from locked where devices.id = locked.id
-      returning devices.id, devices.event_seq
+      returning devices.id, devices.user_id, devices.event_seq
     ), stored as (
       insert into messages (sender_id, recipient_id, user_lo, user_hi, sender_blob, recipient_blob, client_msg_id, created_at)
       values (${message.sender_id}, ${message.recipient_id}, ${message.user_lo}, ${message.user_hi},
@@ -171,10 +200,11 @@ export async function storeMessageWithEvents (
       insert into events (device_id, seq, type, payload, message_id, created_at)
       select bumped.id, bumped.event_seq, 'message', ${JSON.stringify(payload)}::text, stored.id, ${message.created_at}::bigint from bumped, stored
     )
-    select id, created_at from stored`.execute(db)
-  const stored = rows[0]
-  if (stored === undefined) throw new Error('insert returned no row')
-  return stored
+    select stored.id, stored.created_at, bumped.id as device_key, bumped.user_id, bumped.event_seq as seq from stored left join bumped on true`.execute(db)
+  const first = rows[0]
+  if (first === undefined) throw new Error('insert returned no row')
+  const devices = rows.flatMap(row => row.device_key === null || row.user_id === null || row.seq === null ? [] : [{ key: Number(row.device_key), userId: Number(row.user_id), seq: Number(row.seq) }])
+  return { id: first.id, created_at: first.created_at, devices }
 }
 
 type EventRow = Insertable<EventsTable>

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import { isPostgres, isUniqueViolation } from './dialect.js'
-import { appendEvents, messageEvents, storeMessageWithEvents } from './events.js'
+import { appendEvents, messageEvents, shownEvent, storeMessageWithEvents, type Appended, type EventDetail } from './events.js'
 import { inGroupTransaction } from './perf/group-commit.js'
 import { precompilePage } from './perf/pages.js'
 import { precompile } from './perf/precompiled.js'
@@ -24,6 +24,8 @@ export interface SentMessage extends StoredMessage {
   recipient_id: number
   /** True when client_msg_id matched a message stored before: nothing new was stored. */
   duplicate: boolean
+  /** The events the send appended (none for a duplicate), to publish with the wake-up. */
+  appended: Appended
 }
 
 /**
@@ -51,17 +53,30 @@ export async function storeMessage (
     created_at: now
   }
   const payload = { sender_username: sender.username, recipient_username: recipient.username }
+  // each party's devices see the copy meant for that party
+  const detail = (id: number): EventDetail => (_event, userId) => ({
+    message: { id, sender_id: row.sender_id, recipient_id: row.recipient_id, created_at: now, client_msg_id: row.client_msg_id ?? null, encrypted_blob: userId === row.sender_id ? row.sender_blob : row.recipient_blob }
+  })
   try {
     // PostgreSQL does it all in one statement (see events.ts); SQLite groups the commit
-    const stored = isPostgres(db)
-      ? await storeMessageWithEvents(db, row, payload)
-      : await inGroupTransaction(db, async trx => {
-        const stored = await insertMessage.first(trx, row)
-        if (stored === undefined) throw new Error('insert returned no row')
-        await appendEvents(trx, messageEvents(row, stored.id, payload), now)
-        return stored
-      })
-    return { ...stored, recipient_id: recipient.id, duplicate: false }
+    if (isPostgres(db)) {
+      const stored = await storeMessageWithEvents(db, row, payload)
+      const appended: Appended = new Map()
+      const events = messageEvents(row, stored.id, payload)
+      for (const device of stored.devices) {
+        // both events are one user's when one sends to oneself: then readEvents reads back two rows, which this does not rebuild
+        const event = events.find(e => e.userId === device.userId)
+        const shown = event === undefined || row.sender_id === row.recipient_id ? undefined : shownEvent(event, device.seq, now, detail(stored.id)(event, device.userId))
+        if (shown !== undefined) appended.set(device.key, [shown])
+      }
+      return { id: stored.id, created_at: stored.created_at, recipient_id: recipient.id, duplicate: false, appended }
+    }
+    return await inGroupTransaction(db, async trx => {
+      const stored = await insertMessage.first(trx, row)
+      if (stored === undefined) throw new Error('insert returned no row')
+      const appended = await appendEvents(trx, messageEvents(row, stored.id, payload), now, detail(stored.id))
+      return { ...stored, recipient_id: recipient.id, duplicate: false, appended }
+    })
   } catch (error) {
     // a concurrent retry with the same client_msg_id stored it first
     const existing = clientMsgId !== undefined && isUniqueViolation(error) ? await findByClientMsgId(db, sender.id, clientMsgId) : undefined
@@ -88,7 +103,7 @@ async function findByClientMsgId (db: Kysely<Database>, senderId: number, client
   const row = await db.selectFrom('messages').select(['id', 'created_at', 'recipient_id'])
     .where('sender_id', '=', senderId).where('client_msg_id', '=', clientMsgId)
     .executeTakeFirst()
-  return row === undefined ? undefined : { ...row, duplicate: true }
+  return row === undefined ? undefined : { ...row, duplicate: true, appended: new Map() }
 }
 
 export interface AckOutcome {
@@ -97,6 +112,7 @@ export interface AckOutcome {
   acknowledged: number
   /** Senders that were sent a `delivered` event. */
   notify: number[]
+  appended: Appended
 }
 
 /**
@@ -113,7 +129,7 @@ export async function ackMessages (db: Kysely<Database>, recipient: User, device
       .select(['messages.id', 'events.seq'])
       .where('messages.id', '=', upToId).where('messages.recipient_id', '=', recipient.id)
       .executeTakeFirst()
-    if (target === undefined) return { found: false, acknowledged: 0, notify: [] }
+    if (target === undefined) return { found: false, acknowledged: 0, notify: [], appended: new Map() }
     const { seq } = target
     const acked = await trx.updateTable('messages')
       .set({ delivered_at: now })
@@ -128,10 +144,10 @@ export async function ackMessages (db: Kysely<Database>, recipient: User, device
       .execute()
     const bySender = new Map<number, number[]>()
     for (const { id, sender_id: senderId } of acked) bySender.set(senderId, [...bySender.get(senderId) ?? [], id])
-    await appendEvents(trx, [...bySender].map(([senderId, ids]) => ({
+    const appended = await appendEvents(trx, [...bySender].map(([senderId, ids]) => ({
       userId: senderId, type: 'delivered' as const, payload: { username: recipient.username, message_ids: ids.sort((a, b) => a - b) }
     })), now)
-    return { found: true, acknowledged: acked.length, notify: [...bySender.keys()] }
+    return { found: true, acknowledged: acked.length, notify: [...bySender.keys()], appended }
   })
 }
 

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { Appended, StoredEvent } from '../../db/events.js'
 import type { HintObserver } from './metrics.js'
 import { RedisHub } from './redis-hub.js'
 
@@ -10,7 +11,12 @@ import { RedisHub } from './redis-hub.js'
 // (redis-hub.ts) carries them between instances.
 
 export type HubSignal =
-  | { kind: 'news' }
+  /**
+   * With `events`, published on this instance: what its commit appended, by device key
+   * (db/events.ts Appended), which that device's sockets may send without reading it back
+   * when it follows on from their cursor. Signals from other instances never carry events.
+   */
+  | { kind: 'news', events?: ReadonlyMap<number, readonly StoredEvent[]> | undefined }
   /** Close the user's connections: all of them, or only those of token `jti`, or of device `device` (devices.id). */
   | { kind: 'disconnect', jti?: string | undefined, device?: number | undefined }
 
@@ -32,8 +38,11 @@ export type HubListener = (signal: HubSignal) => void
 export type HubState = 'local' | 'connected' | 'degraded'
 
 export interface DeliveryHub {
-  /** Tells these users' listeners, on every instance, to look for new events. Call after commit; never throws. */
-  publish: (userIds: readonly number[]) => Promise<void>
+  /**
+   * Tells these users' listeners, on every instance, to look for new events; this
+   * instance's also get `events`, what the commit appended. Call after commit; never throws.
+   */
+  publish: (userIds: readonly number[], events?: Appended) => Promise<void>
   /** Closes the user's sockets and ends its long-polls on every instance (logout, password change, deletion, a device removed), or only those in `scope`. Never throws. */
   disconnectUser: (userId: number, scope?: DisconnectScope) => Promise<void>
   /**
@@ -53,10 +62,10 @@ export class LocalHub implements DeliveryHub {
   /** `hints` counts what is published (metrics; undefined when off). */
   constructor (private readonly hints?: HintObserver) {}
 
-  async publish (userIds: readonly number[]): Promise<void> {
+  async publish (userIds: readonly number[], events?: Appended): Promise<void> {
     const users = new Set(userIds)
     this.hints?.published('news', users.size)
-    this.emit(users, { kind: 'news' })
+    this.emit(users, { kind: 'news', events })
   }
 
   async disconnectUser (userId: number, scope: DisconnectScope = {}): Promise<void> {

@@ -21,6 +21,9 @@ export type LimitName = 'address' | 'admin-failures' | 'prekeys' | 'connections-
 
 export type HintKind = 'news' | 'disconnect'
 
+/** Where an event sent on a socket came from: handed over by the request that committed it on this instance, or read back from the database. */
+export type EventSource = 'pushed' | 'read'
+
 /** Counts of delivery-hub hints: published by this instance, received from others through Redis. */
 export interface HintObserver {
   published: (kind: HintKind, users: number) => void
@@ -33,13 +36,15 @@ export interface Metrics {
   refused: (request: FastifyRequest, limit: LimitName) => void
   /** The hub's counters; undefined when off, so that the hub does not even call them. */
   readonly hints: HintObserver | undefined
+  /** Counts events sent on sockets by source; undefined when off. */
+  readonly socketEvents: ((source: EventSource, count: number) => void) | undefined
   /** Long-polls waiting now, read at each scrape. */
   watchLongPolls: (read: () => number) => void
   /** Where the METRICS_PORT listener listens (undefined without one). */
   readonly address: { host: string, port: number } | undefined
 }
 
-const OFF: Metrics = { enabled: false, refused () {}, hints: undefined, watchLongPolls () {}, address: undefined }
+const OFF: Metrics = { enabled: false, refused () {}, hints: undefined, socketEvents: undefined, watchLongPolls () {}, address: undefined }
 
 // a long-poll waits up to 30 s; the first buckets are where plain requests fall
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
@@ -78,6 +83,7 @@ export default fp(async function metricsPlugin (fastify) {
   // an upgraded request never ends as an HTTP answer (no onResponse): its sockets are counted here
   const opened = new Counter({ name: 'cryptachat_websockets_opened_total', help: 'WebSockets (GET /ws) accepted since the start.', registers })
   fastify.websocketServer.on('connection', () => { opened.inc() })
+  const socketEvents = new Counter({ name: 'cryptachat_websocket_events_total', help: 'Events sent on WebSockets, by source: pushed (handed over by the request that committed them on this instance) or read (read back from the database).', labelNames: ['source'], registers })
   gauge(registry, 'cryptachat_password_hashes_running', 'Argon2id hashes and verifications running now (at most PASSWORD_HASH_CONCURRENCY).', () => fastify.passwords.load().running)
   gauge(registry, 'cryptachat_password_hashes_waiting', 'Argon2id hashes and verifications queued for a free slot.', () => fastify.passwords.load().waiting)
   const pool = poolOf(fastify.db)
@@ -113,6 +119,7 @@ export default fp(async function metricsPlugin (fastify) {
       published (kind: HintKind, users: number) { published.inc({ kind }, users) },
       received (kind: HintKind) { received.inc({ kind }) }
     },
+    socketEvents (source: EventSource, count: number) { if (count > 0) socketEvents.inc({ source }, count) },
     watchLongPolls (read: () => number) { longPolls = read },
     address: typeof bound === 'object' && bound !== null ? { host: bound.address, port: bound.port } : undefined
   } satisfies Metrics)

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
+import type { Appended } from '../../db/events.js'
 import { Redis, type RedisOptions } from 'ioredis'
 import { LocalHub, type DeliveryHub, type DisconnectScope, type HubListener, type HubState } from './hub.js'
 import type { HintObserver } from './metrics.js'
@@ -148,10 +149,10 @@ export class RedisHub implements DeliveryHub {
     return this.#degraded ? 'degraded' : 'connected'
   }
 
-  async publish (userIds: readonly number[]): Promise<void> {
+  async publish (userIds: readonly number[], events?: Appended): Promise<void> {
     const users = [...new Set(userIds)]
     this.#hints?.published('news', users.length)
-    this.#local.emit(users, { kind: 'news' })
+    this.#local.emit(users, { kind: 'news', events })
     this.#send(users, `${NEWS}:${this.#origin}`)
   }
 

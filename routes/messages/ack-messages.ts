@@ -35,12 +35,12 @@ const ackMessagesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     if (upToId !== undefined) {
       const outcome = await ackMessages(fastify.db, request.user, request.device.key, upToId)
       if (!outcome.found) throw new MessageNotFound(upToId)
-      await fastify.hub.publish(outcome.notify)
+      await fastify.hub.publish(outcome.notify, outcome.appended)
       acknowledged += outcome.acknowledged
     }
     if (envelopeIds !== undefined) {
       const outcome = await ackEnvelopes(fastify.db, request.user, request.device, envelopeIds)
-      await fastify.hub.publish(outcome.notify)
+      await fastify.hub.publish(outcome.notify, outcome.appended)
       acknowledged += outcome.acknowledged
     }
     return { message: 'Messages acknowledged.', acknowledged }

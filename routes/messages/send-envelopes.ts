@@ -86,7 +86,7 @@ const sendEnvelopesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     if (outcome.kind === 'mismatch') throw withDetails(new MismatchedDevices(), { missingDevices: outcome.missingDevices, extraDevices: outcome.extraDevices })
     if (outcome.kind === 'stale') throw withDetails(new StaleDevices(), { staleDevices: outcome.staleDevices })
     if (outcome.kind === 'reused') throw new ClientMsgIdReused()
-    if (outcome.kind === 'stored') await fastify.hub.publish([recipient.id])
+    if (outcome.kind === 'stored') await fastify.hub.publish([recipient.id], outcome.appended)
     return { id: outcome.id, timestamp: iso(outcome.created_at) }
   })
 }

@@ -41,7 +41,7 @@ const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
       sender: request.user, recipient: { id: recipient.id, username: recipient.username }, sender_blob: senderBlob, recipient_blob: recipientBlob, client_msg_id: request.body.client_msg_id
     })
     if (stored.duplicate && stored.recipient_id !== recipient.id) throw new ClientMsgIdReused()
-    if (!stored.duplicate) await fastify.hub.publish([recipient.id, request.user.id])
+    if (!stored.duplicate) await fastify.hub.publish([recipient.id, request.user.id], stored.appended)
     return await reply.status(201).send({ message: 'Message sent.', id: stored.id, timestamp: iso(stored.created_at) })
   })
 }

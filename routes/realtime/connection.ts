@@ -3,7 +3,8 @@ import type { WebSocket } from 'ws'
 import { AccountGone, CursorExpired, CursorUnknown, DeviceRemoved, Internal, isCatalogued, SessionEnded, TokenExpired } from '../../errors.js'
 import { closes, type HubSignal } from '../../plugins/app/hub.js'
 import type { WireFrame } from './events.js'
-import { formatCursor, readPage, startingSeq, type Reader } from './feed.js'
+import type { StoredEvent } from '../../db/events.js'
+import { formatCursor, readPage, startingSeq, toWire, type Reader } from './feed.js'
 
 // One authenticated socket: replay from `since`, then push. Every wake-up re-reads the
 // database from this socket's cursor, so a lost or duplicated hint costs nothing, and
@@ -81,7 +82,7 @@ export class Connection {
 
   #onSignal (signal: HubSignal): void {
     if (signal.kind === 'news') {
-      this.#pump().catch(error => this.#crash(error))
+      this.#pump(signal.events?.get(this.reader.deviceKey)).catch(error => this.#crash(error))
     } else if (closes(signal, this.token.jti, this.reader.deviceKey)) {
       this.#fail(CLOSE_SESSION_ENDED, new SessionEnded())
     }
@@ -99,19 +100,25 @@ export class Connection {
     }
   }
 
-  /** Sends every event after the cursor; wake-ups during a run make it run again. */
-  async #pump (): Promise<void> {
+  /**
+   * Sends every event after the cursor; wake-ups during a run make it run again. `pushed`:
+   * events this instance just committed for this device (see HubSignal), sent as they are
+   * when they follow on from the cursor, instead of reading them back.
+   */
+  async #pump (pushed?: readonly StoredEvent[]): Promise<void> {
     if (this.#pumping) {
       this.#again = true
       return
     }
     this.#pumping = true
     try {
+      if (pushed !== undefined && this.#ready && !await this.#sendPushed(pushed)) return
       do {
         this.#again = false
         let more = true
         while (more && !this.#closed) {
           const page = await readPage(this.fastify.db, this.reader, this.#after, PAGE_SIZE)
+          this.fastify.metrics.socketEvents?.('read', page.events.length)
           for (const event of page.events) {
             if (!await this.#send(event)) return
           }
@@ -126,6 +133,25 @@ export class Connection {
     } finally {
       this.#pumping = false
     }
+  }
+
+  /**
+   * Sends the pushed events after the cursor, moving it on, as long as they follow on from
+   * it; then says whether to read (true: a gap, or a wake-up came meanwhile). Events at or
+   * below the cursor were sent already (read back after an earlier wake-up).
+   */
+  async #sendPushed (pushed: readonly StoredEvent[]): Promise<boolean> {
+    for (const event of pushed) {
+      if (event.seq <= this.#after) continue
+      if (event.seq !== this.#after + 1) return true
+      const shown = toWire(this.reader, event)
+      if (shown !== undefined) {
+        this.fastify.metrics.socketEvents?.('pushed', 1)
+        if (!await this.#send(shown)) return false
+      }
+      this.#after = event.seq
+    }
+    return this.#again
   }
 
   /**

@@ -55,7 +55,7 @@ export async function readPage (db: Kysely<Database>, reader: Reader, afterSeq: 
 }
 
 /** The event as the client sees it; undefined for a message event whose message is gone (deleted account), or an envelope already deleted. */
-function toWire ({ user, deviceKey }: Reader, event: StoredEvent): WireEvent | undefined {
+export function toWire ({ user, deviceKey }: Reader, event: StoredEvent): WireEvent | undefined {
   const head = { cursor: formatCursor(deviceKey, event.seq), timestamp: iso(event.created_at) }
   switch (event.type) {
     case 'message': {
