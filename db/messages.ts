@@ -123,33 +123,49 @@ export interface AckOutcome {
  * them.
  */
 export async function ackMessages (db: Kysely<Database>, recipient: User, deviceKey: number, upToId: number, now = Date.now()): Promise<AckOutcome> {
-  return await db.transaction().execute(async trx => {
-    const target = await trx.selectFrom('messages')
-      .leftJoin('events', join => join.onRef('events.message_id', '=', 'messages.id').on('events.device_id', '=', deviceKey))
-      .select(['messages.id', 'events.seq'])
-      .where('messages.id', '=', upToId).where('messages.recipient_id', '=', recipient.id)
-      .executeTakeFirst()
+  // on SQLite grouped with the other writes of this turn of the event loop, as sends are
+  return await inGroupTransaction(db, async trx => {
+    const target = await ackTarget.first(trx, { upToId, recipientId: recipient.id, deviceKey })
     if (target === undefined) return { found: false, acknowledged: 0, notify: [], appended: new Map() }
     const { seq } = target
-    const acked = await trx.updateTable('messages')
-      .set({ delivered_at: now })
-      .where('recipient_id', '=', recipient.id)
-      .where('id', '<=', upToId)
-      .where('delivered_at', 'is', null)
-      .$if(seq !== null, qb => qb.where(eb => eb.not(eb.exists(eb.selectFrom('events').select('events.seq')
-        .where('events.device_id', '=', deviceKey)
-        .where('events.seq', '>', seq ?? 0)
-        .whereRef('events.message_id', '=', 'messages.id')))))
-      .returning(['id', 'sender_id'])
-      .execute()
+    const acked = seq === null
+      ? await ackUpTo.rows(trx, { upToId, recipientId: recipient.id, now })
+      : await ackUpToSeq.rows(trx, { upToId, recipientId: recipient.id, now, deviceKey, seq })
     const bySender = new Map<number, number[]>()
-    for (const { id, sender_id: senderId } of acked) bySender.set(senderId, [...bySender.get(senderId) ?? [], id])
+    for (const { id, sender_id: senderId } of acked) {
+      const ids = bySender.get(senderId)
+      if (ids === undefined) bySender.set(senderId, [id])
+      else ids.push(id)
+    }
     const appended = await appendEvents(trx, [...bySender].map(([senderId, ids]) => ({
       userId: senderId, type: 'delivered' as const, payload: { username: recipient.username, message_ids: ids.sort((a, b) => a - b) }
     })), now)
     return { found: true, acknowledged: acked.length, notify: [...bySender.keys()], appended }
   })
 }
+
+// every ack runs them: built and compiled once
+const ackTarget = precompile((db, p: { upToId: number, recipientId: number, deviceKey: number }) => db.selectFrom('messages')
+  .leftJoin('events', join => join.onRef('events.message_id', '=', 'messages.id').on('events.device_id', '=', p.deviceKey))
+  .select(['messages.id', 'events.seq'])
+  .where('messages.id', '=', p.upToId).where('messages.recipient_id', '=', p.recipientId))
+const ackUpTo = precompile((db, p: { upToId: number, recipientId: number, now: number }) => db.updateTable('messages')
+  .set({ delivered_at: p.now })
+  .where('recipient_id', '=', p.recipientId)
+  .where('id', '<=', p.upToId)
+  .where('delivered_at', 'is', null)
+  .returning(['id', 'sender_id']))
+// …except any message that reached the device's stream after upToId's event
+const ackUpToSeq = precompile((db, p: { upToId: number, recipientId: number, now: number, deviceKey: number, seq: number }) => db.updateTable('messages')
+  .set({ delivered_at: p.now })
+  .where('recipient_id', '=', p.recipientId)
+  .where('id', '<=', p.upToId)
+  .where('delivered_at', 'is', null)
+  .where(eb => eb.not(eb.exists(eb.selectFrom('events').select('events.seq')
+    .where('events.device_id', '=', p.deviceKey)
+    .where('events.seq', '>', p.seq)
+    .whereRef('events.message_id', '=', 'messages.id'))))
+  .returning(['id', 'sender_id']))
 
 /**
  * Messages between `me` and `other` with id > sinceId, oldest first, at most `limit`
