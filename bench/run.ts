@@ -169,6 +169,8 @@ async function startServer (name: string, dbEnv: Record<string, string>, extra: 
     RATE_LIMIT: 'off',
     // METRICS=on npm run bench: the cost of the metrics (docs/metrics.md)
     ...(process.env.METRICS === undefined ? {} : { METRICS: process.env.METRICS }),
+    // BENCH_NODE_OPTIONS=... npm run bench: Node options for the server alone (a GC setting, a preload)
+    ...(process.env.BENCH_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS }),
     ...dbEnv,
     ...extra.env
   }, join(work, `server-${name}.log`), { probe: '/readyz', nodeArgs })
