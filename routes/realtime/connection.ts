@@ -161,18 +161,22 @@ export class Connection {
    */
   async #send (frame: WireFrame): Promise<boolean> {
     if (this.#closed) return false
-    const flushed = new Promise<void>(resolve => this.socket.send(JSON.stringify(frame), () => resolve()))
-    if (this.socket.bufferedAmount > this.options.bufferLimit) {
-      let timer: NodeJS.Timeout | undefined
-      const drained = await Promise.race([
-        flushed.then(() => true),
-        new Promise<false>(resolve => { timer = setTimeout(() => resolve(false), this.options.drainTimeoutMs) })
-      ])
-      clearTimeout(timer)
-      if (!drained) {
-        this.#terminate('slow consumer')
-        return false
-      }
+    const data = JSON.stringify(frame)
+    // the usual case: room in the buffer, nothing to wait for (no callback, no promise)
+    if (this.socket.bufferedAmount + Buffer.byteLength(data) <= this.options.bufferLimit) {
+      this.socket.send(data)
+      return !this.#closed
+    }
+    const flushed = new Promise<void>(resolve => this.socket.send(data, () => resolve()))
+    let timer: NodeJS.Timeout | undefined
+    const drained = await Promise.race([
+      flushed.then(() => true),
+      new Promise<false>(resolve => { timer = setTimeout(() => resolve(false), this.options.drainTimeoutMs) })
+    ])
+    clearTimeout(timer)
+    if (!drained) {
+      this.#terminate('slow consumer')
+      return false
     }
     return !this.#closed
   }
