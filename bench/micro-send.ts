@@ -18,6 +18,10 @@ import { blob } from './seed.js'
 //               and the WAL frames (pages) each send appends.
 // --variant changes one thing (see VARIANTS). Build and run:
 //   npx tsc -p bench && node dist/bench/micro-send.js --mode raw --variant base
+// Timings on a shared machine are noisy; instructions are not. Seed once (a first run with
+// --cache), then count what SQLite executes for the sends alone:
+//   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=sqlite3_step \
+//     node dist/bench/micro-send.js --mode raw --cache /tmp/micro --sends 1000 --variant base
 
 const { values: args } = parseArgs({
   options: {
