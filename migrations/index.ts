@@ -7,6 +7,7 @@ import * as admin from './2026-11-27-0005-admin.js'
 import * as devices from './2026-11-30-0006-devices.js'
 import * as prekeys from './2026-11-30-0007-prekeys.js'
 import * as envelopes from './2026-11-30-0008-envelopes.js'
+import * as partialEventIndexes from './2026-11-30-0009-partial-event-indexes.js'
 
 // Listed by hand rather than read from the folder, so the same list works from the
 // TypeScript sources (tests) and from the compiled dist/ (the image). Names sort in the
@@ -19,7 +20,8 @@ const migrations: Record<string, Migration> = {
   '2026-11-27-0005-admin': admin,
   '2026-11-30-0006-devices': devices,
   '2026-11-30-0007-prekeys': prekeys,
-  '2026-11-30-0008-envelopes': envelopes
+  '2026-11-30-0008-envelopes': envelopes,
+  '2026-11-30-0009-partial-event-indexes': partialEventIndexes
 }
 
 export const migrationProvider: MigrationProvider = {

@@ -5,11 +5,16 @@ import type { Database } from '../schema.js'
 // Group commit on SQLite. Each committed transaction appends every page it touched to the
 // WAL: a message (its row, five indexes, two counters, two events and their indexes)
 // writes about ten pages, and the commit costs more than the statements. The writes of the
-// requests that arrive in one turn of the event loop are run together, in one transaction
-// with a savepoint for each (one write's failure undoes only that write), and committed
-// once; each caller hears back only after that commit, so a write that was answered is as
-// durable as before. On PostgreSQL each write keeps a transaction of its own: its writers
-// run in parallel on a pool, and locking their counters in one transaction would
+// requests that arrive in one turn of the event loop are run together, in one transaction,
+// and committed once; each caller hears back only after that commit, so a write that was
+// answered is as durable as before. One write's failure must undo only that write, which a
+// savepoint per write does; but SQLite copies each page a savepoint's write touches into
+// its sub-journal (in memory, in 1 KiB pieces), and the savepoints and their copies were
+// about a twentieth of the instructions SQLite spends on a send (bench/micro-send.ts). So a
+// group first runs without them, and only when one of its writes fails is it rolled back
+// and run again with a savepoint for each: a write's work may run twice, and must act only
+// through its transaction. On PostgreSQL each write keeps a transaction of its own: its
+// writers run in parallel on a pool, and locking their counters in one transaction would
 // serialise them.
 
 type Work<T> = (trx: Transaction<Database>) => Promise<T>
@@ -19,6 +24,8 @@ interface Pending {
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
 }
+
+type Outcome = { ok: true, value: unknown } | { ok: false, error: unknown }
 
 const SAVEPOINT = CompiledQuery.raw('savepoint grouped')
 const ROLLBACK_TO_SAVEPOINT = CompiledQuery.raw('rollback to grouped')
@@ -31,7 +38,8 @@ const committers = new WeakMap<Kysely<Database>, GroupCommit>()
 
 /**
  * Runs `work` in a transaction: on SQLite grouped with the other writes of this turn of
- * the event loop, each in a savepoint of its own; resolves after the commit.
+ * the event loop; resolves after the commit. On SQLite `work` may run twice (see above): it
+ * must act only through `trx`.
  */
 export async function inGroupTransaction<T> (db: Kysely<Database>, work: Work<T>): Promise<T> {
   // inside a caller's transaction the work is simply part of it
@@ -78,20 +86,8 @@ class GroupCommit {
 
   async #flush (): Promise<void> {
     const group = this.#queue.splice(0, MAX_GROUP)
-    const outcomes: Array<{ ok: true, value: unknown } | { ok: false, error: unknown }> = []
     try {
-      await this.#db.transaction().execute(async trx => {
-        for (const { work } of group) {
-          await trx.executeQuery(SAVEPOINT)
-          try {
-            outcomes.push({ ok: true, value: await work(trx) })
-          } catch (error) {
-            await trx.executeQuery(ROLLBACK_TO_SAVEPOINT)
-            outcomes.push({ ok: false, error })
-          }
-          await trx.executeQuery(RELEASE_SAVEPOINT)
-        }
-      })
+      const outcomes = await this.#together(group) ?? await this.#apart(group)
       this.observe?.(group.length)
       group.forEach((pending, index) => {
         const outcome = outcomes[index]
@@ -105,5 +101,45 @@ class GroupCommit {
       if (this.#queue.length > 0) this.#flushSoon()
       else this.#scheduled = false
     }
+  }
+
+  /** The group's writes one after the other in one transaction; undefined (rolled back) when one of them failed. */
+  async #together (group: Pending[]): Promise<Outcome[] | undefined> {
+    let failed = false
+    try {
+      return await this.#db.transaction().execute(async trx => {
+        const outcomes: Outcome[] = []
+        for (const { work } of group) {
+          try {
+            outcomes.push({ ok: true, value: await work(trx) })
+          } catch (error) {
+            failed = true
+            throw error
+          }
+        }
+        return outcomes
+      })
+    } catch (error) {
+      if (failed) return undefined
+      throw error
+    }
+  }
+
+  /** The group's writes in one transaction, each in a savepoint: a write that fails undoes only itself. */
+  async #apart (group: Pending[]): Promise<Outcome[]> {
+    return await this.#db.transaction().execute(async trx => {
+      const outcomes: Outcome[] = []
+      for (const { work } of group) {
+        await trx.executeQuery(SAVEPOINT)
+        try {
+          outcomes.push({ ok: true, value: await work(trx) })
+        } catch (error) {
+          await trx.executeQuery(ROLLBACK_TO_SAVEPOINT)
+          outcomes.push({ ok: false, error })
+        }
+        await trx.executeQuery(RELEASE_SAVEPOINT)
+      }
+      return outcomes
+    })
   }
 }
