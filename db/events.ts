@@ -161,8 +161,16 @@ function groupBy (counts: Map<number, number>): Map<number, number[]> {
 /** SQLite: bumps the counter of every device of these distinct users once, in one statement. */
 async function bumpUsers (trx: Transaction<Database>, users: number[]): Promise<Array<{ id: number, user_id: number, event_seq: number }>> {
   const [a, b] = users as [number, number | undefined]
-  if (users.length === 1) return await bumpOne.rows(trx, { a })
-  if (users.length === 2 && b !== undefined) return await bumpTwo.rows(trx, { a, b })
+  // without RETURNING, which makes SQLite build and drop a temporary table each time: the
+  // single writer's SELECT right after reads what its UPDATE wrote
+  if (users.length === 1) {
+    await bumpOne.rows(trx, { a })
+    return await countersOne.rows(trx, { a })
+  }
+  if (users.length === 2 && b !== undefined) {
+    await bumpTwo.rows(trx, { a, b })
+    return await countersTwo.rows(trx, { a, b })
+  }
   return await trx.updateTable('devices').set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
     .where('user_id', 'in', users).returning(['id', 'user_id', 'event_seq']).execute()
 }
@@ -221,12 +229,14 @@ const insertTwoEvents = precompile((db, p: { first: EventRow, second: EventRow }
 // the counters of every device of one user, or of two distinct users, in one statement (SQLite only)
 const bumpOne = precompile((db, p: { a: number }) => db.updateTable('devices')
   .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-  .where('user_id', '=', p.a)
-  .returning(['id', 'user_id', 'event_seq']))
+  .where('user_id', '=', p.a))
 const bumpTwo = precompile((db, p: { a: number, b: number }) => db.updateTable('devices')
   .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-  .where('user_id', 'in', [p.a, p.b])
-  .returning(['id', 'user_id', 'event_seq']))
+  .where('user_id', 'in', [p.a, p.b]))
+const countersOne = precompile((db, p: { a: number }) => db.selectFrom('devices').select(['id', 'user_id', 'event_seq'])
+  .where('user_id', '=', p.a))
+const countersTwo = precompile((db, p: { a: number, b: number }) => db.selectFrom('devices').select(['id', 'user_id', 'event_seq'])
+  .where('user_id', 'in', [p.a, p.b]))
 
 /** The device's latest seq and the highest seq retention has deleted; undefined for no such device. */
 export async function streamBounds (db: Kysely<Database>, deviceKey: number): Promise<{ seq: number, floor: number } | undefined> {
