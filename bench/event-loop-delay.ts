@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { Session } from 'node:inspector'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
@@ -15,6 +16,43 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 export interface EventLoopDelay { p50: number, p99: number, max: number, mean: number, samples: number }
 
+// With BENCH_SQL_FILE set too: every better-sqlite3 statement is timed (wall clock, by its
+// SQL), and each SIGWINCH writes the window's totals there, heaviest first (`BENCH_SQL_PROFILE=1
+// npm run bench -- --scenario realistic` prints them). The timing itself costs about 1 µs a
+// statement.
+const sqlFile = process.env.BENCH_SQL_FILE
+const statements = new Map<string, { calls: number, us: number }>()
+if (sqlFile !== undefined && sqlFile !== '') {
+  const Database = createRequire(import.meta.url)('better-sqlite3') as new (file: string) => { prepare: (sql: string) => object, close: () => void }
+  const probe = new Database(':memory:')
+  const prototype = Object.getPrototypeOf(probe.prepare('select 1')) as Record<string, (...args: unknown[]) => unknown>
+  probe.close()
+  for (const method of ['all', 'run', 'get', 'iterate']) {
+    const original = prototype[method]
+    if (original === undefined) continue
+    prototype[method] = function (this: { source: string }, ...args: unknown[]) {
+      const started = process.hrtime.bigint()
+      try {
+        return original.apply(this, args)
+      } finally {
+        const key = `${method} ${this.source.replace(/\s+/g, ' ')}`
+        const entry = statements.get(key) ?? { calls: 0, us: 0 }
+        entry.calls++
+        entry.us += Number(process.hrtime.bigint() - started) / 1000
+        statements.set(key, entry)
+      }
+    }
+  }
+}
+
+function writeStatements (): void {
+  if (sqlFile === undefined || sqlFile === '') return
+  const rows = [...statements].sort((a, b) => b[1].us - a[1].us)
+    .map(([sql, { calls, us }]) => `${(us / 1000).toFixed(0).padStart(7)} ms ${String(calls).padStart(8)} × ${(us / calls).toFixed(1).padStart(7)} µs  ${sql.slice(0, 200)}`)
+  writeFileSync(sqlFile, rows.join('\n') + '\n')
+  statements.clear()
+}
+
 const file = process.env.BENCH_ELD_FILE
 const profileFile = process.env.BENCH_PROFILE_FILE
 if (file !== undefined && file !== '') {
@@ -26,6 +64,7 @@ if (file !== undefined && file !== '') {
     const seen: EventLoopDelay = { p50: ms(histogram.percentile(50)), p99: ms(histogram.percentile(99)), max: ms(histogram.max), mean: ms(histogram.mean), samples: histogram.count }
     writeFileSync(file, JSON.stringify(seen))
     histogram.reset()
+    writeStatements()
   }
   process.on('SIGWINCH', () => {
     if (profileFile === undefined || profileFile === '') { report(); return }

@@ -473,9 +473,11 @@ async function realisticRun (): Promise<void> {
   // --profile: the measured window's profile, written by the preload (not --cpu-prof's whole life)
   const profileFile = args.profile ? join(args.out, 'profiles', `${dbKind}-${REALISTIC}-${realisticSockets}.cpuprofile`) : undefined
   if (profileFile !== undefined) mkdirSync(dirname(profileFile), { recursive: true })
+  // BENCH_SQL_PROFILE=1: each SQLite statement's time in the measured window (bench/event-loop-delay.ts)
+  const sqlFile = process.env.BENCH_SQL_PROFILE === '1' && dbKind === 'sqlite' ? join(work, 'realistic-sql.txt') : undefined
   const server = await startServer(REALISTIC, env, {
     nodeArgs: ['--import', pathToFileURL(join(here, 'event-loop-delay.js')).href],
-    env: { BENCH_ELD_FILE: eldFile, ...profileFile === undefined ? {} : { BENCH_PROFILE_FILE: profileFile } },
+    env: { BENCH_ELD_FILE: eldFile, ...profileFile === undefined ? {} : { BENCH_PROFILE_FILE: profileFile }, ...sqlFile === undefined ? {} : { BENCH_SQL_FILE: sqlFile } },
     profile: false
   })
   await checkClaims(server, jwtSecret, world)
@@ -513,6 +515,7 @@ async function realisticRun (): Promise<void> {
     note,
     details: { ...r }
   })
+  if (sqlFile !== undefined && existsSync(sqlFile)) log(`realistic: SQLite statements in the measured window (wall time, by statement):\n${readFileSync(sqlFile, 'utf8').split('\n').slice(0, 20).join('\n')}`)
   if (profileFile !== undefined && existsSync(profileFile)) log(`realistic: the server's profile of the measured window is ${profileFile}; its top:\n${summarize(JSON.parse(readFileSync(profileFile, 'utf8')), 20)}`)
   log(`  realistic: ${r.sends.perSecond.toFixed(0)} sends/s, delivery p50 ${r.delivery.p50.toFixed(2)} ms, p99 ${r.delivery.p99.toFixed(2)} ms, max ${r.delivery.max.toFixed(1)} ms, ${errors} errors\n  ${note}`)
 }
