@@ -81,11 +81,13 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
   const rows: EventRow[] = []
   // each event as a reader of the device's stream will see it, unless it needs a row only the caller knows
   const unknown = new Set<number>()
+  // one serialisation per event, however many devices get it
+  const payloads = new Map(events.map(event => [event, JSON.stringify(event.payload)]))
   const row = (event: NewEvent, deviceKey: number, seq: number, userId: number): EventRow => {
     const shown = shownEvent(event, seq, now, detail?.(event, userId))
     if (shown === undefined) unknown.add(deviceKey)
-    else appended.set(deviceKey, [...appended.get(deviceKey) ?? [], shown])
-    return { device_id: deviceKey, seq, type: event.type, payload: JSON.stringify(event.payload), message_id: event.messageId ?? null, envelope_id: event.envelopeId ?? null, created_at: now }
+    else addTo(appended, deviceKey, shown)
+    return { device_id: deviceKey, seq, type: event.type, payload: payloads.get(event) ?? JSON.stringify(event.payload), message_id: event.messageId ?? null, envelope_id: event.envelopeId ?? null, created_at: now }
   }
   const users = [...new Set(events.flatMap(event => event.deviceKey === undefined ? [event.userId] : []))]
   if (!isPostgres(trx) && users.length === events.length) {
@@ -143,8 +145,28 @@ export type Appended = Map<number, StoredEvent[]>
 /** The message or envelope row a message or envelope event shows, as the reader (a device of `userId`) sees it. */
 export type EventDetail = (event: NewEvent, userId: number) => { message?: EventMessage, envelope?: EventEnvelope }
 
+function addTo (appended: Appended, deviceKey: number, event: StoredEvent): void {
+  const list = appended.get(deviceKey)
+  if (list === undefined) appended.set(deviceKey, [event])
+  else list.push(event)
+}
+
+/**
+ * What one PostgreSQL statement appended (storeMessageWithEvents, an ack): one event on each
+ * of these devices, numbered `seq`, the event `eventOf` its user. As appendEvents builds it.
+ */
+export function appendedOf (devices: ReadonlyArray<{ key: number, userId: number, seq: number }>, eventOf: (userId: number) => NewEvent | undefined, now: number, detail?: EventDetail): Appended {
+  const appended: Appended = new Map()
+  for (const device of devices) {
+    const event = eventOf(device.userId)
+    const shown = event === undefined ? undefined : shownEvent(event, device.seq, now, detail?.(event, device.userId))
+    if (shown !== undefined) addTo(appended, device.key, shown)
+  }
+  return appended
+}
+
 /** The event as readEvents reads it back; undefined when it needs a row `detail` does not give. */
-export function shownEvent (event: NewEvent, seq: number, now: number, detail: ReturnType<EventDetail> | undefined): StoredEvent | undefined {
+function shownEvent (event: NewEvent, seq: number, now: number, detail: ReturnType<EventDetail> | undefined): StoredEvent | undefined {
   const message = detail?.message ?? null
   const envelope = detail?.envelope ?? null
   if ((event.type === 'message' && message === null) || (event.type === 'envelope' && envelope === null)) return undefined

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely'
 import { isPostgres, isUniqueViolation } from './dialect.js'
-import { appendEvents, messageEvents, shownEvent, storeMessageWithEvents, type Appended, type EventDetail, type NewEvent } from './events.js'
+import { appendEvents, appendedOf, messageEvents, storeMessageWithEvents, type Appended, type EventDetail } from './events.js'
 import { inGroupTransaction } from './perf/group-commit.js'
 import { precompilePage } from './perf/pages.js'
 import { precompile } from './perf/precompiled.js'
@@ -61,14 +61,9 @@ export async function storeMessage (
     // PostgreSQL does it all in one statement (see events.ts); SQLite groups the commit
     if (isPostgres(db)) {
       const stored = await storeMessageWithEvents(db, row, payload)
-      const appended: Appended = new Map()
+      // one event row a device, its user's (the statement stores one even when both parties are one user)
       const events = messageEvents(row, stored.id, payload)
-      for (const device of stored.devices) {
-        // both events are one user's when one sends to oneself: then readEvents reads back two rows, which this does not rebuild
-        const event = events.find(e => e.userId === device.userId)
-        const shown = event === undefined || row.sender_id === row.recipient_id ? undefined : shownEvent(event, device.seq, now, detail(stored.id)(event, device.userId))
-        if (shown !== undefined) appended.set(device.key, [shown])
-      }
+      const appended = appendedOf(stored.devices, userId => events.find(e => e.userId === userId), now, detail(stored.id))
       return { id: stored.id, created_at: stored.created_at, recipient_id: recipient.id, duplicate: false, appended }
     }
     return await inGroupTransaction(db, async trx => {
@@ -183,13 +178,13 @@ async function ackMessagesInOneStatement (db: Kysely<Database>, recipient: User,
     from (select 1) as one left join (select bumped.*, senders.ids from bumped join senders on senders.sender_id = bumped.user_id) as told on true`.execute(db)
   const first = rows[0]
   if (first === undefined || first.found === 0) return { found: false, acknowledged: 0, notify: [], appended: new Map() }
-  const appended: Appended = new Map()
-  for (const row of rows) {
-    if (row.device_key === null || row.user_id === null || row.seq === null || row.ids === null) continue
-    const event: NewEvent = { userId: Number(row.user_id), type: 'delivered', payload: { username: recipient.username, message_ids: row.ids.map(Number) } }
-    const shown = shownEvent(event, Number(row.seq), now, undefined)
-    if (shown !== undefined) appended.set(Number(row.device_key), [shown])
-  }
+  const told = rows.flatMap(row => row.device_key === null || row.user_id === null || row.seq === null || row.ids === null
+    ? []
+    : [{ key: Number(row.device_key), userId: Number(row.user_id), seq: Number(row.seq), ids: row.ids.map(Number) }])
+  const appended = appendedOf(told, userId => {
+    const ids = told.find(device => device.userId === userId)?.ids
+    return ids === undefined ? undefined : { userId, type: 'delivered', payload: { username: recipient.username, message_ids: ids } }
+  }, now)
   return { found: true, acknowledged: first.acknowledged, notify: (first.notify ?? []).map(Number), appended }
 }
 

@@ -7,9 +7,10 @@ import type { StoredEvent } from '../../db/events.js'
 import { formatCursor, readPage, startingSeq, toWire, type Reader } from './feed.js'
 
 // One authenticated socket: replay from `since`, then push. Every wake-up re-reads the
-// database from this socket's cursor, so a lost or duplicated hint costs nothing, and
-// events are read one page at a time: the server never holds more than a page and the
-// socket's bounded send buffer for a client.
+// database from this socket's cursor, so a lost or duplicated hint costs nothing, unless
+// it carries the very events that follow on from the cursor (committed on this instance),
+// which are sent as they are; events are read one page at a time: the server never holds
+// more than a page and the socket's bounded send buffer for a client.
 
 export const CLOSE_SESSION_ENDED = 4401
 export const CLOSE_RESYNC = 4410
