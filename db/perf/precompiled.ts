@@ -1,6 +1,7 @@
 import { inspect, isDeepStrictEqual } from 'node:util'
 import { CompiledQuery, type Compilable, type Kysely } from 'kysely'
 import type { Database } from '../schema.js'
+import { rowsNow } from './sqlite-driver.js'
 
 // Building a query with Kysely's builder and compiling it to SQL costs more than running
 // it on SQLite for the small fixed queries every request makes (the session lookup: ~25 µs
@@ -91,6 +92,9 @@ export function precompile<P extends object, R> (build: Build<P, R>): Precompile
       values[i] = path === undefined ? parameters[i] : argumentAt(params, path)
     }
     if (check) assertSameShape(sql, values, build(db, params).compile())
+    // on SQLite, at once when the connection is free (or the caller's transaction holds it)
+    const now = rowsNow(adapter, db.isTransaction, sql, values)
+    if (now !== undefined) return now as R[]
     const result = await db.executeQuery(CompiledQuery.raw(sql, values) as CompiledQuery<R>)
     return result.rows
   }

@@ -62,6 +62,15 @@ class CachingConnection implements DatabaseConnection {
     return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] }
   }
 
+  /** The rows of `sql` run at once (none for a writer): what executeQuery gives, without its promise. */
+  rowsNow (sql: string, parameters: readonly unknown[]): unknown[] {
+    const { statement, columns } = this.#prepare(sql)
+    if (columns !== undefined) return (statement.all(parameters) as unknown[][]).map(values => named(columns, values))
+    if (statement.reader) return statement.all(parameters)
+    statement.run(parameters)
+    return []
+  }
+
   async * streamQuery<R> (compiledQuery: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
     if (!SelectQueryNode.is(compiledQuery.query)) throw new Error('SQLite streams only select queries')
     const { statement, columns } = this.#prepare(compiledQuery.sql)
@@ -87,6 +96,17 @@ class CachingDriver implements Driver {
   }
 
   async init (): Promise<void> {}
+
+  /**
+   * Runs a query at once when nothing holds the connection, or when the caller is the
+   * transaction that holds it: what Kysely's executor would do, without its promises
+   * (acquiring, releasing, wrapping the result), which cost a small read about as much as
+   * SQLite does. Undefined when another holder has the connection: the caller waits its turn.
+   */
+  rowsNow (sql: string, parameters: readonly unknown[], inTransaction: boolean): unknown[] | undefined {
+    if (!inTransaction && this.#held !== undefined) return undefined
+    return this.#connection.rowsNow(sql, parameters)
+  }
 
   async acquireConnection (): Promise<DatabaseConnection> {
     while (this.#held !== undefined) await this.#held
@@ -135,19 +155,34 @@ function quote (identifier: string): string {
   return `"${identifier.replaceAll('"', '""')}"`
 }
 
+// each database's driver by its adapter, which the database and its transactions share
+const drivers = new WeakMap<object, CachingDriver>()
+
+/**
+ * Runs a compiled query at once on the database (or transaction) whose adapter is `adapter`
+ * and gives its rows; undefined when the connection is another's for now (see
+ * CachingDriver#rowsNow), or when the database is not on this dialect.
+ */
+export function rowsNow (adapter: object, inTransaction: boolean, sql: string, parameters: readonly unknown[]): unknown[] | undefined {
+  return drivers.get(adapter)?.rowsNow(sql, parameters, inTransaction)
+}
+
 /** Kysely's SqliteDialect over one better-sqlite3 database, with cached prepared statements. */
 export class CachingSqliteDialect implements Dialect {
-  readonly #db: SQLiteDatabase
-  readonly #beforeClose: () => Promise<void>
+  readonly #driver: CachingDriver
 
   /** `beforeClose` runs when Kysely is destroyed, before the database is closed. */
   constructor (db: SQLiteDatabase, beforeClose: () => Promise<void> = async () => {}) {
-    this.#db = db
-    this.#beforeClose = beforeClose
+    this.#driver = new CachingDriver(db, beforeClose)
   }
 
-  createDriver (): Driver { return new CachingDriver(this.#db, this.#beforeClose) }
+  createDriver (): Driver { return this.#driver }
   createQueryCompiler (): QueryCompiler { return new SqliteQueryCompiler() }
-  createAdapter (): DialectAdapter { return new SqliteAdapter() }
+  createAdapter (): DialectAdapter {
+    const adapter = new SqliteAdapter()
+    drivers.set(adapter, this.#driver)
+    return adapter
+  }
+
   createIntrospector (db: Kysely<any>): DatabaseIntrospector { return new SqliteIntrospector(db) }
 }

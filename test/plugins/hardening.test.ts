@@ -143,7 +143,7 @@ t.test('the logger never writes passwords, tokens, keys or blobs', async t => {
   await app.inject({ url: `/get_contacts?access_token=${alice.token}` })
   await call(app, alice.token, { method: 'POST', url: '/change_password', payload: { old_password: PASSWORD, new_password: 'SECRET-NEW-PASSWORD' } })
   // what a careless log call elsewhere would write
-  app.log.info({ password: PASSWORD, token: alice.token, body: { sender_blob: 'SECRET-SENDER-BLOB', new_password: 'SECRET-NEW-PASSWORD' }, req: { headers: { authorization: `Bearer ${bob.token}` } } }, 'careless')
+  app.log.info({ password: PASSWORD, token: alice.token, body: { sender_blob: 'SECRET-SENDER-BLOB', new_password: 'SECRET-NEW-PASSWORD' }, req: { headers: { authorization: `Bearer ${bob.token}`, Cookie: `session=${bob.token}` }, query: { token: alice.token }, body: { password: PASSWORD } } }, 'careless')
   app.log.info({ headers: { authorization: `Bearer ${bob.token}` }, encrypted_blob: 'SECRET-RECIPIENT-BLOB', public_key: 'SECRET-PUBLIC-KEY' }, 'careless too')
 
   const output = lines.join('\n')
@@ -155,6 +155,8 @@ t.test('the logger never writes passwords, tokens, keys or blobs', async t => {
   t.equal(careless.password, '[redacted]')
   t.equal(careless.body.sender_blob, '[redacted]')
   t.equal(careless.req.headers.authorization, '[redacted]')
+  t.equal(careless.req.headers.Cookie, '[redacted]', 'a header in any case')
+  t.same([careless.req.query.token, careless.req.body.password], ['[redacted]', '[redacted]'])
   t.match(output, /\/ws\?token=\[redacted\]&x=1/, 'the request line keeps its shape')
 })
 

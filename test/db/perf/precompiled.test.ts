@@ -54,3 +54,31 @@ t.test('the app built for tests (NODE_ENV=test) checks its database', async t =>
   const app = await build(t)
   await t.rejects(byName.rows(app.db, { name: null }), /shape/)
 })
+
+// On SQLite a precompiled call runs at once when the connection is free (perf/sqlite-driver.ts):
+// while a transaction holds it, a call from outside must wait its turn, not run inside it.
+t.test('a precompiled call waits while another transaction holds the connection, and runs inside its own', async t => {
+  const db = await sqlite(t, false)
+  let inside: unknown
+  let release!: () => void
+  const held = new Promise<void>(resolve => { release = resolve })
+  let entered!: () => void
+  const started = new Promise<void>(resolve => { entered = resolve })
+  const transaction = db.transaction().execute(async trx => {
+    await trx.updateTable('users').set({ username: 'dan' }).where('username', '=', 'cid').execute()
+    inside = await byName.first(trx, { name: 'dan' })
+    entered()
+    await held
+    throw new Error('rolled back')
+  })
+  await started
+  let outside: unknown = 'not yet'
+  const read = byName.first(db, { name: 'dan' }).then(row => { outside = row })
+  await new Promise(resolve => setTimeout(resolve, 20))
+  t.equal(outside, 'not yet', 'the outside call waits for the transaction')
+  t.same(inside, { username: 'dan' }, "inside, the transaction's own write is seen")
+  release()
+  await t.rejects(transaction, /rolled back/)
+  await read
+  t.equal(outside, undefined, 'after the rollback, the outside call sees no such row')
+})
