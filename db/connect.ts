@@ -1,11 +1,12 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
-import { Kysely, PostgresDialect } from 'kysely'
+import { Kysely } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.js'
 import { startCheckpointer, type Checkpointer } from './checkpointer.js'
 import { preparesStatements } from './perf/named-statements.js'
+import { PooledPostgresDialect } from './perf/pg-pool.js'
 import { checkPrecompiledShapes } from './perf/precompiled.js'
 import { CachingSqliteDialect } from './perf/sqlite-driver.js'
 
@@ -36,7 +37,7 @@ function connectPostgres (settings: Extract<DatabaseSettings, { kind: 'postgres'
     types: { getTypeParser: (oid: number, format?: any) => oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format) }
   })
   pool.on('connect', preparesStatements)
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const db = new Kysely<Database>({ dialect: new PooledPostgresDialect({ pool }) })
   pools.set(db, pool)
   return db
 }

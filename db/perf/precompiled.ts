@@ -1,6 +1,7 @@
 import { inspect, isDeepStrictEqual } from 'node:util'
 import { CompiledQuery, type Compilable, type Kysely } from 'kysely'
 import type { Database } from '../schema.js'
+import { poolRows } from './pg-pool.js'
 import { rowsNow } from './sqlite-driver.js'
 
 // Building a query with Kysely's builder and compiling it to SQL costs more than running
@@ -95,6 +96,9 @@ export function precompile<P extends object, R> (build: Build<P, R>): Precompile
     // on SQLite, at once when the connection is free (or the caller's transaction holds it)
     const now = rowsNow(adapter, db.isTransaction, sql, values)
     if (now !== undefined) return now as R[]
+    // on PostgreSQL outside a transaction, on a pooled client without Kysely's executor around it
+    const pooled = poolRows(adapter, db.isTransaction, sql, values)
+    if (pooled !== undefined) return await pooled as R[]
     const result = await db.executeQuery(CompiledQuery.raw(sql, values) as CompiledQuery<R>)
     return result.rows
   }

@@ -5,7 +5,7 @@ import { migrateToLatest } from '../../../db/migrate.js'
 import { precompile } from '../../../db/perf/precompiled.js'
 import type { Database } from '../../../db/schema.js'
 import { createUser } from '../../../db/users.js'
-import { build } from '../../helper.js'
+import { build, freshDatabaseEnv } from '../../helper.js'
 
 // A precompiled query stands for what its builder makes with the real arguments. Under
 // test each call builds that query too and compares: an argument that changes the shape
@@ -81,4 +81,30 @@ t.test('a precompiled call waits while another transaction holds the connection,
   await t.rejects(transaction, /rolled back/)
   await read
   t.equal(outside, undefined, 'after the rollback, the outside call sees no such row')
+})
+
+// On PostgreSQL a precompiled call outside a transaction takes a pooled client itself
+// (perf/pg-pool.ts); inside one it must run on the transaction's client.
+t.test('on either database, a precompiled call inside a transaction sees its writes, and one outside only what is committed', async t => {
+  const env = await freshDatabaseEnv(t)
+  const db = connect(env.DATABASE_URL?.startsWith('postgres') === true
+    ? { kind: 'postgres', url: env.DATABASE_URL, schema: env.DATABASE_SCHEMA }
+    : { kind: 'sqlite', file: ':memory:' })
+  t.teardown(async () => { await db.destroy() })
+  await migrateToLatest(db)
+  for (const name of ['ann', 'ben', 'cid']) await createUser(db, name, 'x', 1)
+  let inside: unknown
+  const outside: unknown[] = []
+  await t.rejects(db.transaction().execute(async trx => {
+    await trx.updateTable('users').set({ username: 'dan' }).where('username', '=', 'cid').execute()
+    inside = await byName.first(trx, { name: 'dan' })
+    // on SQLite this one waits for the transaction's end; on PostgreSQL it reads at once
+    void byName.first(db, { name: 'dan' }).then(row => outside.push(row))
+    await new Promise(resolve => setTimeout(resolve, 20))
+    throw new Error('rolled back')
+  }), /rolled back/)
+  await new Promise(resolve => setTimeout(resolve, 20))
+  t.same(inside, { username: 'dan' }, "inside, the transaction's own write")
+  t.same(outside, [undefined], 'outside, never the uncommitted write')
+  t.same(await byName.first(db, { name: 'cid' }), { username: 'cid' }, 'after the rollback, as before')
 })
