@@ -1,7 +1,7 @@
 import { sql, type Insertable, type Kysely, type Transaction } from 'kysely'
 import { isPostgres } from './dialect.js'
 import { precompilePage } from './perf/pages.js'
-import { precompile } from './perf/precompiled.js'
+import { precompile, type Precompiled } from './perf/precompiled.js'
 import type { Database, EventsTable, NewMessage } from './schema.js'
 
 // Each device's event stream: what happened to its account (or to it alone), numbered
@@ -125,10 +125,8 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
       }
     })
   }
-  // one multi-row insert: a message's two events cost one statement, not two
-  if (rows.length === 1) await insertEvent.rows(trx, rows[0] as EventRow)
-  else if (rows.length === 2) await insertTwoEvents.rows(trx, { first: rows[0] as EventRow, second: rows[1] as EventRow })
-  else if (rows.length > 0) await trx.insertInto('events').values(rows).execute()
+  // one multi-row insert: a message's events cost one statement, however many devices get them
+  if (rows.length > 0) await insertEvents(trx, rows)
   for (const deviceKey of unknown) appended.delete(deviceKey)
   return appended
 }
@@ -243,10 +241,24 @@ type EventRow = Insertable<EventsTable>
 const columns = (e: EventRow): EventRow =>
   ({ device_id: e.device_id, seq: e.seq, type: e.type, payload: e.payload, message_id: e.message_id, envelope_id: e.envelope_id, created_at: e.created_at })
 
-// every message and most changes insert one or two events: those shapes are compiled once
-const insertEvent = precompile((db, e: EventRow) => db.insertInto('events').values(columns(e)))
-const insertTwoEvents = precompile((db, p: { first: EventRow, second: EventRow }) =>
-  db.insertInto('events').values([columns(p.first), columns(p.second)]))
+// A message to two users of two devices each inserts four events, of one device each two:
+// each count of rows up to MAX_PRECOMPILED_ROWS is compiled once, more go through the builder.
+const MAX_PRECOMPILED_ROWS = 16
+const insertRows = new Map<number, Precompiled<{ rows: EventRow[] }, unknown>>()
+
+async function insertEvents (trx: Transaction<Database>, rows: EventRow[]): Promise<void> {
+  if (rows.length > MAX_PRECOMPILED_ROWS) {
+    await trx.insertInto('events').values(rows).execute()
+    return
+  }
+  let insert = insertRows.get(rows.length)
+  if (insert === undefined) {
+    const count = rows.length
+    insertRows.set(count, insert = precompile((db, p: { rows: EventRow[] }) =>
+      db.insertInto('events').values(Array.from({ length: count }, (_, i) => columns(p.rows[i] as EventRow)))))
+  }
+  await insert.rows(trx, { rows })
+}
 
 // the counters of every device of one user, or of two distinct users, in one statement (SQLite only)
 const bumpOne = precompile((db, p: { a: number }) => db.updateTable('devices')

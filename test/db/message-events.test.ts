@@ -59,3 +59,29 @@ t.test('one statement and appendEvents write the same events rows for the same s
   t.same(sent, appended, 'and storeMessage, which takes the one statement on PostgreSQL')
   t.match(appended[0], { device_id: 1, seq: 1, type: 'message', payload: '{"sender_username":"ann","recipient_username":"ben"}', message_id: 1 })
 })
+
+// appendEvents inserts its rows in one statement, compiled once for each count up to 16
+// (db/events.ts) and built beyond: every count numbers each device's events in order.
+t.test('appendEvents numbers the events of many devices, in one statement of any size', async t => {
+  const { db } = await build(t)
+  const ann = await createUser(db, 'ann', 'x', T0) as User
+  const ben = await createUser(db, 'ben', 'x', T0) as User
+  // ann has 20 devices in all, ben 3
+  for (let id = 2; id <= 20; id++) await db.insertInto('devices').values({ user_id: ann.id, device_id: id, registration_id: id, name: null, created_at: T0, last_seen_at: T0 }).execute()
+  for (let id = 2; id <= 3; id++) await db.insertInto('devices').values({ user_id: ben.id, device_id: id, registration_id: id, name: null, created_at: T0, last_seen_at: T0 }).execute()
+  const append = async (userIds: number[]): Promise<void> => {
+    await db.transaction().execute(async trx => {
+      await appendEvents(trx, userIds.map(userId => ({ userId, type: 'key_changed', payload: { username: 'cid' } })), T0 + 1)
+    })
+  }
+  await append([ben.id]) // 3 rows
+  await append([ann.id, ben.id]) // 23 rows: past the compiled counts
+  await append([ann.id]) // 20 rows
+  await append([ben.id, ann.id]) // 23 rows again
+  const rows = await db.selectFrom('events').innerJoin('devices', 'devices.id', 'events.device_id')
+    .select(['devices.user_id', 'devices.device_id', 'events.seq']).orderBy('devices.user_id').orderBy('devices.device_id').orderBy('events.seq').execute()
+  t.equal(rows.length, 3 + 23 + 20 + 23)
+  const seqs = (userId: number, deviceId: number): number[] => rows.filter(r => r.user_id === userId && r.device_id === deviceId).map(r => r.seq)
+  for (let id = 1; id <= 20; id++) t.same(seqs(ann.id, id), [1, 2, 3], `ann's device ${id}: one event each time, numbered from 1`)
+  for (let id = 1; id <= 3; id++) t.same(seqs(ben.id, id), [1, 2, 3], `ben's device ${id}`)
+})
