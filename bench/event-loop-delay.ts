@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Session } from 'node:inspector'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { PerformanceObserver, constants, monitorEventLoopDelay } from 'node:perf_hooks'
 
 // Preloaded into the server by the bench only (`node --import <this> dist/server.js`, with
 // BENCH_ELD_FILE set): samples the event loop's delay every 2 ms, and on SIGWINCH writes
@@ -14,7 +14,10 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 // second writes it there: a profile of the measured window only, not of the start, the
 // seeding or the sockets' opening (`--cpu-prof` profiles the whole process).
 
-export interface EventLoopDelay { p50: number, p99: number, max: number, mean: number, samples: number }
+/** The garbage collector's pauses of the main thread in the window, in ms: all of them, and the major (mark-compact) ones. */
+export interface GcPauses { count: number, totalMs: number, maxMs: number, major: number, majorMaxMs: number }
+
+export interface EventLoopDelay { p50: number, p99: number, max: number, mean: number, samples: number, gc?: GcPauses }
 
 // With BENCH_SQL_FILE set too: every better-sqlite3 statement is timed (wall clock, by its
 // SQL), and each SIGWINCH writes the window's totals there, heaviest first (`BENCH_SQL_PROFILE=1
@@ -58,12 +61,25 @@ const profileFile = process.env.BENCH_PROFILE_FILE
 if (file !== undefined && file !== '') {
   const histogram = monitorEventLoopDelay({ resolution: 2 })
   histogram.enable()
+  let gc: GcPauses = { count: 0, totalMs: 0, maxMs: 0, major: 0, majorMaxMs: 0 }
+  new PerformanceObserver(list => {
+    for (const entry of list.getEntries()) {
+      gc.count++
+      gc.totalMs += entry.duration
+      gc.maxMs = Math.max(gc.maxMs, entry.duration)
+      if ((entry as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        gc.major++
+        gc.majorMaxMs = Math.max(gc.majorMaxMs, entry.duration)
+      }
+    }
+  }).observe({ entryTypes: ['gc'] })
   let session: Session | undefined
   const report = (): void => {
     const ms = (ns: number): number => ns / 1e6
-    const seen: EventLoopDelay = { p50: ms(histogram.percentile(50)), p99: ms(histogram.percentile(99)), max: ms(histogram.max), mean: ms(histogram.mean), samples: histogram.count }
+    const seen: EventLoopDelay = { p50: ms(histogram.percentile(50)), p99: ms(histogram.percentile(99)), max: ms(histogram.max), mean: ms(histogram.mean), samples: histogram.count, gc }
     writeFileSync(file, JSON.stringify(seen))
     histogram.reset()
+    gc = { count: 0, totalMs: 0, maxMs: 0, major: 0, majorMaxMs: 0 }
     writeStatements()
   }
   process.on('SIGWINCH', () => {

@@ -490,7 +490,8 @@ async function realisticRun (): Promise<void> {
   const errors = r.sends.failed + missing + r.sockets.failed + badAcks + r.closedEarly
   const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0)
   const pct = (share: number): string => `${(100 * share).toFixed(0)}%`
-  const eld = r.eventLoop === null ? 'event-loop delay not measured' : `server event-loop delay p50 ${r.eventLoop.p50.toFixed(2)}, p99 ${r.eventLoop.p99.toFixed(2)}, max ${r.eventLoop.max.toFixed(1)} ms`
+  const gc = r.eventLoop?.gc === undefined ? '' : `; GC paused it ${r.eventLoop.gc.count} times, ${r.eventLoop.gc.totalMs.toFixed(0)} ms in all, longest ${r.eventLoop.gc.maxMs.toFixed(1)} ms (${r.eventLoop.gc.major} major, longest ${r.eventLoop.gc.majorMaxMs.toFixed(1)} ms)`
+  const eld = r.eventLoop === null ? 'event-loop delay not measured' : `server event-loop delay p50 ${r.eventLoop.p50.toFixed(2)}, p99 ${r.eventLoop.p99.toFixed(2)}, max ${r.eventLoop.max.toFixed(1)} ms${gc}`
   const note = [
     `${r.sockets.held}/${r.sockets.target} sockets held (${users} users × ${DEVICES} devices, ${CONTACTS} contacts each), opened in ${r.sockets.openSeconds.toFixed(1)} s`,
     `${r.sends.ok}/${r.sends.planned} sends between random contacts answered 201 (${r.sends.perSecond.toFixed(0)}/s from the first write to the last answer; written in ${r.sends.written.toFixed(1)} s)`,
