@@ -10,6 +10,9 @@ import { rowsNow } from './sqlite-driver.js'
 // compiled once per database (and its transactions) with a marker in place of each named
 // argument; a call only puts the arguments in the markers' places. The SQL is Kysely's
 // own, so it is the same on both databases as the builder's.
+// A call then skips Kysely's executor where it can: on SQLite it runs the cached statement at
+// once when the connection is free (perf/sqlite-driver.ts), on PostgreSQL outside a transaction
+// it takes a pooled client itself (perf/pg-pool.ts).
 
 const PATH = Symbol('precompiled argument')
 
