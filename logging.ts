@@ -15,7 +15,7 @@ const CENSOR = '[redacted]'
 const SECRET_FIELDS = ['password', 'old_password', 'new_password', 'token', 'public_key', 'sender_blob', 'recipient_blob', 'encrypted_blob']
 const SECRET_HEADER_NAMES = ['authorization', 'sec-websocket-protocol', 'cookie']
 export const redactPaths = [
-  ...['.authorization', '["sec-websocket-protocol"]', '.cookie'].map(header => `headers${header}`),
+  ...SECRET_HEADER_NAMES.map(header => `headers["${header}"]`),
   ...SECRET_FIELDS,
   ...['body', 'query', 'params'].flatMap(container => SECRET_FIELDS.map(field => `${container}.${field}`))
 ]

@@ -87,7 +87,7 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
     const shown = shownEvent(event, seq, now, detail?.(event, userId))
     if (shown === undefined) unknown.add(deviceKey)
     else addTo(appended, deviceKey, shown)
-    return { device_id: deviceKey, seq, type: event.type, payload: payloads.get(event) ?? JSON.stringify(event.payload), message_id: event.messageId ?? null, envelope_id: event.envelopeId ?? null, created_at: now }
+    return { device_id: deviceKey, seq, type: event.type, payload: payloads.get(event) as string, message_id: event.messageId ?? null, envelope_id: event.envelopeId ?? null, created_at: now }
   }
   const users = [...new Set(events.flatMap(event => event.deviceKey === undefined ? [event.userId] : []))]
   if (!isPostgres(trx) && users.length === events.length) {

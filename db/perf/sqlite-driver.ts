@@ -53,22 +53,22 @@ class CachingConnection implements DatabaseConnection {
     return prepared
   }
 
-  async executeQuery<R> (compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const { statement, columns } = this.#prepare(compiledQuery.sql)
-    const parameters = compiledQuery.parameters as unknown[]
-    if (columns !== undefined) return { rows: (statement.all(parameters) as unknown[][]).map(values => named(columns, values) as R) }
-    if (statement.reader) return { rows: statement.all(parameters) as R[] }
+  /** A statement run at once: a reader's rows, or what a writer changed. */
+  #run (sql: string, parameters: readonly unknown[]): QueryResult<unknown> {
+    const { statement, columns } = this.#prepare(sql)
+    if (columns !== undefined) return { rows: (statement.all(parameters) as unknown[][]).map(values => named(columns, values)) }
+    if (statement.reader) return { rows: statement.all(parameters) }
     const { changes, lastInsertRowid } = statement.run(parameters)
     return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] }
   }
 
+  async executeQuery<R> (compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    return this.#run(compiledQuery.sql, compiledQuery.parameters) as QueryResult<R>
+  }
+
   /** The rows of `sql` run at once (none for a writer): what executeQuery gives, without its promise. */
   rowsNow (sql: string, parameters: readonly unknown[]): unknown[] {
-    const { statement, columns } = this.#prepare(sql)
-    if (columns !== undefined) return (statement.all(parameters) as unknown[][]).map(values => named(columns, values))
-    if (statement.reader) return statement.all(parameters)
-    statement.run(parameters)
-    return []
+    return this.#run(sql, parameters).rows
   }
 
   async * streamQuery<R> (compiledQuery: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
