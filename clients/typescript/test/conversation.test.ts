@@ -26,6 +26,8 @@ test('two users talk over their subscriptions, through a server restart, and not
   // the contact events came over the socket (replayed from the oldest kept event)
   await bobInbox.until('chat_accepted', events => events.some(e => e.type === 'chat_accepted'))
   await aliceInbox.until('chat_accepted', events => events.some(e => e.type === 'chat_accepted'))
+  // the `ready` frame follows the replay, and a loaded machine may read it a moment after its last event
+  await bobInbox.until('bob live', () => bobSub.state === 'live')
   assert.equal(bobSub.state, 'live')
 
   // both ways; each side also sees its own message (its own copy)
