@@ -1,7 +1,6 @@
-import { Agent } from 'node:http'
 import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { send } from './load.js'
+import { connectionPool, send } from './load.js'
 
 // The client side of the `realistic` scenario, in a process of its own (forked by
 // bench/realistic.ts): it holds every device's socket to GET /ws, notes when each message
@@ -49,7 +48,7 @@ const socketsOf = new Map<number, number>() // user id -> sockets held
 let closed = 0
 const inFlight = { acks: 0 } // acks sent and not yet answered
 let target: URL | undefined
-const agent = new Agent({ keepAlive: true, maxSockets: 256, scheduling: 'lifo' }) // the recipients' acks
+const agent = connectionPool(256) // the recipients' acks
 const sockets: WsClient[] = []
 
 function count (table: Record<string, number>, key: string): void {
@@ -131,7 +130,6 @@ process.on('message', (message: ToSockets) => {
     collect(message.expected, message.waitMs).then(reply, (error: unknown) => { throw error })
   } else {
     for (const ws of sockets) ws.terminate()
-    agent.destroy()
-    process.disconnect()
+    agent.close().finally(() => process.disconnect())
   }
 })

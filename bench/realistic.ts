@@ -1,7 +1,6 @@
 import { fork } from 'node:child_process'
 import { createHmac, randomUUID } from 'node:crypto'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
-import { Agent } from 'node:http'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -12,7 +11,7 @@ import { dayStart } from '../db/devices.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { usernameKey } from '../db/users.js'
 import type { EventLoopDelay } from './event-loop-delay.js'
-import { fixedRate, percentile, type HttpRequest } from './load.js'
+import { connectionPool, fixedRate, percentile, type HttpRequest } from './load.js'
 import { cpuOf, type Served } from './processes.js'
 import type { DeviceSpec, FromSockets, ToSockets } from './realistic-sockets.js'
 import { PASSWORD, blob } from './seed.js'
@@ -202,8 +201,8 @@ export async function realistic (
     const warm = Math.round(options.rate * options.warmupSeconds)
     // each sender is a device with a connection of its own: a request never waits in the
     // client for a free connection (that wait would count as delivery time); kept alive,
-    // reused most recent first, so a server that keeps up needs only a few
-    const agent = new Agent({ keepAlive: true, maxSockets: 1024, scheduling: 'lifo' })
+    // the first free one taken, so a server that keeps up needs only a few
+    const agent = connectionPool(1024)
     if (warm > 0) await fixedRate(server.url, options.rate, options.warmupSeconds, i => (plan[i] as typeof plan[0]).request, undefined, agent)
     await eventLoopDelay(server, options.eldFile) // what came before the run is dropped
     const written: number[] = []
@@ -215,7 +214,7 @@ export async function realistic (
     const hrOffset = Number(process.hrtime.bigint()) / 1e6 - performance.now() // fixedRate's clock to the machine's monotonic one
     const samples = await fixedRate(server.url, options.rate, options.seconds, i => (plan[warm + i] as typeof plan[0]).request, (i, at) => { written[i] = at + hrOffset }, agent)
     const sendSeconds = (performance.now() - started) / 1000
-    agent.destroy()
+    await agent.close()
     const sent = new Map<number, { at: number, recipient: number }>()
     let failed = 0
     samples.forEach((sample, i) => {

@@ -1,7 +1,6 @@
-import { Agent } from 'node:http'
 import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fixedRate, percentile, type HttpRequest } from './load.js'
+import { connectionPool, fixedRate, percentile, type HttpRequest } from './load.js'
 import type { Served } from './processes.js'
 import { blob, type BenchUser } from './seed.js'
 
@@ -134,7 +133,7 @@ export async function wsDelivery (
     }
     return { urls: via.map(s => s.url), sendAt, sent: 0, failed: 0, writtenAt: new Map<number, number>() /* message id -> time written */, cpu: watched.map(() => 0) }
   })
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 })
+  const agent = connectionPool(64)
   try {
     // as for the other scenarios, a warm-up at the same rate first, not counted
     if (warmupSeconds > 0) for (const plan of plans) await fixedRate(plan.urls, ratePerSecond, warmupSeconds, plan.sendAt, undefined, agent)
@@ -153,7 +152,7 @@ export async function wsDelivery (
       }
     }
   } finally {
-    agent.destroy()
+    await agent.close()
   }
   const deadline = Date.now() + 5000
   // arrivals also holds ids replayed on connect: wait for these very messages, not a count
