@@ -5,7 +5,7 @@ import SQLite from 'better-sqlite3'
 // checkpoint copies the log into the database file and fsyncs it, which on the event
 // loop stalls every request and socket for milliseconds.
 
-const { file, intervalMs } = workerData as { file: string, intervalMs: number }
+const { file, intervalMs, restartPages } = workerData as { file: string, intervalMs: number, restartPages: number | null }
 const db = new SQLite(file)
 // Short: while a TRUNCATE checkpoint waits for a reader it holds the write lock, and the
 // server's writes wait on the event loop. Giving up soon and trying again at the next tick
@@ -49,13 +49,37 @@ function truncateIfAsked (): void {
   }
 }
 
+interface CheckpointRow { busy: number, log: number, checkpointed: number }
+
+/** PASSIVE: copy what no reader still needs, without waiting for anyone. */
+function passive (): CheckpointRow | undefined {
+  return (db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[])[0]
+}
+
+// Asked the parent to hold its writes (checkpointer.ts), and not yet told it to go on.
+let holding = false
+
 const timer = setInterval(() => {
-  if (done < asked && Date.now() >= nextTry) truncateIfAsked()
-  // PASSIVE: copy what no reader still needs, without waiting for anyone
-  else db.pragma('wal_checkpoint(PASSIVE)')
+  if (done < asked && Date.now() >= nextTry) return truncateIfAsked()
+  const row = passive()
+  // a log this long that did not start over: the writes never paused long enough for it
+  if (restartPages !== null && !holding && row !== undefined && row.log >= restartPages) {
+    holding = true
+    parentPort?.postMessage('hold')
+  }
 }, intervalMs)
 
 parentPort?.on('message', (message: unknown) => {
+  if (message === 'held') {
+    // nothing commits now: copy the last pages, and the next commit starts the log over
+    try {
+      passive()
+    } finally {
+      holding = false
+      parentPort?.postMessage('caught up')
+    }
+    return
+  }
   if (typeof message === 'object' && message !== null && 'truncate' in message) {
     asked = Math.max(asked, Number(message.truncate))
     nextTry = 0 // a new erasure: try at once

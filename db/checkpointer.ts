@@ -9,8 +9,39 @@ export interface Checkpointer {
    * 10 s), and a stop does it before the connection closes.
    */
   truncate: (waitMs?: number) => Promise<boolean>
+  /** Resolves true once the worker runs, false when it stopped before (a stop while it started). */
+  started: Promise<boolean>
   stop: () => Promise<void>
 }
+
+export interface CheckpointerOptions {
+  /** How often the worker copies the log into the database file. */
+  intervalMs?: number
+  /**
+   * Holds back the connection's writes (db/perf/group-commit.ts holdGroupCommits): resolves
+   * once none is being committed, and none starts until the returned function is called.
+   * Without it the log can only start over when the writes pause by themselves.
+   */
+  holdWrites?: () => Promise<() => void>
+  /** A log of this many pages or more is started over with the writes held (see below). */
+  restartPages?: number
+}
+
+/**
+ * SQLite starts the log over (overwriting it from the top) only when a write begins with every
+ * page of it copied into the database file. A checkpoint on another thread is always a few
+ * commits behind a steady stream of writes, so that moment never came: under a steady load
+ * the log grew by every page written (a gigabyte in a minute of the realistic bench), and
+ * each commit extended the file, which costs the kernel more than overwriting it. So once the
+ * log has `restartPages` pages, the worker asks for the writes to be held, copies the last
+ * pages (with its fsyncs) while nothing commits, and lets them go: the next commit starts the
+ * log over. The writes wait for that copy; the event loop does not.
+ */
+const RESTART_PAGES = 8192
+/** The log file is cut back to this size when it starts over after a burst (journal_size_limit). */
+export const WAL_SIZE_LIMIT = 64 * 1024 * 1024
+/** A hold the worker does not end (it died) is let go after this long. */
+const HOLD_LIMIT_MS = 1000
 
 // The worker is compiled beside this module; under a TypeScript loader (tests) it is the .ts.
 const workerUrl = new URL(`./checkpoint-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
@@ -22,15 +53,25 @@ const workerUrl = new URL(`./checkpoint-worker${import.meta.url.endsWith('.ts') 
  * A committed transaction is in the WAL either way: this changes when the log is copied
  * into the database file, not what survives a crash.
  */
-export function startCheckpointer (sqlite: SQLiteDatabase, file: string, intervalMs = 200): Checkpointer {
-  const worker = new Worker(workerUrl, { workerData: { file, intervalMs } })
+export function startCheckpointer (sqlite: SQLiteDatabase, file: string, options: CheckpointerOptions = {}): Checkpointer {
+  const { intervalMs = 200, holdWrites, restartPages = RESTART_PAGES } = options
+  const worker = new Worker(workerUrl, { workerData: { file, intervalMs, restartPages: holdWrites === undefined ? null : restartPages } })
   worker.unref()
   sqlite.pragma('wal_autocheckpoint = 0')
+  sqlite.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`)
+  // the release of the writes held for the worker, if any
+  let holding: (() => void) | undefined
+  const letGo = (): void => {
+    const release = holding
+    holding = undefined
+    release?.()
+  }
   let stopping = false
   let alive = true
   const exited = new Promise<void>(resolve => {
     worker.once('exit', () => {
       alive = false
+      letGo()
       if (!stopping && sqlite.open) sqlite.pragma('wal_autocheckpoint = 1000')
       resolve()
     })
@@ -59,14 +100,28 @@ export function startCheckpointer (sqlite: SQLiteDatabase, file: string, interva
   // A worker still starting (seconds under a TypeScript loader) has nothing to close: a stop
   // then terminates it rather than waiting for it to start only to be told to stop.
   let ready = false
+  let onReady = (): void => {}
+  const started = Promise.race([new Promise<boolean>(resolve => { onReady = () => { resolve(true) } }), exited.then(() => false)])
   worker.on('message', (message: unknown) => {
-    if (message === 'ready') ready = true
-    else if (typeof message === 'object' && message !== null && 'truncated' in message) {
+    if (message === 'ready') {
+      ready = true
+      onReady()
+    } else if (message === 'hold' && holdWrites !== undefined && holding === undefined) {
+      holdWrites().then(release => {
+        const timer = setTimeout(letGo, HOLD_LIMIT_MS).unref()
+        holding = () => { clearTimeout(timer); release() }
+        if (alive) worker.postMessage('held')
+        else letGo()
+      }, () => {})
+    } else if (message === 'caught up') {
+      letGo()
+    } else if (typeof message === 'object' && message !== null && 'truncated' in message) {
       done = Math.max(done, Number(message.truncated))
       settle()
     }
   })
   return {
+    started,
     async truncate (waitMs = 2000) {
       const id = ++asked
       if (!(alive && ready)) truncateHere(true)

@@ -5,6 +5,7 @@ import { Kysely } from 'kysely'
 import pg from 'pg'
 import type { Database } from './schema.js'
 import { startCheckpointer, type Checkpointer } from './checkpointer.js'
+import { holdGroupCommits } from './perf/group-commit.js'
 import { preparesStatements } from './perf/named-statements.js'
 import { PooledPostgresDialect } from './perf/pg-pool.js'
 import { checkPrecompiledShapes } from './perf/precompiled.js'
@@ -51,6 +52,11 @@ export function poolOf (db: Kysely<Database>): pg.Pool | undefined {
 
 // The checkpointer of each SQLite file connection, for truncateLog.
 const checkpointers = new WeakMap<Kysely<Database>, Checkpointer>()
+
+/** Resolves once the checkpoint worker of this SQLite file runs (true); false for PostgreSQL, :memory: or a worker that stopped first. */
+export async function checkpointerStarted (db: Kysely<Database>): Promise<boolean> {
+  return await checkpointers.get(db)?.started ?? false
+}
 
 /**
  * After an erasure: empties the SQLite WAL (checkpointed into the file, where secure_delete
@@ -133,9 +139,10 @@ function connectSqlite (settings: Extract<DatabaseSettings, { kind: 'sqlite' }>)
     sqlite.close()
     sqlite = openSqlite(settings.file)
   }
-  const checkpointer = settings.file === ':memory:' ? undefined : startCheckpointer(sqlite, settings.file)
+  // the writes to hold while the log starts over are this connection's (db, below)
+  const checkpointer = settings.file === ':memory:' ? undefined : startCheckpointer(sqlite, settings.file, { holdWrites: async () => await holdGroupCommits(db) })
   const dialect = new CachingSqliteDialect(sqlite, async () => { await checkpointer?.stop() })
-  const db = new Kysely<Database>({ dialect })
+  const db: Kysely<Database> = new Kysely<Database>({ dialect })
   if (checkpointer !== undefined) checkpointers.set(db, checkpointer)
   return db
 }

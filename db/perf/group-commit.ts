@@ -48,6 +48,19 @@ export async function inGroupTransaction<T> (db: Kysely<Database>, work: Work<T>
   return await committerOf(db).run(work)
 }
 
+/**
+ * Holds back the writes of `db` that come through inGroupTransaction: resolves once the
+ * group being committed (if any) has committed, and no other starts until the returned
+ * function is called. Writes made meanwhile wait in the queue (nothing blocks the event
+ * loop). The checkpointer uses it to copy the last pages of the log into the database file
+ * with no commit in between, so that the next commit can start the log over (checkpointer.ts).
+ * Nothing to hold on PostgreSQL.
+ */
+export async function holdGroupCommits (db: Kysely<Database>): Promise<() => void> {
+  if (isPostgres(db)) return () => {}
+  return await committerOf(db).hold()
+}
+
 /** Calls `observe` with the number of writes of each group committed on `db` (metrics); nothing on PostgreSQL. */
 export function observeGroupCommits (db: Kysely<Database>, observe: (writes: number) => void): void {
   if (!isPostgres(db)) committerOf(db).observe = observe
@@ -63,6 +76,9 @@ class GroupCommit {
   readonly #db: Kysely<Database>
   #queue: Pending[] = []
   #scheduled = false
+  #holds = 0
+  // the group being committed, if any (settled: #flush settles every write itself)
+  #flushing: Promise<void> = Promise.resolve()
   observe: ((writes: number) => void) | undefined
 
   constructor (db: Kysely<Database>) {
@@ -79,9 +95,31 @@ class GroupCommit {
     })
   }
 
+  async hold (): Promise<() => void> {
+    this.#holds++
+    await this.#flushing
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.#holds--
+      if (this.#holds === 0 && this.#queue.length > 0 && !this.#scheduled) {
+        this.#scheduled = true
+        this.#flushSoon()
+      }
+    }
+  }
+
   /** Once the requests of this turn of the event loop have queued their writes. */
   #flushSoon (): void {
-    setImmediate(() => { this.#flush().catch(() => {}) }) // #flush settles every write itself
+    setImmediate(() => {
+      // held: the release schedules the flush
+      if (this.#holds > 0) {
+        this.#scheduled = false
+        return
+      }
+      this.#flushing = this.#flush().catch(() => {}) // #flush settles every write itself
+    })
   }
 
   async #flush (): Promise<void> {

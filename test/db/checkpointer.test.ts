@@ -4,11 +4,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import SQLite from 'better-sqlite3'
-import { sql } from 'kysely'
+import { Kysely, sql } from 'kysely'
 import t, { type Test } from 'tap'
-import { connect } from '../../db/connect.js'
+import { checkpointerStarted, connect } from '../../db/connect.js'
 import { migrateToLatest } from '../../db/migrate.js'
 import { startCheckpointer } from '../../db/checkpointer.js'
+import { holdGroupCommits, inGroupTransaction } from '../../db/perf/group-commit.js'
+import { CachingSqliteDialect } from '../../db/perf/sqlite-driver.js'
+import type { Database } from '../../db/schema.js'
 
 // WAL checkpoints run on a worker thread, not on commit: the log still reaches the
 // database file, and a committed write survives the process being killed.
@@ -74,7 +77,7 @@ t.test('truncate empties the WAL; a reader holding the log delays it, and it com
   const file = tempFile(t)
   const sqlite = new SQLite(file)
   sqlite.pragma('journal_mode = WAL')
-  const checkpointer = startCheckpointer(sqlite, file, 50)
+  const checkpointer = startCheckpointer(sqlite, file, { intervalMs: 50 })
   t.teardown(async () => { await checkpointer.stop(); sqlite.close() })
   sqlite.exec('create table t (x text)')
   const insert = sqlite.prepare('insert into t values (?)')
@@ -97,7 +100,7 @@ t.test('a truncation still pending when the connection closes is done before it 
   const file = tempFile(t)
   const sqlite = new SQLite(file)
   sqlite.pragma('journal_mode = WAL')
-  const checkpointer = startCheckpointer(sqlite, file, 60_000) // no tick: only the stop can do it
+  const checkpointer = startCheckpointer(sqlite, file, { intervalMs: 60_000 }) // no tick: only the stop can do it
   sqlite.exec('create table t (x text)')
   const reader = new SQLite(file)
   t.teardown(() => { if (reader.open) reader.close() })
@@ -109,4 +112,55 @@ t.test('a truncation still pending when the connection closes is done before it 
   await checkpointer.stop()
   t.equal(statSync(`${file}-wal`).size, 0, 'the stop truncated the log')
   sqlite.close()
+})
+
+/**
+ * `writes` messages through the group commit, one after the other with no pause: the worker
+ * is always a few commits behind. Returns the largest log seen. A log that never started over
+ * would hold every page written: about seven a message (the row, five indexes, the sequence).
+ */
+async function steadyWrites (db: Kysely<Database>, file: string, writes: number): Promise<number> {
+  let largest = 0
+  for (let i = 0; i < writes; i++) {
+    await inGroupTransaction(db, async trx => {
+      await trx.insertInto('messages').values({ sender_id: 1, recipient_id: 2, user_lo: 1, user_hi: 2, sender_blob: 'x'.repeat(3000), recipient_blob: 'y', created_at: i }).execute()
+    })
+    if (i % 50 === 0) largest = Math.max(largest, statSync(`${file}-wal`).size)
+  }
+  return largest
+}
+
+const MB = 1024 * 1024
+
+t.test('under a steady stream of writes the log starts over: the writes are held while the worker copies its last pages', async t => {
+  const file = tempFile(t)
+  const migrated = connect({ kind: 'sqlite', file })
+  await migrateToLatest(migrated)
+  await migrated.destroy()
+  const sqlite = new SQLite(file)
+  sqlite.pragma('journal_mode = WAL')
+  // the connection of connect.ts, with a log that starts over at 100 pages
+  const checkpointer = startCheckpointer(sqlite, file, { intervalMs: 20, restartPages: 100, holdWrites: async () => await holdGroupCommits(db) })
+  const db: Kysely<Database> = new Kysely<Database>({ dialect: new CachingSqliteDialect(sqlite, async () => { await checkpointer.stop() }) })
+  t.teardown(async () => { await db.destroy() })
+  t.ok(await checkpointer.started, 'the worker runs (it starts slowly under a TypeScript loader)')
+  // about 150 MB of pages in all
+  const writes = 5000
+  const largest = await steadyWrites(db, file, writes)
+  t.ok(largest < 25 * MB, `the log stayed under 25 MB: largest ${(largest / MB).toFixed(1)} MB`)
+  const count = await db.selectFrom('messages').select(eb => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  t.equal(Number(count.n), writes, 'every write was committed')
+  t.same(sqlite.pragma('integrity_check'), [{ integrity_check: 'ok' }])
+})
+
+t.test('connect() holds its writes for the checkpointer: the log of a server under steady load stays bounded', async t => {
+  const file = tempFile(t)
+  const db = connect({ kind: 'sqlite', file })
+  t.teardown(async () => { await db.destroy() })
+  await migrateToLatest(db)
+  t.ok(await checkpointerStarted(db), 'the worker runs')
+  // about 330 MB of pages in all; the log starts over at 8192 pages (32 MiB), plus what is written until the worker's next look
+  const largest = await steadyWrites(db, file, 11_000)
+  t.ok(largest < 128 * MB, `the log stayed under 128 MiB: largest ${(largest / MB).toFixed(1)} MiB`)
+  t.ok(statSync(`${file}-wal`).size <= 64 * MB, 'and is cut back to journal_size_limit')
 })

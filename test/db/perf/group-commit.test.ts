@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import t from 'tap'
-import { MAX_GROUP, inGroupTransaction } from '../../../db/perf/group-commit.js'
+import { MAX_GROUP, holdGroupCommits, inGroupTransaction } from '../../../db/perf/group-commit.js'
 import { createUser } from '../../../db/users.js'
 import { befriend, build, call, postgresUrl, user } from '../../helper.js'
 
@@ -49,6 +49,40 @@ t.test('writes of one turn of the event loop share a transaction on SQLite, at m
   t.same(seen, Array.from({ length: count }, (_, i) => i + 1), 'each write sees those before it, in order')
   const order = await db.selectFrom('users').select('id').orderBy('id').execute()
   t.equal(order.length, count)
+})
+
+t.test('a hold waits for the group being committed, and no write commits until it is released', { skip: postgresUrl !== undefined && 'SQLite only: nothing to hold on PostgreSQL' }, async t => {
+  const app = await build(t)
+  const { db } = app
+  const committed: string[] = []
+  const write = async (name: string, gate?: Promise<void>): Promise<void> => {
+    await inGroupTransaction(db, async trx => {
+      await trx.insertInto('users').values({ username: name, username_key: name, password_hash: 'x', created_at: 1 }).execute()
+      await gate
+    })
+    committed.push(name)
+  }
+  let open = (): void => {}
+  const first = write('before', new Promise<void>(resolve => { open = resolve }))
+  await new Promise(resolve => setImmediate(resolve)) // its group is under way, waiting at the gate
+  let holding = false
+  const hold = holdGroupCommits(db).then(release => { holding = true; return release })
+  await new Promise(resolve => setTimeout(resolve, 20))
+  t.notOk(holding, 'the hold waits for the group under way')
+  open()
+  const release = await hold
+  t.same(committed, ['before'], 'which committed before the hold took effect')
+  await first
+  const held = [write('held1'), write('held2')]
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(committed, ['before'], 'nothing commits while held')
+  const stored = await db.selectFrom('users').select('username').execute()
+  t.same(stored.map(row => row.username), ['before'], 'nor is anything written')
+  release()
+  release() // a second call changes nothing
+  await Promise.all(held)
+  t.same(committed, ['before', 'held1', 'held2'], 'once released, the held writes commit')
+  t.same(await holdGroupCommits(db).then(again => { again(); return 'ok' }), 'ok', 'with nothing under way a hold resolves at once')
 })
 
 t.test("inside a caller's transaction the work is part of it, and goes with its rollback", async t => {
