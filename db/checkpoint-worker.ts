@@ -62,8 +62,10 @@ let holding = false
 const timer = setInterval(() => {
   if (done < asked && Date.now() >= nextTry) return truncateIfAsked()
   const row = passive()
-  // a log this long that did not start over: the writes never paused long enough for it
-  if (restartPages !== null && !holding && row !== undefined && row.log >= restartPages) {
+  // A log this long that did not start over: the writes never paused long enough for it.
+  // Not while a reader keeps older pages from being copied (a backup): the log could not
+  // start over anyway, and holding the writes would only delay them.
+  if (restartPages !== null && !holding && row !== undefined && row.log >= restartPages && row.log - row.checkpointed < restartPages / 4) {
     holding = true
     parentPort?.postMessage('hold')
   }

@@ -132,18 +132,27 @@ async function steadyWrites (db: Kysely<Database>, file: string, writes: number)
 
 const MB = 1024 * 1024
 
-t.test('under a steady stream of writes the log starts over: the writes are held while the worker copies its last pages', async t => {
-  const file = tempFile(t)
+/**
+ * A migrated file and the connection connect.ts makes of it, but with a log that starts over
+ * at 100 pages, looked at every 20 ms; `holds()` counts the times the writes were held.
+ */
+async function shortLog (t: Test, file: string): Promise<{ db: Kysely<Database>, sqlite: SQLite.Database, holds: () => number }> {
   const migrated = connect({ kind: 'sqlite', file })
   await migrateToLatest(migrated)
   await migrated.destroy()
   const sqlite = new SQLite(file)
   sqlite.pragma('journal_mode = WAL')
-  // the connection of connect.ts, with a log that starts over at 100 pages
-  const checkpointer = startCheckpointer(sqlite, file, { intervalMs: 20, restartPages: 100, holdWrites: async () => await holdGroupCommits(db) })
+  let holds = 0
+  const checkpointer = startCheckpointer(sqlite, file, { intervalMs: 20, restartPages: 100, holdWrites: async () => { holds++; return await holdGroupCommits(db) } })
   const db: Kysely<Database> = new Kysely<Database>({ dialect: new CachingSqliteDialect(sqlite, async () => { await checkpointer.stop() }) })
   t.teardown(async () => { await db.destroy() })
   t.ok(await checkpointer.started, 'the worker runs (it starts slowly under a TypeScript loader)')
+  return { db, sqlite, holds: () => holds }
+}
+
+t.test('under a steady stream of writes the log starts over: the writes are held while the worker copies its last pages', async t => {
+  const file = tempFile(t)
+  const { db, sqlite } = await shortLog(t, file)
   // about 150 MB of pages in all
   const writes = 5000
   const largest = await steadyWrites(db, file, writes)
@@ -151,6 +160,22 @@ t.test('under a steady stream of writes the log starts over: the writes are held
   const count = await db.selectFrom('messages').select(eb => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
   t.equal(Number(count.n), writes, 'every write was committed')
   t.same(sqlite.pragma('integrity_check'), [{ integrity_check: 'ok' }])
+})
+
+t.test('no hold while a reader keeps the log from being copied: the writes would wait for nothing', async t => {
+  const file = tempFile(t)
+  const { db, holds } = await shortLog(t, file)
+  const reader = new SQLite(file)
+  t.teardown(() => { if (reader.open) reader.close() })
+  reader.exec('begin')
+  reader.prepare('select count(*) from messages').get() // a snapshot from before the writes
+  const largest = await steadyWrites(db, file, 1000)
+  await sleep(200) // ten of the worker's looks at a long log
+  t.ok(largest > 10 * 100 * 4096, `the log grew (${(largest / MB).toFixed(1)} MB)`)
+  t.equal(holds(), 0, 'the writes were never held')
+  reader.exec('commit')
+  await steadyWrites(db, file, 500)
+  t.ok(holds() > 0, `once the reader let go, the log started over (${holds()} holds)`)
 })
 
 t.test('connect() holds its writes for the checkpointer: the log of a server under steady load stays bounded', async t => {
