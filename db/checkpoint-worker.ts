@@ -58,14 +58,20 @@ function passive (): CheckpointRow | undefined {
 
 // Asked the parent to hold its writes (checkpointer.ts), and not yet told it to go on.
 let holding = false
+// the log's length (pages) at the last look
+let lastLog = 0
 
 const timer = setInterval(() => {
   if (done < asked && Date.now() >= nextTry) return truncateIfAsked()
   const row = passive()
   // A log this long that did not start over: the writes never paused long enough for it.
-  // Not while a reader keeps older pages from being copied (a backup): the log could not
-  // start over anyway, and holding the writes would only delay them.
-  if (restartPages !== null && !holding && row !== undefined && row.log >= restartPages && row.log - row.checkpointed < restartPages / 4) {
+  // Not when nothing was written since the last look (every page is copied, and the next
+  // write starts the log over by itself: a server gone quiet), nor while a reader keeps
+  // older pages from being copied (a backup: the log could not start over anyway, and
+  // holding the writes would only delay them).
+  const grew = row !== undefined && row.log !== lastLog
+  lastLog = row?.log ?? 0
+  if (restartPages !== null && !holding && grew && row.log >= restartPages && row.log - row.checkpointed < restartPages / 4) {
     holding = true
     parentPort?.postMessage('hold')
   }

@@ -11,6 +11,8 @@ export interface Checkpointer {
   truncate: (waitMs?: number) => Promise<boolean>
   /** Resolves true once the worker runs, false when it stopped before (a stop while it started). */
   started: Promise<boolean>
+  /** Calls `observe` with how long (in seconds) the writes were held each time the log started over (metrics). */
+  observeHolds: (observe: (seconds: number) => void) => void
   stop: () => Promise<void>
 }
 
@@ -61,6 +63,7 @@ export function startCheckpointer (sqlite: SQLiteDatabase, file: string, options
   sqlite.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`)
   // the release of the writes held for the worker, if any
   let holding: (() => void) | undefined
+  let observeHold: ((seconds: number) => void) | undefined
   const letGo = (): void => {
     const release = holding
     holding = undefined
@@ -109,7 +112,12 @@ export function startCheckpointer (sqlite: SQLiteDatabase, file: string, options
     } else if (message === 'hold' && holdWrites !== undefined && holding === undefined) {
       holdWrites().then(release => {
         const timer = setTimeout(letGo, HOLD_LIMIT_MS).unref()
-        holding = () => { clearTimeout(timer); release() }
+        const since = performance.now()
+        holding = () => {
+          clearTimeout(timer)
+          release()
+          observeHold?.((performance.now() - since) / 1000)
+        }
         if (alive) worker.postMessage('held')
         else letGo()
       }, () => {})
@@ -122,6 +130,7 @@ export function startCheckpointer (sqlite: SQLiteDatabase, file: string, options
   })
   return {
     started,
+    observeHolds (observe) { observeHold = observe },
     async truncate (waitMs = 2000) {
       const id = ++asked
       if (!(alive && ready)) truncateHere(true)

@@ -58,6 +58,11 @@ export async function checkpointerStarted (db: Kysely<Database>): Promise<boolea
   return await checkpointers.get(db)?.started ?? false
 }
 
+/** Calls `observe` with each hold of the writes while the WAL starts over (seconds; see checkpointer.ts); nothing on PostgreSQL or :memory:. */
+export function observeWalHolds (db: Kysely<Database>, observe: (seconds: number) => void): void {
+  checkpointers.get(db)?.observeHolds(observe)
+}
+
 /**
  * After an erasure: empties the SQLite WAL (checkpointed into the file, where secure_delete
  * has zeroed what was deleted, then truncated), waiting up to `waitMs` for a reader that

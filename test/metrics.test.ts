@@ -133,6 +133,7 @@ t.test('a scripted session moves each counter by exactly its amount', async t =>
     t.not(before.families.get(name)?.help ?? '', '', `${name} has its HELP`)
   }
   t.equal(before.families.has('cryptachat_group_commit_batch_writes'), true)
+  t.equal(before.families.get('cryptachat_sqlite_wal_hold_seconds')?.type, 'histogram', 'the WAL holds (test/db/checkpointer.test.ts makes some)')
   t.equal(before.families.has('cryptachat_db_pool_connections'), postgresUrl !== undefined, 'pool gauges only on PostgreSQL')
 
   t.equal((await register(app, 'alice_metrics')).statusCode, 201)

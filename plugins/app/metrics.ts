@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { poolOf } from '../../db/connect.js'
+import { observeWalHolds, poolOf } from '../../db/connect.js'
 import { observeGroupCommits } from '../../db/perf/group-commit.js'
 
 // Prometheus metrics (METRICS=on; docs/metrics.md lists every one). Off, `fastify.metrics`
@@ -76,6 +76,8 @@ export default fp(async function metricsPlugin (fastify) {
   const received = new Counter({ name: 'cryptachat_hub_hints_received_total', help: 'Delivery hints received from other instances through Redis, by kind.', labelNames: ['kind'], registers })
   const batches = new Histogram({ name: 'cryptachat_group_commit_batch_writes', help: 'Writes committed together in one SQLite transaction (group commit).', buckets: [1, 2, 4, 8, 16, 32, 64], registers })
   observeGroupCommits(fastify.db, writes => { batches.observe(writes) })
+  const walHolds = new Histogram({ name: 'cryptachat_sqlite_wal_hold_seconds', help: 'How long the writes were held while the last pages of the SQLite WAL were copied, so that it could start over (under a steady load, each time it reaches 8,192 pages).', buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1], registers })
+  observeWalHolds(fastify.db, seconds => { walHolds.observe(seconds) })
 
   let longPolls = (): number => 0
   gauge(registry, 'cryptachat_long_polls_waiting', 'Long-polls (GET /sync with a timeout) waiting for an event now.', () => longPolls())

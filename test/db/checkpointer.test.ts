@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import SQLite from 'better-sqlite3'
 import { Kysely, sql } from 'kysely'
 import t, { type Test } from 'tap'
-import { checkpointerStarted, connect } from '../../db/connect.js'
+import { checkpointerStarted, connect, observeWalHolds } from '../../db/connect.js'
 import { migrateToLatest } from '../../db/migrate.js'
 import { startCheckpointer } from '../../db/checkpointer.js'
 import { holdGroupCommits, inGroupTransaction } from '../../db/perf/group-commit.js'
@@ -136,7 +136,7 @@ const MB = 1024 * 1024
  * A migrated file and the connection connect.ts makes of it, but with a log that starts over
  * at 100 pages, looked at every 20 ms; `holds()` counts the times the writes were held.
  */
-async function shortLog (t: Test, file: string): Promise<{ db: Kysely<Database>, sqlite: SQLite.Database, holds: () => number }> {
+async function shortLog (t: Test, file: string): Promise<{ db: Kysely<Database>, sqlite: SQLite.Database, holds: () => number, held: number[] }> {
   const migrated = connect({ kind: 'sqlite', file })
   await migrateToLatest(migrated)
   await migrated.destroy()
@@ -147,12 +147,14 @@ async function shortLog (t: Test, file: string): Promise<{ db: Kysely<Database>,
   const db: Kysely<Database> = new Kysely<Database>({ dialect: new CachingSqliteDialect(sqlite, async () => { await checkpointer.stop() }) })
   t.teardown(async () => { await db.destroy() })
   t.ok(await checkpointer.started, 'the worker runs (it starts slowly under a TypeScript loader)')
-  return { db, sqlite, holds: () => holds }
+  const held: number[] = []
+  checkpointer.observeHolds(seconds => { held.push(seconds) })
+  return { db, sqlite, holds: () => holds, held }
 }
 
 t.test('under a steady stream of writes the log starts over: the writes are held while the worker copies its last pages', async t => {
   const file = tempFile(t)
-  const { db, sqlite } = await shortLog(t, file)
+  const { db, sqlite, holds, held } = await shortLog(t, file)
   // about 150 MB of pages in all
   const writes = 5000
   const largest = await steadyWrites(db, file, writes)
@@ -160,6 +162,12 @@ t.test('under a steady stream of writes the log starts over: the writes are held
   const count = await db.selectFrom('messages').select(eb => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
   t.equal(Number(count.n), writes, 'every write was committed')
   t.same(sqlite.pragma('integrity_check'), [{ integrity_check: 'ok' }])
+  await sleep(100) // a hold under way ends
+  t.ok(holds() > 0 && held.length === holds(), `each hold was observed once it ended (${held.length} of ${holds()})`)
+  const quiet = holds()
+  await sleep(200) // ten of the worker's looks at a long log, every page of it copied
+  t.equal(holds(), quiet, 'no hold once the writes stop: the next write starts the log over by itself')
+  t.ok(held.every(seconds => seconds > 0 && seconds < 1), `each lasted under the second a hold may take: ${held.map(s => (s * 1000).toFixed(1)).join(', ')} ms`)
 })
 
 t.test('no hold while a reader keeps the log from being copied: the writes would wait for nothing', async t => {
@@ -184,10 +192,13 @@ t.test('connect() holds its writes for the checkpointer: the log of a server und
   t.teardown(async () => { await db.destroy() })
   await migrateToLatest(db)
   t.ok(await checkpointerStarted(db), 'the worker runs')
+  let held = 0
+  observeWalHolds(db, () => { held++ })
   // about 320 MiB of pages in all; the log starts over at 8192 pages (32 MiB), plus what is
   // written until the worker's next look (60 to 80 MiB here; a busy machine writes less meanwhile)
   const largest = await steadyWrites(db, file, 11_000)
   t.ok(largest < 160 * MB, `the log stayed under half of what was written: largest ${(largest / MB).toFixed(1)} MiB`)
   const limit = await sql<{ journal_size_limit: number }>`pragma journal_size_limit`.execute(db)
   t.same(limit.rows, [{ journal_size_limit: 64 * MB }], 'a log that starts over is cut back to 64 MiB')
+  t.ok(held > 0, `observeWalHolds saw the holds (${held})`)
 })
