@@ -16,15 +16,22 @@ db.pragma('busy_timeout = 50')
 let asked = 0
 let done = 0
 
+interface CheckpointRow { busy: number, log: number, checkpointed: number }
+
+/** PASSIVE: copy what no reader still needs, without waiting for anyone. */
+function passive (): CheckpointRow | undefined {
+  return (db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[])[0]
+}
+
 /**
  * Copies the whole log into the database file and empties the log (an erasure's old page
  * images must not stay in it). Fails, to be tried again, while a reader still uses the log
  * or a writer holds it beyond the busy timeout.
  */
 function truncate (): boolean {
-  db.pragma('wal_checkpoint(PASSIVE)') // the bulk of the copying, without blocking writers
+  passive() // the bulk of the copying, without blocking writers
   try {
-    const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>
+    const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as CheckpointRow[]
     return row?.busy === 0
   } catch {
     return false // SQLITE_BUSY: try again
@@ -47,13 +54,6 @@ function truncateIfAsked (): void {
     backoffMs = Math.min(Math.max(2 * backoffMs, intervalMs), 10_000)
     nextTry = Date.now() + backoffMs
   }
-}
-
-interface CheckpointRow { busy: number, log: number, checkpointed: number }
-
-/** PASSIVE: copy what no reader still needs, without waiting for anyone. */
-function passive (): CheckpointRow | undefined {
-  return (db.pragma('wal_checkpoint(PASSIVE)') as CheckpointRow[])[0]
 }
 
 // Asked the parent to hold its writes (checkpointer.ts), and not yet told it to go on.

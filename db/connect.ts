@@ -147,7 +147,7 @@ function connectSqlite (settings: Extract<DatabaseSettings, { kind: 'sqlite' }>)
   // the writes to hold while the log starts over are this connection's (db, below)
   const checkpointer = settings.file === ':memory:' ? undefined : startCheckpointer(sqlite, settings.file, { holdWrites: async () => await holdGroupCommits(db) })
   const dialect = new CachingSqliteDialect(sqlite, async () => { await checkpointer?.stop() })
-  const db: Kysely<Database> = new Kysely<Database>({ dialect })
+  const db = new Kysely<Database>({ dialect })
   if (checkpointer !== undefined) checkpointers.set(db, checkpointer)
   return db
 }

@@ -88,11 +88,15 @@ class GroupCommit {
   async run<T> (work: Work<T>): Promise<T> {
     return await new Promise<T>((resolve, reject) => {
       this.#queue.push({ work, resolve: resolve as (value: unknown) => void, reject })
-      if (!this.#scheduled) {
-        this.#scheduled = true
-        this.#flushSoon()
-      }
+      this.#schedule()
     })
+  }
+
+  /** A flush at the next turn, unless one is scheduled already. */
+  #schedule (): void {
+    if (this.#scheduled) return
+    this.#scheduled = true
+    this.#flushSoon()
   }
 
   async hold (): Promise<() => void> {
@@ -103,10 +107,7 @@ class GroupCommit {
       if (released) return
       released = true
       this.#holds--
-      if (this.#holds === 0 && this.#queue.length > 0 && !this.#scheduled) {
-        this.#scheduled = true
-        this.#flushSoon()
-      }
+      if (this.#holds === 0 && this.#queue.length > 0) this.#schedule()
     }
   }
 
