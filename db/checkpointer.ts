@@ -27,6 +27,8 @@ export interface CheckpointerOptions {
   holdWrites?: () => Promise<() => void>
   /** A log of this many pages or more is started over with the writes held (see below). */
   restartPages?: number
+  /** Ends the connection's own read transaction, if one is open (db/perf/sqlite-driver.ts), before a checkpoint on it. */
+  endReads?: () => void
 }
 
 /**
@@ -56,7 +58,7 @@ const workerUrl = new URL(`./checkpoint-worker${import.meta.url.endsWith('.ts') 
  * into the database file, not what survives a crash.
  */
 export function startCheckpointer (sqlite: SQLiteDatabase, file: string, options: CheckpointerOptions = {}): Checkpointer {
-  const { intervalMs = 200, holdWrites, restartPages = RESTART_PAGES } = options
+  const { intervalMs = 200, holdWrites, restartPages = RESTART_PAGES, endReads } = options
   const worker = new Worker(workerUrl, { workerData: { file, intervalMs, restartPages: holdWrites === undefined ? null : restartPages } })
   worker.unref()
   sqlite.pragma('wal_autocheckpoint = 0')
@@ -91,6 +93,7 @@ export function startCheckpointer (sqlite: SQLiteDatabase, file: string, options
   // and at a stop with a request pending. `briefly`: a reader in another process makes it
   // give up after 50 ms rather than stall the event loop for the whole busy timeout.
   const truncateHere = (briefly: boolean): void => {
+    endReads?.()
     const previous = sqlite.pragma('busy_timeout', { simple: true }) as number
     if (briefly) sqlite.pragma('busy_timeout = 50')
     try {

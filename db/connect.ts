@@ -144,8 +144,11 @@ function connectSqlite (settings: Extract<DatabaseSettings, { kind: 'sqlite' }>)
     sqlite.close()
     sqlite = openSqlite(settings.file)
   }
-  // the writes to hold while the log starts over are this connection's (db, below)
-  const checkpointer = settings.file === ':memory:' ? undefined : startCheckpointer(sqlite, settings.file, { holdWrites: async () => await holdGroupCommits(db) })
+  // the writes to hold while the log starts over are this connection's (db, below), and so is
+  // the read transaction to end before the log is truncated on this connection (dialect, below)
+  const checkpointer = settings.file === ':memory:'
+    ? undefined
+    : startCheckpointer(sqlite, settings.file, { holdWrites: async () => await holdGroupCommits(db), endReads: () => { dialect.endReads() } })
   const dialect = new CachingSqliteDialect(sqlite, async () => { await checkpointer?.stop() })
   const db = new Kysely<Database>({ dialect })
   if (checkpointer !== undefined) checkpointers.set(db, checkpointer)

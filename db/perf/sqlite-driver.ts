@@ -28,12 +28,58 @@ function named (columns: string[], values: unknown[]): Record<string, unknown> {
   return row
 }
 
+// The reads of one turn of the event loop share one read transaction. A statement run
+// outside a transaction begins and ends one of its own, and in WAL mode that takes and
+// releases a lock on the -shm file: two fcntl calls, 5 to 6 µs on a one-row select that
+// costs under 1 µs inside an open transaction (bench/HISTORY.md, 2026-12-01). So the first
+// read outside a transaction opens one (`begin`), and it ends (`commit`) once the turn's
+// callbacks have run (setImmediate), or before anything that is not a plain read: a write
+// (one with RETURNING too), a `begin` of Kysely's, a streamed query, a checkpoint asked for on
+// this connection (endReads). Reads then see the database as it was at the turn's first
+// read, which every read outside a transaction could already see at any moment; a write is
+// committed before it is answered, as before; and the log can still start over, since the
+// next write ends the read first.
+
 class CachingConnection implements DatabaseConnection {
   readonly #db: SQLiteDatabase
   readonly #statements = new Map<string, Prepared>()
+  readonly #begin: Statement
+  readonly #commit: Statement
+  readonly #rollback: Statement
+  /** A read transaction of this turn's reads is open (see above). */
+  #reading = false
 
   constructor (db: SQLiteDatabase) {
     this.#db = db
+    this.#begin = db.prepare('begin')
+    this.#commit = db.prepare('commit')
+    this.#rollback = db.prepare('rollback')
+  }
+
+  /** Ends the read transaction of this turn's reads, if one is open. */
+  endReads (): void {
+    if (!this.#reading) return
+    this.#reading = false
+    try {
+      this.#commit.run()
+    } catch {
+      // a read transaction has nothing to keep: if it cannot end by a commit, a rollback ends it
+      if (this.#db.inTransaction) this.#rollback.run()
+    }
+  }
+
+  readonly #endReadsSoon = (): void => { this.endReads() }
+
+  /** Before `prepared` runs: joins or opens the turn's read transaction for a plain read, ends it before anything else. */
+  #around (statement: Statement): void {
+    if (statement.reader && statement.readonly) {
+      if (this.#reading || this.#db.inTransaction) return
+      this.#begin.run()
+      this.#reading = true
+      setImmediate(this.#endReadsSoon)
+    } else if (this.#reading) {
+      this.endReads()
+    }
   }
 
   #prepare (sql: string): Prepared {
@@ -56,6 +102,7 @@ class CachingConnection implements DatabaseConnection {
   /** A statement run at once: a reader's rows, or what a writer changed. */
   #run (sql: string, parameters: readonly unknown[]): QueryResult<unknown> {
     const { statement, columns } = this.#prepare(sql)
+    this.#around(statement)
     if (columns !== undefined) return { rows: (statement.all(parameters) as unknown[][]).map(values => named(columns, values)) }
     if (statement.reader) return { rows: statement.all(parameters) }
     const { changes, lastInsertRowid } = statement.run(parameters)
@@ -74,6 +121,9 @@ class CachingConnection implements DatabaseConnection {
   async * streamQuery<R> (compiledQuery: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
     if (!SelectQueryNode.is(compiledQuery.query)) throw new Error('SQLite streams only select queries')
     const { statement, columns } = this.#prepare(compiledQuery.sql)
+    // its statement stays open across turns, which a read transaction ended meanwhile would cut
+    // short; and while it streams, it holds the connection: no other read opens one
+    this.endReads()
     for (const row of statement.iterate(compiledQuery.parameters as unknown[])) {
       yield { rows: [(columns === undefined ? row : named(columns, row as unknown[])) as R] }
     }
@@ -145,8 +195,14 @@ class CachingDriver implements Driver {
     await connection.executeQuery(CompiledQuery.raw(`release ${quote(name)}`))
   }
 
+  /** Ends the read transaction of this turn's reads (see CachingConnection), e.g. before a checkpoint on this connection. */
+  endReads (): void {
+    this.#connection.endReads()
+  }
+
   async destroy (): Promise<void> {
     await this.#beforeClose()
+    this.#connection.endReads()
     this.#db.close()
   }
 }
@@ -177,6 +233,8 @@ export class CachingSqliteDialect implements Dialect {
   }
 
   createDriver (): Driver { return this.#driver }
+  /** Ends the read transaction of this turn's reads, if one is open (see CachingConnection). */
+  endReads (): void { this.#driver.endReads() }
   createQueryCompiler (): QueryCompiler { return new SqliteQueryCompiler() }
   createAdapter (): DialectAdapter {
     const adapter = new SqliteAdapter()

@@ -96,6 +96,27 @@ t.test('truncate empties the WAL; a reader holding the log delays it, and it com
   t.equal(await checkpointer.truncate(), true, 'a request with nothing in the way succeeds')
 })
 
+t.test("a truncation on the connection itself first ends the connection's own read transaction", async t => {
+  const file = tempFile(t)
+  const sqlite = new SQLite(file)
+  sqlite.pragma('journal_mode = WAL')
+  const dialect = new CachingSqliteDialect(sqlite)
+  const db = new Kysely<{ t: { x: string } }>({ dialect })
+  sqlite.exec('create table t (x text)')
+  const checkpointer = startCheckpointer(sqlite, file, { endReads: () => { dialect.endReads() } })
+  t.teardown(async () => { await checkpointer.stop(); sqlite.close() })
+  const insert = sqlite.prepare('insert into t values (?)')
+  for (let i = 0; i < 50; i++) insert.run('x'.repeat(4000))
+  t.ok(statSync(`${file}-wal`).size > 200_000, 'the log holds the writes')
+  // all in one turn of the event loop: the worker's "ready" cannot arrive before the
+  // truncation, which therefore runs here, on the connection, while a read of this turn is open
+  t.equal((await db.selectFrom('t').select('x').execute()).length, 50)
+  t.ok(sqlite.inTransaction, "the turn's read transaction is open")
+  const truncated = checkpointer.truncate(500)
+  t.equal(statSync(`${file}-wal`).size, 0, 'the log was truncated at once, on the connection')
+  t.equal(await truncated, true)
+})
+
 t.test('a truncation still pending when the connection closes is done before it closes', async t => {
   const file = tempFile(t)
   const sqlite = new SQLite(file)

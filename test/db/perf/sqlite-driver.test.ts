@@ -1,4 +1,7 @@
 import SQLite from 'better-sqlite3'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Kysely, sql, type Generated } from 'kysely'
 import t, { type Test } from 'tap'
 import { CachingSqliteDialect } from '../../../db/perf/sqlite-driver.js'
@@ -130,4 +133,92 @@ t.test('streams rows of a select, and refuses to stream a write', async t => {
   await t.rejects(async () => {
     for await (const row of db.deleteFrom('items').returning('name').stream()) seen.push(row.name)
   }, /streams only/)
+})
+
+// The reads of one turn of the event loop share one read transaction (see the driver).
+
+async function onFile (t: Test): Promise<{ db: Kysely<Db>, main: SQLite.Database, other: SQLite.Database, dialect: CachingSqliteDialect, file: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-driver-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'db.sqlite')
+  const main = new SQLite(file)
+  main.pragma('journal_mode = WAL')
+  const dialect = new CachingSqliteDialect(main)
+  const db = new Kysely<Db>({ dialect })
+  await db.schema.createTable('items')
+    .addColumn('id', 'integer', col => col.primaryKey().autoIncrement())
+    .addColumn('name', 'text', col => col.notNull().unique())
+    .addColumn('n', 'integer', col => col.notNull())
+    .execute()
+  const other = new SQLite(file) // another connection, as the admin CLI or a shell would be
+  t.teardown(async () => { other.close(); await db.destroy() })
+  return { db, main, other, dialect, file }
+}
+
+const nextTurn = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+const count = async (db: Kysely<Db>): Promise<number> => Number((await db.selectFrom('items').select(eb => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n)
+const countOn = (sqlite: SQLite.Database): number => (sqlite.prepare('select count(*) as n from items').get() as { n: number }).n
+
+t.test('the reads of one turn share one read transaction, which ends with the turn', async t => {
+  const { db, main, other } = await onFile(t)
+  await db.insertInto('items').values({ name: 'a', n: 1 }).execute()
+  await nextTurn()
+  t.equal(await count(db), 1)
+  t.ok(main.inTransaction, 'the first read of the turn opened a read transaction')
+  other.prepare("insert into items (name, n) values ('b', 2)").run()
+  t.equal(await count(db), 1, 'a read later in the same turn sees the same snapshot')
+  await nextTurn()
+  t.notOk(main.inTransaction, 'it ended with the turn')
+  t.equal(await count(db), 2, "the next turn's reads see what another connection committed meanwhile")
+})
+
+t.test('a write after reads in the same turn commits before it answers, with RETURNING or inside a transaction', async t => {
+  const { db, main, other } = await onFile(t)
+  await nextTurn()
+  t.equal(await count(db), 0)
+  t.ok(main.inTransaction, 'a read transaction is open')
+  const [row] = await db.insertInto('items').values({ name: 'a', n: 1 }).returning('id').execute()
+  t.equal(row?.id, 1)
+  t.notOk(main.inTransaction, 'the write (a reader, with RETURNING) ended the read transaction and committed on its own')
+  t.equal(countOn(other), 1, 'another connection sees it at once')
+
+  t.equal(await count(db), 1)
+  await db.updateTable('items').set({ n: 2 }).where('name', '=', 'a').execute()
+  t.notOk(main.inTransaction)
+  t.equal((other.prepare("select n from items where name = 'a'").get() as { n: number }).n, 2, 'a plain write too')
+
+  t.equal(await count(db), 1)
+  await db.transaction().execute(async trx => {
+    await trx.insertInto('items').values({ name: 'b', n: 3 }).execute()
+    t.equal(await count(trx), 2, 'the transaction sees its own write')
+  })
+  t.equal(countOn(other), 2, 'a transaction begun in a turn of reads commits as usual')
+})
+
+t.test('a streamed query begun in a turn of reads runs on across turns', async t => {
+  const { db } = await onFile(t)
+  await db.insertInto('items').values([{ name: 'a', n: 1 }, { name: 'b', n: 2 }, { name: 'c', n: 3 }]).execute()
+  await nextTurn()
+  t.equal(await count(db), 3)
+  const seen: string[] = []
+  for await (const row of db.selectFrom('items').select('name').orderBy('id').stream()) {
+    seen.push(row.name)
+    await nextTurn()
+  }
+  t.same(seen, ['a', 'b', 'c'])
+  t.equal(await count(db), 3)
+})
+
+t.test('endReads ends the turn\'s read transaction, so that a checkpoint on the connection can empty the log', async t => {
+  const { db, main, dialect, file } = await onFile(t)
+  main.pragma('wal_autocheckpoint = 0')
+  await db.insertInto('items').values({ name: 'a', n: 1 }).execute()
+  await nextTurn()
+  t.equal(await count(db), 1)
+  t.ok(statSync(`${file}-wal`).size > 0, 'the log holds the write')
+  dialect.endReads()
+  t.notOk(main.inTransaction)
+  const [result] = main.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>
+  t.equal(result?.busy, 0, 'nothing kept the checkpoint from finishing')
+  t.equal(statSync(`${file}-wal`).size, 0, 'the log is empty')
 })
