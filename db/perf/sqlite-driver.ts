@@ -70,7 +70,7 @@ class CachingConnection implements DatabaseConnection {
 
   readonly #endReadsSoon = (): void => { this.endReads() }
 
-  /** Before `prepared` runs: joins or opens the turn's read transaction for a plain read, ends it before anything else. */
+  /** Before `statement` runs: a plain read joins (or opens) the turn's read transaction; anything else ends it first. */
   #around (statement: Statement): void {
     if (statement.reader && statement.readonly) {
       if (this.#reading || this.#db.inTransaction) return
@@ -202,7 +202,7 @@ class CachingDriver implements Driver {
 
   async destroy (): Promise<void> {
     await this.#beforeClose()
-    this.#connection.endReads()
+    this.endReads()
     this.#db.close()
   }
 }

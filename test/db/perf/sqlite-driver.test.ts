@@ -17,13 +17,17 @@ function fresh (t: Test): Kysely<Db> {
   return db
 }
 
-async function withTable (t: Test): Promise<Kysely<Db>> {
-  const db = fresh(t)
+async function createItems (db: Kysely<Db>): Promise<void> {
   await db.schema.createTable('items')
     .addColumn('id', 'integer', col => col.primaryKey().autoIncrement())
     .addColumn('name', 'text', col => col.notNull().unique())
     .addColumn('n', 'integer', col => col.notNull())
     .execute()
+}
+
+async function withTable (t: Test): Promise<Kysely<Db>> {
+  const db = fresh(t)
+  await createItems(db)
   return db
 }
 
@@ -145,11 +149,7 @@ async function onFile (t: Test): Promise<{ db: Kysely<Db>, main: SQLite.Database
   main.pragma('journal_mode = WAL')
   const dialect = new CachingSqliteDialect(main)
   const db = new Kysely<Db>({ dialect })
-  await db.schema.createTable('items')
-    .addColumn('id', 'integer', col => col.primaryKey().autoIncrement())
-    .addColumn('name', 'text', col => col.notNull().unique())
-    .addColumn('n', 'integer', col => col.notNull())
-    .execute()
+  await createItems(db)
   const other = new SQLite(file) // another connection, as the admin CLI or a shell would be
   t.teardown(async () => { other.close(); await db.destroy() })
   return { db, main, other, dialect, file }
