@@ -13,8 +13,8 @@ function statementName (text: string): string | undefined {
   return name
 }
 
-/** Makes a new pool client send each query with parameters as a named prepared statement. */
-export function preparesStatements (client: pg.PoolClient): void {
+/** Makes a new client send each query with parameters as a named prepared statement. */
+export function preparesStatements (client: pg.ClientBase): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown
   client.query = ((text: unknown, values?: unknown, ...rest: unknown[]) => {
     const name = typeof text === 'string' && Array.isArray(values) && values.length > 0 && rest.length === 0 ? statementName(text) : undefined
