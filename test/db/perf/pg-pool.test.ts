@@ -7,6 +7,7 @@ import { migrateToLatest } from '../../../db/migrate.js'
 import { ReadPipeline, poolRows } from '../../../db/perf/pg-pool.js'
 import { createUser } from '../../../db/users.js'
 import { freshDatabaseEnv, postgresUrl } from '../../helper.js'
+import { until } from '../../processes.js'
 
 // On PostgreSQL the reads made outside a transaction share one connection in pipeline mode,
 // and the reads of one turn of the event loop go out in one write (db/perf/pg-pool.ts).
@@ -25,7 +26,7 @@ async function pidOf (reads: ReadPipeline): Promise<number> {
   return row?.pid ?? NaN
 }
 
-async function backendsAlive (pid: number): Promise<boolean> {
+async function backendAlive (pid: number): Promise<boolean> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
@@ -104,8 +105,7 @@ t.test('end closes the connection; a read after it fails', { skip }, async t => 
   const pid = await pidOf(reads)
   await reads.end()
   await t.rejects(reads.rows('select 1', []), /closed/)
-  for (let i = 0; i < 40 && await backendsAlive(pid); i++) await sleep(50)
-  t.notOk(await backendsAlive(pid), 'its backend is gone')
+  await t.resolves(until(async () => !await backendAlive(pid), 'its backend is gone', 2_000), 'its backend is gone')
 })
 
 t.test('outside a transaction a plain select goes on the pipeline, a locking select or a write on the pool; destroy ends both', { skip }, async t => {
@@ -132,6 +132,5 @@ t.test('outside a transaction a plain select goes on the pipeline, a locking sel
   t.equal(poolRows(adapter, true, 'select 1', []), undefined, 'a transaction runs on its own client')
   await db.destroy()
   destroyed = true
-  for (let i = 0; i < 40 && await backendsAlive(first); i++) await sleep(50)
-  t.notOk(await backendsAlive(first), 'destroying the database closed the pipeline')
+  await t.resolves(until(async () => !await backendAlive(first), 'the pipeline is closed', 2_000), 'destroying the database closed the pipeline')
 })
