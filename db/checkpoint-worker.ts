@@ -56,24 +56,6 @@ function truncateIfAsked (): void {
   }
 }
 
-/**
- * Copies again, outside the hold, what was written while the last copy ran (a steady load
- * writes a hundred pages or more during a copy of thousands, and copying them with their
- * fsync while the writes are held took 4 to 7 ms), until a pass finds at most CAUGHT_UP new
- * pages: the copy made while the writes are held is then short. At most CATCH_UP_PASSES: a
- * load that outruns the copies is held for what is left, as before.
- */
-function catchUp (last: CheckpointRow): void {
-  let row: CheckpointRow | undefined = last
-  for (let pass = 0; pass < CATCH_UP_PASSES && row !== undefined; pass++) {
-    const before = row.log
-    row = passive()
-    if (row === undefined || row.log - before <= CAUGHT_UP) return
-  }
-}
-const CATCH_UP_PASSES = 3
-const CAUGHT_UP = 32
-
 // Asked the parent to hold its writes (checkpointer.ts), and not yet told it to go on.
 let holding = false
 // the log's length (pages) at the last look
@@ -90,7 +72,6 @@ const timer = setInterval(() => {
   const grew = row !== undefined && row.log !== lastLog
   lastLog = row?.log ?? 0
   if (restartPages !== null && !holding && grew && row.log >= restartPages && row.log - row.checkpointed < restartPages / 4) {
-    catchUp(row)
     holding = true
     parentPort?.postMessage('hold')
   }
