@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
+import { flushLog } from './logging.js'
 
 // Builds, listens, and shuts down gracefully: on SIGTERM/SIGINT in-flight requests
 // finish and the database closes before the process exits.
@@ -32,6 +33,7 @@ closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
 
 try {
   await server.listen({ port: config.port, host: config.host })
+  flushLog() // the line saying where it listens, at once (log lines are written in chunks)
 } catch (err) {
   server.log.error({ err }, 'could not listen')
   process.exit(1)

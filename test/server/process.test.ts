@@ -7,6 +7,7 @@ import http from 'node:http'
 import pg from 'pg'
 import t from 'tap'
 import { freshDatabaseEnv } from '../helper.js'
+import { LOG_FLUSH_MS } from '../../logging.js'
 import { listening, startServer, until } from '../processes.js'
 
 // The real server process, as `npm start` runs it (from the TypeScript sources here).
@@ -63,6 +64,30 @@ t.test('serves on SQLite in DATA_DIR, keeps sessions across restarts, and shuts 
   server.child.kill('SIGINT')
   t.equal((await once(server.child, 'exit'))[0], 0)
   t.ok(await readFile(join(dataDir, 'jwt-secret'), 'utf8'))
+})
+
+t.test('log lines are written in chunks, yet none waits long and none is lost at exit', async t => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'cc-server-'))
+  t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
+  const server = startServer({ DATA_DIR: dataDir, LOG_LEVEL: 'info' })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const url = await listening(server)
+  // a request refused for want of a token: one line each (the health checks log only warnings)
+  const ask = async (): Promise<number> => (await fetch(`${url}/get_contacts`)).status
+  const completed = (): number => server.output().split('"route":"/get_contacts"').length - 1
+  // two lines, far less than a chunk: written by the timer, not by the buffer filling up
+  for (let i = 0; i < 2; i++) t.equal(await ask(), 401)
+  const asked = Date.now()
+  await until(() => completed() === 2, 'both request lines are written', 5000)
+  const waited = Date.now() - asked
+  t.ok(waited < 2000, `a quiet server's lines came out by its timer (${waited} ms; it writes every ${LOG_FLUSH_MS} ms)`)
+  // many lines, more than a chunk (4 KiB), then the signal: every one is there once it exits
+  t.same(new Set(await Promise.all(Array.from({ length: 60 }, ask))), new Set([401]))
+  server.child.kill('SIGTERM')
+  const [code] = await once(server.child, 'exit')
+  t.equal(code, 0)
+  t.equal(completed(), 62, 'every request line was written before the process ended')
+  t.match(server.output(), /"msg":"server closing"/)
 })
 
 t.test('a bad setting stops the start with a clear message', async t => {
