@@ -34,6 +34,9 @@ t.test('serves on SQLite in DATA_DIR, keeps sessions across restarts, and shuts 
   // debug) that it has the request, and the rest of the body goes only after the signal.
   const body = JSON.stringify({ username: 'alice', password: 'correct horse' })
   const arrived = (): string[] => [...server.output().matchAll(/^.*"msg":"incoming request".*$/gm)].map(([line]) => line).filter(line => line.includes('"url":"/login"'))
+  // the login above is the one before: its line may still be in the log's buffer (lines go
+  // out in chunks, logging.ts), and counted late it would pass for the line of the one below
+  await until(() => arrived().length === 1, 'the login before is logged as incoming')
   const loginsBefore = arrived().length
   const request = http.request(`${url}/login`, {
     method: 'POST',
