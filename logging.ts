@@ -118,7 +118,7 @@ function requestSerializer (clientIp: ClientIpMode): (request: FastifyRequest) =
 // its last LOG_FLUSH_MS. One destination per process.
 const LOG_CHUNK = 4096
 export const LOG_FLUSH_MS = 100
-let logStream: pino.DestinationStream | undefined
+let logStream: ReturnType<typeof pino.destination> | undefined
 function logDestination (): pino.DestinationStream {
   if (logStream !== undefined) return logStream
   const destination = pino.destination({ dest: 1, sync: false, minLength: LOG_CHUNK })
@@ -140,7 +140,7 @@ function logDestination (): pino.DestinationStream {
 /** Writes the log lines buffered so far now (the server's listening line is awaited). */
 export function flushLog (): void {
   try {
-    (logStream as { flush?: () => void } | undefined)?.flush?.()
+    logStream?.flush()
   } catch {
     // the destination has ended (the process exits): what it had was written then
   }

@@ -261,7 +261,8 @@ t.test('two instances behind the balancer (deploy/haproxy.cfg) act as one servic
     // (their lines are written in chunks, at most 100 ms late: logging.ts)
     const sends = (): number[] => servers.map(server => server.output().split('"route":"/send_message"').length - 1)
     await until(() => sends().every(count => count > 0), 'both instances log sends they answered', 5000).catch(() => {})
-    t.ok(sends().every(count => count > 0), `both instances answered sends before the kill (${sends().join(' and ')})`)
+    const counts = sends()
+    t.ok(counts.every(count => count > 0), `both instances answered sends before the kill (${counts.join(' and ')})`)
     await stopProcess(servers[0]?.child as ChildProcess, 'SIGKILL')
     const atKill = acknowledged.length
     await until(() => phone.drops + laptop.drops > 0, 'the socket on the killed instance drops')
