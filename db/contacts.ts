@@ -353,10 +353,26 @@ export async function findRecipient (db: Kysely<Database>, senderId: number, use
   return row === undefined ? undefined : { id: row.id, username: row.username, contact: Boolean(row.contact) }
 }
 
+/**
+ * findRecipient's answer with the user's public key (null until they upload one), in the
+ * same query: get_key needs both, and on PostgreSQL a second query is a second round trip.
+ */
+export async function findRecipientKey (db: Kysely<Database>, senderId: number, username: string): Promise<(Recipient & { public_key: string | null }) | undefined> {
+  const row = await recipientKey.first(db, { senderId, key: usernameKey(username) })
+  return row === undefined ? undefined : { id: row.id, username: row.username, contact: Boolean(row.contact), public_key: row.public_key }
+}
+
 // every send_message runs it: built and compiled once. Each lookup is one equality on an
 // index (the pair's lower id first, as stored): an OR of the two orders cost SQLite three
 // times as much (a multi-index OR).
-const recipient = precompile((db, p: { senderId: number, key: string }) => {
+const recipient = precompile((db, p: { senderId: number, key: string }) => recipientQuery(db, p))
+
+// every get_key runs it: built and compiled once
+const recipientKey = precompile((db, p: { senderId: number, key: string }) => recipientQuery(db, p)
+  .leftJoin('public_keys', 'public_keys.user_id', 'users.id')
+  .select('public_keys.public_key'))
+
+function recipientQuery (db: Kysely<Database>, p: { senderId: number, key: string }) {
   const [lower, higher] = isPostgres(db) ? ['least', 'greatest'] : ['min', 'max']
   return db.selectFrom('users')
     .select(eb => [
@@ -373,4 +389,4 @@ const recipient = precompile((db, p: { senderId: number, key: string }) => {
       ]).as('contact')
     ])
     .where('users.username_key', '=', p.key)
-})
+}

@@ -1,6 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { findRecipient } from '../../db/contacts.js'
-import { findUserKey } from '../../db/keys.js'
+import { findRecipientKey } from '../../db/contacts.js'
 import { KeyNotFound, UserNotFound } from '../../errors.js'
 import { Username, bearer, errorReplies } from '../schemas.js'
 
@@ -20,9 +19,9 @@ const getKey: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate
   }, async (request, reply) => {
     const { username } = request.query
-    const other = await findRecipient(fastify.db, request.user.id, username)
-    await fastify.limitLookup(request, reply, username, other)
-    const user = other === undefined ? undefined : await findUserKey(fastify.db, username)
+    // the key is read with the user, but only answered once the lookup is within its limit
+    const user = await findRecipientKey(fastify.db, request.user.id, username)
+    await fastify.limitLookup(request, reply, username, user)
     if (user === undefined) throw new UserNotFound(username)
     if (user.public_key === null) throw new KeyNotFound(user.username)
     return { username: user.username, public_key: user.public_key }
