@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { closes, type HubSignal } from '../../plugins/app/hub.js'
 import { bearer, errorReplies } from '../schemas.js'
 import { Cursor, Event, type WireEvent } from './events.js'
-import { formatCursor, readPage, startingSeq } from './feed.js'
+import { formatCursor, pageSince, readPage, startingSeq } from './feed.js'
 import type { ConnectionCaps } from './connection-caps.js'
 import { PROTOCOL } from './protocol.js'
 
@@ -74,10 +74,10 @@ const sync: FastifyPluginAsyncTypebox<{ caps: ConnectionCaps }> = async (fastify
     const { user } = request
     const reader = { user, deviceKey: request.device.key }
     const { since, timeout, limit } = request.query
-    let after = await startingSeq(fastify.db, reader.deviceKey, since)
     const answer = (page: { events: WireEvent[], lastSeq: number, hasMore: boolean }): typeof SyncReply.static =>
       ({ events: page.events, next: formatCursor(reader.deviceKey, page.lastSeq), has_more: page.hasMore })
-    if (timeout === 0) return answer(await readPage(fastify.db, reader, after, limit))
+    if (timeout === 0) return answer(await pageSince(fastify.db, reader, since, limit))
+    let after = await startingSeq(fastify.db, reader.deviceKey, since)
 
     // a long-poll holds a connection: within the caps per account and address, or a 429
     const release = caps.hold(request, reply)
