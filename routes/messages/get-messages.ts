@@ -1,6 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { findRecipient } from '../../db/contacts.js'
-import { listConversation } from '../../db/messages.js'
+import { readConversation } from '../../db/messages.js'
 import { iso } from '../../db/time.js'
 import { UserNotFound } from '../../errors.js'
 import { Timestamp, Username, bearer, errorReplies } from '../schemas.js'
@@ -39,10 +38,11 @@ const getMessages: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const me = request.user
     const { username, since_id: sinceId, limit } = request.query
-    const other = await findRecipient(fastify.db, me.id, username)
+    // the page may be read with the user (see readConversation), but is answered only
+    // once the lookup is within its limit
+    const { other, messages, hasMore } = await readConversation(fastify.db, me.id, username, sinceId, limit)
     await fastify.limitLookup(request, reply, username, other)
     if (other === undefined) throw new UserNotFound(username)
-    const { messages, hasMore } = await listConversation(fastify.db, me.id, other.id, sinceId, limit)
     return {
       messages: messages.map(m => ({
         id: m.id,

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { befriend, build, call, user } from '../helper.js'
 
-// listConversation reads a rounded-up number of rows (a literal LIMIT from a small set)
+// readConversation reads a rounded-up number of rows (a literal LIMIT from a small set)
 // and keeps `limit` of them: every limit must still give exactly its page and a true has_more.
 
 t.test('every limit returns exactly its page, and paging sees each message once', async t => {
