@@ -1,9 +1,9 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
+import { findRecipient, type Recipient } from './contacts.js'
 import { isPostgres, isUniqueViolation } from './dialect.js'
 import { appendEvents, appendedOf, messageEvents, storeMessageWithEvents, type Appended, type EventDetail } from './events.js'
 import { inGroupTransaction } from './perf/group-commit.js'
 import { precompilePage } from './perf/pages.js'
-import { findRecipient, type Recipient } from './contacts.js'
 import { precompile } from './perf/precompiled.js'
 import type { Database, NewMessage } from './schema.js'
 import { usernameKey, type User } from './users.js'
@@ -225,11 +225,12 @@ export async function readConversation (
   db: Kysely<Database>, me: number, otherName: string, sinceId: number, limit: number
 ): Promise<{ other: Recipient | undefined, messages: ConversationMessage[], hasMore: boolean }> {
   if (isPostgres(db)) {
+    // no such user: no rows either (the page's subquery finds no id)
     const [other, { rows, hasMore }] = await Promise.all([
       findRecipient(db, me, otherName),
       conversationPageByName(db, { me, key: usernameKey(otherName), sinceId }, limit)
     ])
-    return { other, messages: other === undefined ? [] : rows, hasMore: other !== undefined && hasMore }
+    return { other, messages: rows, hasMore }
   }
   const other = await findRecipient(db, me, otherName)
   if (other === undefined) return { other, messages: [], hasMore: false }
@@ -238,31 +239,31 @@ export async function readConversation (
 }
 
 // every get_messages reads a page: built and compiled once per page size
-const conversationPage = precompilePage((db, p: { me: number, lo: number, hi: number, sinceId: number }, limit) => db.selectFrom('messages')
-  .select(eb => [
-    'id', 'sender_id', 'recipient_id', 'created_at',
-    eb.case().when('sender_id', '=', p.me).then(eb.ref('sender_blob')).else(eb.ref('recipient_blob')).end().as('encrypted_blob')
-  ])
-  .where('user_lo', '=', p.lo)
-  .where('user_hi', '=', p.hi)
-  .where('id', '>', p.sinceId)
-  .orderBy('id')
-  .limit(limit))
+const conversationPage = precompilePage((db, p: { me: number, lo: number, hi: number, sinceId: number }, limit) =>
+  pageOfConversation(db, p.me, p.sinceId, limit)
+    .where('user_lo', '=', p.lo)
+    .where('user_hi', '=', p.hi))
 
 // the same on PostgreSQL by the other's name: their id is a subquery run once (-1, no
 // one's, when there is no such user), so that the pair's equalities still lead the index
-const conversationPageByName = precompilePage((db, p: { me: number, key: string, sinceId: number }, limit) => db.selectFrom('messages')
-  .select(eb => [
-    'id', 'sender_id', 'recipient_id', 'created_at',
-    eb.case().when('sender_id', '=', p.me).then(eb.ref('sender_blob')).else(eb.ref('recipient_blob')).end().as('encrypted_blob')
-  ])
-  .where(eb => {
-    const other = eb.fn.coalesce(eb.selectFrom('users').select('users.id').where('users.username_key', '=', p.key), eb.lit(-1))
-    return eb.and([
-      eb('user_lo', '=', eb.fn<number>('least', [eb.val(p.me), other])),
-      eb('user_hi', '=', eb.fn<number>('greatest', [eb.val(p.me), other]))
+const conversationPageByName = precompilePage((db, p: { me: number, key: string, sinceId: number }, limit) =>
+  pageOfConversation(db, p.me, p.sinceId, limit)
+    .where(eb => {
+      const other = eb.fn.coalesce(eb.selectFrom('users').select('users.id').where('users.username_key', '=', p.key), eb.lit(-1))
+      return eb.and([
+        eb('user_lo', '=', eb.fn<number>('least', [eb.val(p.me), other])),
+        eb('user_hi', '=', eb.fn<number>('greatest', [eb.val(p.me), other]))
+      ])
+    }))
+
+/** A page of messages after `sinceId`, each with `me`'s copy of the blob; the caller picks the pair. */
+function pageOfConversation (db: Kysely<Database>, me: number, sinceId: number, limit: RawBuilder<number>) {
+  return db.selectFrom('messages')
+    .select(eb => [
+      'id', 'sender_id', 'recipient_id', 'created_at',
+      eb.case().when('sender_id', '=', me).then(eb.ref('sender_blob')).else(eb.ref('recipient_blob')).end().as('encrypted_blob')
     ])
-  })
-  .where('id', '>', p.sinceId)
-  .orderBy('id')
-  .limit(limit))
+    .where('id', '>', sinceId)
+    .orderBy('id')
+    .limit(limit)
+}
