@@ -18,6 +18,7 @@ const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*) *$/
 export default fp(async function authPlugin (fastify) {
   fastify.decorateRequest('token', null as unknown as FastifyRequest['token'])
   fastify.decorateRequest('device', null as unknown as FastifyRequest['device'])
+  fastify.decorateRequest('sessionChecked', null)
 
   // Tokens whose signature and claims were checked, by their text, until they expire: a
   // client sends the same token with every request. fast-jwt's own cache keys each lookup
@@ -57,21 +58,63 @@ export default fp(async function authPlugin (fastify) {
     return { user: { id: user.id, username: user.username }, token: { jti: payload.jti, exp: payload.exp }, device: { key: deviceKey, id: user.device.id } }
   })
 
-  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+  function bearerToken (request: FastifyRequest): string {
     const header = request.headers.authorization
     if (header === undefined || header === '') throw new MissingToken()
     const token = BEARER.exec(header)?.[1]
     if (token === undefined) throw new MalformedAuthorization()
-    const session = await fastify.verifyToken(token)
+    return token
+  }
+
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    const session = await fastify.verifyToken(bearerToken(request))
     request.user = session.user
     request.token = session.token
     request.device = session.device
+  })
+
+  // A read-only route may start its reads before its session is known to be valid: the
+  // signature and claims are checked here at once, the revocation, the account and the
+  // device by the lookup `request.sessionChecked` awaits, which the route awaits before it
+  // answers or changes anything (afterSession), and the error handler before any other
+  // error (a 400 or 404 would otherwise answer a token that no longer works). The lookup and the route's first reads are then sent
+  // together (on PostgreSQL one round trip instead of two). The user and device are the
+  // token's own claims, which are what the lookup would answer for a valid token: a user's
+  // name never changes, nor a device key's device.
+  fastify.decorate('authenticateDeferred', async function authenticateDeferred (request: FastifyRequest) {
+    const token = bearerToken(request)
+    const payload = checkSignature(token)
+    const deviceKey = payload.dk ?? payload.user_id
+    const deviceId = payload.device_id ?? 1
+    if (!Number.isSafeInteger(payload.user_id) || typeof payload.username !== 'string' || typeof payload.jti !== 'string' ||
+      typeof payload.exp !== 'number' || !Number.isSafeInteger(deviceKey) || !Number.isSafeInteger(deviceId)) {
+      // claims this does not vouch for: the whole check first, as authenticate does
+      await fastify.authenticate(request)
+      return
+    }
+    request.user = { id: payload.user_id, username: payload.username }
+    request.token = { jti: payload.jti, exp: payload.exp }
+    request.device = { key: deviceKey, id: deviceId }
+    const checked = fastify.verifyToken(token).then(() => undefined)
+    checked.catch(() => {}) // rejections reach the route when it awaits it
+    request.sessionChecked = checked
   })
   fastify.decorate('issueToken', function issueToken (user: { id: number, username: string, token_version: number }, device: Device) {
     const token = fastify.jwt.sign({ user_id: user.id, username: user.username, jti: randomUUID(), ver: user.token_version, device_id: device.id, dk: device.key })
     return { token, expires_in: fastify.config.tokenTtlSeconds, device_id: device.id }
   })
 }, { name: 'auth', dependencies: ['jwt', 'db', 'config'] })
+
+/**
+ * What `reads` gives, once the request's session has been checked too (after
+ * authenticateDeferred): a token that no longer works gets its 401, whatever the reads did.
+ * Started before it, the reads go out with the session's lookup.
+ */
+export async function afterSession<T> (request: FastifyRequest, reads: Promise<T>): Promise<T> {
+  await Promise.allSettled([reads, request.sessionChecked])
+  await request.sessionChecked
+  return await reads
+}
 
 export interface Session {
   user: User
@@ -82,6 +125,8 @@ export interface Session {
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate: (request: FastifyRequest) => Promise<void>
+    /** authenticate for a read-only route that awaits request.sessionChecked before it answers. */
+    authenticateDeferred: (request: FastifyRequest) => Promise<void>
     /** Checks a bare token (signature, expiry, revocation, account): its session, or the 401 to send. */
     verifyToken: (token: string) => Promise<Session>
     /** A fresh token (with its own jti) for the user's device at the user's current token_version. */
@@ -92,5 +137,7 @@ declare module 'fastify' {
     token: { jti: string, exp: number }
     /** The device of an authenticated request's token. */
     device: Device
+    /** After authenticateDeferred: settles once the token's session is checked, rejecting with its 401; null otherwise. */
+    sessionChecked: Promise<void> | null
   }
 }

@@ -53,7 +53,11 @@ export function frameworkErrors (error: FastifyError, request: FastifyRequest, r
 
 export default fp(async function errorHandler (fastify) {
   fastify.setErrorHandler(function (error: FastifyError, request, reply) {
-    return answer(error, request, reply)
+    // a request whose session was still being checked (authenticateDeferred) gets that
+    // check's 401 rather than any other error: a token that no longer works learns nothing
+    const checked = request.sessionChecked
+    if (checked === null) return answer(error, request, reply)
+    return checked.then(() => { answer(error, request, reply) }, (sessionError: FastifyError) => { answer(sessionError, request, reply) })
   })
 
   fastify.setNotFoundHandler(function (request, reply) {

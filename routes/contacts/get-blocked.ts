@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { listBlocked } from '../../db/contacts.js'
 import { iso } from '../../db/time.js'
+import { afterSession } from '../../plugins/app/auth.js'
 import { Timestamp, bearer, errorReplies } from '../schemas.js'
 
 export const BlockedReply = Type.Object({
@@ -15,9 +16,9 @@ const getBlocked: FastifyPluginAsyncTypebox = async (fastify) => {
       security: bearer,
       response: { 200: BlockedReply, ...errorReplies(401) }
     },
-    onRequest: fastify.authenticate
+    onRequest: fastify.authenticateDeferred
   }, async (request) => {
-    const rows = await listBlocked(fastify.db, request.user.id)
+    const rows = await afterSession(request, listBlocked(fastify.db, request.user.id))
     return { blocked: rows.map(row => ({ username: row.username, timestamp: iso(row.created_at) })) }
   })
 }

@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { listPendingRequests } from '../../db/contacts.js'
 import { iso } from '../../db/time.js'
+import { afterSession } from '../../plugins/app/auth.js'
 import { Timestamp, bearer, errorReplies } from '../schemas.js'
 
 export const ChatRequestsReply = Type.Object({
@@ -19,9 +20,9 @@ const getChatRequests: FastifyPluginAsyncTypebox = async (fastify) => {
       security: bearer,
       response: { 200: ChatRequestsReply, ...errorReplies(401) }
     },
-    onRequest: fastify.authenticate
+    onRequest: fastify.authenticateDeferred
   }, async (request) => {
-    const rows = await listPendingRequests(fastify.db, request.user.id)
+    const rows = await afterSession(request, listPendingRequests(fastify.db, request.user.id))
     return {
       pending_requests: rows.map(row => ({ requester_username: row.requester_username, status: 'pending' as const, timestamp: iso(row.created_at) }))
     }

@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { listContacts } from '../../db/contacts.js'
+import { afterSession } from '../../plugins/app/auth.js'
 import { bearer, errorReplies } from '../schemas.js'
 
 export const ContactsReply = Type.Object({ contacts: Type.Array(Type.String()) })
@@ -12,8 +13,8 @@ const getContacts: FastifyPluginAsyncTypebox = async (fastify) => {
       security: bearer,
       response: { 200: ContactsReply, ...errorReplies(401) }
     },
-    onRequest: fastify.authenticate
-  }, async (request) => ({ contacts: await listContacts(fastify.db, request.user.id) }))
+    onRequest: fastify.authenticateDeferred
+  }, async (request) => ({ contacts: await afterSession(request, listContacts(fastify.db, request.user.id)) }))
 }
 
 export default getContacts

@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { findRecipientKey } from '../../db/contacts.js'
+import { afterSession } from '../../plugins/app/auth.js'
 import { KeyNotFound, UserNotFound } from '../../errors.js'
 import { Username, bearer, errorReplies } from '../schemas.js'
 
@@ -16,11 +17,11 @@ const getKey: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: GetKeyQuery,
       response: { 200: GetKeyReply, ...errorReplies(400, 401, 404, 429) }
     },
-    onRequest: fastify.authenticate
+    onRequest: fastify.authenticateDeferred
   }, async (request, reply) => {
     const { username } = request.query
     // the key is read with the user, but only answered once the lookup is within its limit
-    const user = await findRecipientKey(fastify.db, request.user.id, username)
+    const user = await afterSession(request, findRecipientKey(fastify.db, request.user.id, username))
     await fastify.limitLookup(request, reply, username, user)
     if (user === undefined) throw new UserNotFound(username)
     if (user.public_key === null) throw new KeyNotFound(user.username)

@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { readConversation } from '../../db/messages.js'
 import { iso } from '../../db/time.js'
+import { afterSession } from '../../plugins/app/auth.js'
 import { UserNotFound } from '../../errors.js'
 import { Timestamp, Username, bearer, errorReplies } from '../schemas.js'
 
@@ -34,13 +35,13 @@ const getMessages: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: GetMessagesQuery,
       response: { 200: GetMessagesReply, ...errorReplies(400, 401, 404, 429) }
     },
-    onRequest: fastify.authenticate
+    onRequest: fastify.authenticateDeferred
   }, async (request, reply) => {
     const me = request.user
     const { username, since_id: sinceId, limit } = request.query
     // the page may be read with the user (see readConversation), but is answered only
     // once the lookup is within its limit
-    const { other, messages, hasMore } = await readConversation(fastify.db, me.id, username, sinceId, limit)
+    const { other, messages, hasMore } = await afterSession(request, readConversation(fastify.db, me.id, username, sinceId, limit))
     await fastify.limitLookup(request, reply, username, other)
     if (other === undefined) throw new UserNotFound(username)
     return {

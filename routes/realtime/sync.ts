@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { afterSession } from '../../plugins/app/auth.js'
 import { closes, type HubSignal } from '../../plugins/app/hub.js'
 import { bearer, errorReplies } from '../schemas.js'
 import { Cursor, Event, type WireEvent } from './events.js'
@@ -69,15 +70,15 @@ const sync: FastifyPluginAsyncTypebox<{ caps: ConnectionCaps }> = async (fastify
       querystring: SyncQuery,
       response: { 200: SyncReply, ...errorReplies(400, 401, 410, 429) }
     },
-    onRequest: fastify.authenticate
+    onRequest: fastify.authenticateDeferred
   }, async (request, reply) => {
     const { user } = request
     const reader = { user, deviceKey: request.device.key }
     const { since, timeout, limit } = request.query
     const answer = (page: { events: WireEvent[], lastSeq: number, hasMore: boolean }): typeof SyncReply.static =>
       ({ events: page.events, next: formatCursor(reader.deviceKey, page.lastSeq), has_more: page.hasMore })
-    if (timeout === 0) return answer(await pageSince(fastify.db, reader, since, limit))
-    let after = await startingSeq(fastify.db, reader.deviceKey, since)
+    if (timeout === 0) return answer(await afterSession(request, pageSince(fastify.db, reader, since, limit)))
+    let after = await afterSession(request, startingSeq(fastify.db, reader.deviceKey, since))
 
     // a long-poll holds a connection: within the caps per account and address, or a 429
     const release = caps.hold(request, reply)
