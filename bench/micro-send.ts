@@ -101,7 +101,8 @@ const VARIANTS: Record<string, Variant> = {
   'events-no-message-index': { schema: raw => raw.exec('drop index events_message') },
   'events-no-envelope-index': { schema: raw => raw.exec('drop index events_envelope') },
   'messages-no-created-index': { schema: raw => raw.exec('drop index messages_created') },
-  'messages-no-user-hi-index': { schema: raw => raw.exec('drop index messages_user_hi') },
+  // the index migration 0010 dropped, for comparison
+  'messages-user-hi-index': { schema: raw => raw.exec('create index messages_user_hi on messages (user_hi, id)') },
   'messages-no-recipient-index': { schema: raw => raw.exec('drop index messages_recipient') },
   'events-partial-indexes': { schema: partialEventIndexes },
   'messages-partial-client-msg-id': { schema: partialClientMsgId },

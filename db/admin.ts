@@ -96,7 +96,7 @@ export async function listUsers (db: Kysely<Database>, search: string | undefine
       'id', 'username', 'created_at', 'disabled_at',
       eb.exists(eb.selectFrom('public_keys').select('user_id').whereRef('public_keys.user_id', '=', 'users.id')).as('has_key'),
       eb.selectFrom('messages').select(eb => eb.fn.countAll<number>().as('n'))
-        .where(eb => eb.or([eb('messages.user_lo', '=', eb.ref('users.id')), eb('messages.user_hi', '=', eb.ref('users.id'))]))
+        .where(eb => eb.or([eb('messages.sender_id', '=', eb.ref('users.id')), eb('messages.recipient_id', '=', eb.ref('users.id'))]))
         .as('messages')
     ])
     .orderBy('username_key')
@@ -136,7 +136,7 @@ export async function getUserDetail (db: Kysely<Database>, username: string): Pr
   const messages = (column: 'sender_id' | 'recipient_id') => count(db.selectFrom('messages')
     .select(eb => eb.fn.countAll<number>().as('n')).where(column, '=', user.id))
   const last = await db.selectFrom('messages').select(eb => eb.fn.max('created_at').as('at'))
-    .where(eb => eb.or([eb('user_lo', '=', user.id), eb('user_hi', '=', user.id)]))
+    .where(eb => eb.or([eb('sender_id', '=', user.id), eb('recipient_id', '=', user.id)]))
     .executeTakeFirst()
   return {
     ...user,
@@ -198,7 +198,7 @@ export async function listMessages (
       eb.fn<number>('length', ['messages.sender_blob']).as('sender_blob_length'),
       eb.fn<number>('length', ['messages.recipient_blob']).as('recipient_blob_length')
     ])
-    .$if(filter.userId !== undefined, qb => qb.where(eb => eb.or([eb('messages.user_lo', '=', filter.userId!), eb('messages.user_hi', '=', filter.userId!)])))
+    .$if(filter.userId !== undefined, qb => qb.where(eb => eb.or([eb('messages.sender_id', '=', filter.userId!), eb('messages.recipient_id', '=', filter.userId!)])))
     .$if(filter.since !== undefined, qb => qb.where('messages.created_at', '>=', filter.since!))
     .$if(filter.beforeId !== undefined, qb => qb.where('messages.id', '<', filter.beforeId!))
     .orderBy('messages.id', 'desc')

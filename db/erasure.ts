@@ -51,7 +51,7 @@ export async function eraseInTransaction (trx: Transaction<Database>, userId: nu
   const key = user.username_key
   const notify = await partnersOf(trx, userId)
 
-  const theirMessages = trx.selectFrom('messages').select('id').where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)]))
+  const theirMessages = trx.selectFrom('messages').select('id').where(eb => eb.or([eb('sender_id', '=', userId), eb('recipient_id', '=', userId)]))
   await trx.deleteFrom('import_map').where('kind', '=', 'message').where('new_id', 'in', theirMessages).execute()
   // An imported user keeps a row that links to no account (new_id 0): without it the next
   // import of the same original database would bring them back. It names nobody; only with
@@ -60,7 +60,7 @@ export async function eraseInTransaction (trx: Transaction<Database>, userId: nu
 
   // their partners' message events, by their index, before the messages they point at
   await trx.deleteFrom('events').where('message_id', 'in', theirMessages).execute()
-  await trx.deleteFrom('messages').where(eb => eb.or([eb('user_lo', '=', userId), eb('user_hi', '=', userId)])).execute()
+  await trx.deleteFrom('messages').where(eb => eb.or([eb('sender_id', '=', userId), eb('recipient_id', '=', userId)])).execute()
   // their envelopes both ways, and with them their partners' envelope events (by the foreign keys)
   await trx.deleteFrom('sends').where(eb => eb.or([eb('sender_id', '=', userId), eb('recipient_id', '=', userId)])).execute()
   await trx.deleteFrom('revoked_tokens').where('user_id', '=', userId).execute()

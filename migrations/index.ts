@@ -8,6 +8,7 @@ import * as devices from './2026-11-30-0006-devices.js'
 import * as prekeys from './2026-11-30-0007-prekeys.js'
 import * as envelopes from './2026-11-30-0008-envelopes.js'
 import * as partialEventIndexes from './2026-11-30-0009-partial-event-indexes.js'
+import * as messagesUserHi from './2026-12-02-0010-messages-user-hi.js'
 
 // Listed by hand rather than read from the folder, so the same list works from the
 // TypeScript sources (tests) and from the compiled dist/ (the image). Names sort in the
@@ -21,7 +22,8 @@ const migrations: Record<string, Migration> = {
   '2026-11-30-0006-devices': devices,
   '2026-11-30-0007-prekeys': prekeys,
   '2026-11-30-0008-envelopes': envelopes,
-  '2026-11-30-0009-partial-event-indexes': partialEventIndexes
+  '2026-11-30-0009-partial-event-indexes': partialEventIndexes,
+  '2026-12-02-0010-messages-user-hi': messagesUserHi
 }
 
 export const migrationProvider: MigrationProvider = {

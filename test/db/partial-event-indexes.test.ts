@@ -1,12 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { CompiledQuery, Migrator, sql, type Kysely } from 'kysely'
-import t, { type Test } from 'tap'
-import { connect } from '../../db/connect.js'
+import { sql, type Kysely } from 'kysely'
+import t from 'tap'
 import type { Database } from '../../db/schema.js'
-import { migrationProvider } from '../../migrations/index.js'
-import { freshDatabaseEnv, postgresUrl } from '../helper.js'
+import { postgresUrl } from '../helper.js'
+import { migratableDatabase, plan } from './migration-helper.js'
 
 // Migration 0009: events_message and events_envelope hold only the events that point at a
 // message or an envelope. An existing database keeps its events; the lookups by
@@ -16,21 +12,6 @@ import { freshDatabaseEnv, postgresUrl } from '../helper.js'
 const BEFORE = '2026-11-30-0008-envelopes'
 const AFTER = '2026-11-30-0009-partial-event-indexes'
 
-async function database (t: Test): Promise<{ db: Kysely<Database>, migrator: Migrator }> {
-  const env = await freshDatabaseEnv(t)
-  let db: Kysely<Database>
-  if (postgresUrl === undefined) {
-    const dir = mkdtempSync(join(tmpdir(), 'cc-partial-'))
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    db = connect({ kind: 'sqlite', file: join(dir, 'db.sqlite') })
-  } else {
-    db = connect({ kind: 'postgres', url: postgresUrl, schema: env.DATABASE_SCHEMA })
-  }
-  t.teardown(async () => { await db.destroy() })
-  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: postgresUrl === undefined ? undefined : env.DATABASE_SCHEMA })
-  return { db, migrator }
-}
-
 /** The definition of each of the two indexes, as the database reports it. */
 async function definitions (db: Kysely<Database>): Promise<Record<string, string>> {
   const { rows } = postgresUrl === undefined
@@ -39,23 +20,8 @@ async function definitions (db: Kysely<Database>): Promise<Record<string, string
   return Object.fromEntries(rows.map(row => [row.name, row.definition.toLowerCase()]))
 }
 
-/** The plan of `query` (its parameter written `$1`), as one line of text. */
-async function plan (db: Kysely<Database>, query: string, value: number): Promise<string> {
-  if (postgresUrl === undefined) {
-    const { rows } = await db.executeQuery<{ detail: string }>(CompiledQuery.raw(`explain query plan ${query.replace('$1', '?')}`, [value]))
-    return rows.map(row => row.detail).join('; ')
-  }
-  return await db.connection().execute(async connection => {
-    // the test's tables are tiny: without this the planner rightly prefers to read them whole
-    await sql`set enable_seqscan = off`.execute(connection)
-    const { rows } = await connection.executeQuery<{ 'QUERY PLAN': string }>(CompiledQuery.raw(`explain ${query}`, [value]))
-    await sql`reset enable_seqscan`.execute(connection)
-    return rows.map(row => row['QUERY PLAN']).join('; ')
-  })
-}
-
 t.test('an existing database migrates: its events stay, and the indexes leave out the events that point at nothing', async t => {
-  const { db, migrator } = await database(t)
+  const { db, migrator } = await migratableDatabase(t)
   t.equal((await migrator.migrateTo(BEFORE)).error, undefined)
   await sql`insert into users (id, username, username_key, password_hash, created_at) values (1, 'alice', 'alice', 'x', 1), (2, 'bob', 'bob', 'x', 1)`.execute(db)
   await sql`insert into messages (id, sender_id, recipient_id, user_lo, user_hi, sender_blob, recipient_blob, created_at) values (5, 1, 2, 1, 2, 's', 'r', 1)`.execute(db)
@@ -73,9 +39,9 @@ t.test('an existing database migrates: its events stay, and the indexes leave ou
   t.equal((await db.selectFrom('events').select('seq').execute()).length, 4, 'every event is still there')
 
   // the lookups the indexes serve still use them
-  t.match(await plan(db, 'select seq from events where message_id = $1', 5), /events_message/)
-  t.match(await plan(db, 'delete from events where message_id in (select id from messages where user_lo = $1)', 1), /events_message/)
-  t.match(await plan(db, 'select seq from events where envelope_id = $1', 4), /events_envelope/)
+  t.match(await plan(db, 'select seq from events where message_id = $1', [5]), /events_message/)
+  t.match(await plan(db, 'delete from events where message_id in (select id from messages where user_lo = $1)', [1]), /events_message/)
+  t.match(await plan(db, 'select seq from events where envelope_id = $1', [4]), /events_envelope/)
 
   // an envelope's event still goes with it (the foreign key's cascade finds it by envelope_id)
   await db.deleteFrom('envelopes').where('id', '=', 4).execute()
