@@ -77,10 +77,11 @@ export default fp(async function authPlugin (fastify) {
   // signature and claims are checked here at once, the revocation, the account and the
   // device by the lookup `request.sessionChecked` awaits, which the route awaits before it
   // answers or changes anything (afterSession), and the error handler before any other
-  // error (a 400 or 404 would otherwise answer a token that no longer works). The lookup and the route's first reads are then sent
-  // together (on PostgreSQL one round trip instead of two). The user and device are the
-  // token's own claims, which are what the lookup would answer for a valid token: a user's
-  // name never changes, nor a device key's device.
+  // error (a 400 or 404 would otherwise answer a token that no longer works). The lookup
+  // and the route's first reads are then sent together (on PostgreSQL one round trip
+  // instead of two). The user and device are the token's own claims, which are what the
+  // lookup would answer for a valid token: a user's name never changes, nor a device key's
+  // device.
   fastify.decorate('authenticateDeferred', async function authenticateDeferred (request: FastifyRequest) {
     const token = bearerToken(request)
     const payload = checkSignature(token)
