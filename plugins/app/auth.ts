@@ -44,18 +44,17 @@ export default fp(async function authPlugin (fastify) {
 
   fastify.decorate('verifyToken', async function verifyToken (token: string): Promise<Session> {
     const payload = checkSignature(token)
-    if (!Number.isSafeInteger(payload.user_id) || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') throw new InvalidToken()
-    // a token from before devices is device 1's, whose key was then the user's id (see its migration)
-    const deviceKey = payload.dk ?? payload.user_id
-    if (!Number.isSafeInteger(deviceKey)) throw new InvalidToken()
-    const user = await findSessionUser(fastify.db, payload.user_id, deviceKey, payload.jti)
+    const claims = sessionClaims(payload)
+    if (claims === undefined) throw new InvalidToken()
+    const { deviceKey, jti, exp } = claims
+    const user = await findSessionUser(fastify.db, payload.user_id, deviceKey, jti)
     if (user === undefined) throw new AccountGone()
     if (user.disabled) throw new AccountDisabled()
     if (user.revoked || user.token_version !== payload.ver) throw new TokenRevoked()
     if (user.device === undefined) throw new DeviceRemoved()
     const today = dayStart(Date.now())
     if (user.device.lastSeenAt < today) await touchDevice(fastify.db, deviceKey, today)
-    return { user: { id: user.id, username: user.username }, token: { jti: payload.jti, exp: payload.exp }, device: { key: deviceKey, id: user.device.id } }
+    return { user: { id: user.id, username: user.username }, token: { jti, exp }, device: { key: deviceKey, id: user.device.id } }
   })
 
   function bearerToken (request: FastifyRequest): string {
@@ -85,17 +84,16 @@ export default fp(async function authPlugin (fastify) {
   fastify.decorate('authenticateDeferred', async function authenticateDeferred (request: FastifyRequest) {
     const token = bearerToken(request)
     const payload = checkSignature(token)
-    const deviceKey = payload.dk ?? payload.user_id
+    const claims = sessionClaims(payload)
     const deviceId = payload.device_id ?? 1
-    if (!Number.isSafeInteger(payload.user_id) || typeof payload.username !== 'string' || typeof payload.jti !== 'string' ||
-      typeof payload.exp !== 'number' || !Number.isSafeInteger(deviceKey) || !Number.isSafeInteger(deviceId)) {
+    if (claims === undefined || typeof payload.username !== 'string' || !Number.isSafeInteger(deviceId)) {
       // claims this does not vouch for: the whole check first, as authenticate does
       await fastify.authenticate(request)
       return
     }
     request.user = { id: payload.user_id, username: payload.username }
-    request.token = { jti: payload.jti, exp: payload.exp }
-    request.device = { key: deviceKey, id: deviceId }
+    request.token = { jti: claims.jti, exp: claims.exp }
+    request.device = { key: claims.deviceKey, id: deviceId }
     const checked = fastify.verifyToken(token).then(() => undefined)
     checked.catch(() => {}) // rejections reach the route when it awaits it
     request.sessionChecked = checked
@@ -105,6 +103,17 @@ export default fp(async function authPlugin (fastify) {
     return { token, expires_in: fastify.config.tokenTtlSeconds, device_id: device.id }
   })
 }, { name: 'auth', dependencies: ['jwt', 'db', 'config'] })
+
+/**
+ * The claims that name a token's session besides its user (checked too): its device key,
+ * jti and expiry; undefined when one of them is missing or malformed. A token from before devices is device
+ * 1's, whose key was then the user's id (see its migration).
+ */
+function sessionClaims (payload: FastifyJWT['payload']): { deviceKey: number, jti: string, exp: number } | undefined {
+  const deviceKey = payload.dk ?? payload.user_id
+  if (!Number.isSafeInteger(payload.user_id) || typeof payload.jti !== 'string' || typeof payload.exp !== 'number' || !Number.isSafeInteger(deviceKey)) return undefined
+  return { deviceKey, jti: payload.jti, exp: payload.exp }
+}
 
 /**
  * What `reads` gives, once the request's session has been checked too (after
