@@ -113,37 +113,54 @@ function requestSerializer (clientIp: ClientIpMode): (request: FastifyRequest) =
 // asynchronous logging, its docs/asynchronous.md): a write of its own for each line cost a
 // thread-pool write and a wake-up of the event loop when it completed, about 20 µs of CPU a
 // line more at a thousand requests a second (bench/HISTORY.md, 2026-12-02). Lines never wait
-// longer than LOG_FLUSH_MS: a timer writes what is pending. What is left is flushed when the
-// process exits (pino registers that); a process killed outright loses at most the lines of
-// its last LOG_FLUSH_MS. One destination per process.
+// much longer than LOG_FLUSH_MS: a timer writes what is pending. What is left is flushed when
+// the process exits (pino registers that); a process killed outright loses at most the lines
+// of its last LOG_FLUSH_MS. One destination per process.
+//
+// "Pending" is counted in bytes, accepted against written (sonic-boom's `write` event), and
+// not kept as a flag cleared by the timer: sonic-boom's flush does nothing while a write is
+// in flight, and when that write ends it writes again only if a chunk's worth is waiting. A
+// flag cleared by a tick that fell within a write left the lines behind it unwritten until the
+// next line came, which on an idle server was never (a server's "listening" line was lost so).
 const LOG_CHUNK = 4096
 export const LOG_FLUSH_MS = 100
-let logStream: ReturnType<typeof pino.destination> | undefined
-function logDestination (): pino.DestinationStream {
-  if (logStream !== undefined) return logStream
-  const destination = pino.destination({ dest: 1, sync: false, minLength: LOG_CHUNK })
-  let pending = false
+
+/** A destination for log lines on `dest` (a file descriptor or path) written in chunks, with the timer that writes what waits. */
+export function chunkedDestination (dest: number | string): ReturnType<typeof pino.destination> {
+  const destination = pino.destination({ dest, sync: false, minLength: LOG_CHUNK })
+  let accepted = 0
+  let written = 0
   const write = destination.write.bind(destination)
   destination.write = (line: string) => {
-    pending = true
+    accepted += Buffer.byteLength(line)
     return write(line)
   }
-  setInterval(() => {
-    if (!pending) return
-    pending = false
-    flushLog()
+  destination.on('write', (bytes: number) => { written += bytes })
+  const timer = setInterval(() => {
+    // while a write is in flight this does nothing, and the next tick tries again
+    if (written < accepted) flushStream(destination)
   }, LOG_FLUSH_MS).unref()
-  logStream = destination
+  destination.once('close', () => { clearInterval(timer) })
   return destination
 }
 
-/** Writes the log lines buffered so far now (the server's listening line is awaited). */
-export function flushLog (): void {
+function flushStream (destination: ReturnType<typeof pino.destination>): void {
   try {
-    logStream?.flush()
+    destination.flush()
   } catch {
     // the destination has ended (the process exits): what it had was written then
   }
+}
+
+let logStream: ReturnType<typeof pino.destination> | undefined
+function logDestination (): pino.DestinationStream {
+  logStream ??= chunkedDestination(1)
+  return logStream
+}
+
+/** Writes the log lines buffered so far now, unless a write is in flight (the timer writes them then). */
+export function flushLog (): void {
+  if (logStream !== undefined) flushStream(logStream)
 }
 
 type LoggerOptions = Exclude<FastifyServerOptions['logger'], boolean | undefined>

@@ -1,7 +1,13 @@
+import { execFileSync } from 'node:child_process'
+import { once } from 'node:events'
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp, serverOptions } from '../app.js'
-import { clientHasher, redactedUrl } from '../logging.js'
+import { LOG_FLUSH_MS, chunkedDestination, clientHasher, redactedUrl } from '../logging.js'
 import { ADMIN_TOKEN, PASSWORD, bearer, capturedLogs, testConfig, user } from './helper.js'
 
 // One log line per request, written when it completes. At `info` it names the route, never
@@ -132,4 +138,34 @@ t.test('redactedUrl decodes before it redacts', async t => {
   t.equal(redactedUrl('/ws?%74oken=abc&x=%2'), '/ws?token=[redacted]&x=%2', 'a bad escape is kept as it is')
   t.equal(redactedUrl('/a%3Fsecret=abc'), '/a?secret=[redacted]')
   t.equal(redactedUrl('/a?Authorization=Bearer+abc'), '/a?Authorization=[redacted]')
+})
+
+t.test('a line written while an earlier write is in flight comes out by the timer, not with the next line', async t => {
+  // A FIFO this test reads only when it chooses: a write larger than the pipe holds stays in
+  // flight (in the thread pool) until the test reads, so the timer ticks while it is.
+  const dir = mkdtempSync(join(tmpdir(), 'cc-log-'))
+  const fifo = join(dir, 'log')
+  execFileSync('mkfifo', [fifo])
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK)
+  const destination = chunkedDestination(fifo)
+  t.teardown(() => { destination.destroy(); closeSync(reader); rmSync(dir, { recursive: true, force: true }) })
+  await once(destination, 'ready')
+
+  const big = 'x'.repeat(256 * 1024) + '\n' // more than a chunk and than the pipe's 64 KiB
+  destination.write(big)
+  const last = '{"msg":"Server listening"}\n' // far less than a chunk
+  destination.write(last)
+  await sleep(4 * LOG_FLUSH_MS) // ticks while the big write waits for the reader
+
+  let got = ''
+  const buffer = Buffer.alloc(64 * 1024)
+  const deadline = Date.now() + 20 * LOG_FLUSH_MS + 2000
+  while (!got.endsWith(last) && Date.now() < deadline) {
+    let n = 0
+    try { n = readSync(reader, buffer) } catch (error) { if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error }
+    if (n > 0) got += buffer.toString('utf8', 0, n)
+    else await sleep(10)
+  }
+  t.equal(got.length, big.length + last.length, 'every byte written')
+  t.ok(got.endsWith(last), 'the short line after the big one came out though no line followed it')
 })
