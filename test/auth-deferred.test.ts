@@ -4,10 +4,10 @@ import { revokeToken } from '../db/sessions.js'
 import { eraseUser } from '../db/users.js'
 import { befriend, build, call, isError, login, snapshot, user } from './helper.js'
 
-// The read-only routes start their reads before the token's session is checked
-// (authenticateDeferred, plugins/app/auth.ts): whatever those reads find, and whatever the
-// request asks, a token that no longer works gets the same 401 as on every other route,
-// learns nothing and changes nothing.
+// The read-only routes, and send_message for its recipient, start their reads before the
+// token's session is checked (authenticateDeferred, plugins/app/auth.ts): whatever those reads
+// find, and whatever the request asks, a token that no longer works gets the same 401 as on
+// every other route, learns nothing, spends nothing of the account's limits and changes nothing.
 
 const READS = [
   { url: '/get_key?username=bob', answers: 200 },
@@ -25,6 +25,16 @@ const READS = [
   { url: '/sync?timeout=5', answers: 200 }
 ]
 
+const message = { sender_blob: 's', recipient_blob: 'r' }
+const SENDS = [
+  { payload: { recipient_username: 'bob', ...message }, answers: 201 },
+  { payload: { recipient_username: 'nobody', ...message }, answers: 404 },
+  { payload: { recipient_username: 'carol', ...message }, answers: 403 },
+  { payload: { recipient_username: 'bob', sender_blob: 's' }, answers: 400 },
+  { payload: { recipient_username: 'bob', ...message, client_msg_id: 'not an id!' }, answers: 400 },
+  { payload: 'recipient_username=bob', answers: 415, headers: { 'content-type': 'application/x-www-form-urlencoded' } }
+]
+
 function claims (token: string): { user_id: number, jti: string, exp: number, dk: number } {
   return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
 }
@@ -33,6 +43,7 @@ async function alice (t: Test, env: Record<string, string> = {}): Promise<{ app:
   const app = await build(t, env)
   const token = await user(app, 'alice')
   const bob = await user(app, 'bob')
+  await user(app, 'carol')
   await befriend(app, { name: 'alice', token }, { name: 'bob', token: bob })
   await call(app, bob, { method: 'POST', url: '/upload_key', payload: { public_key: 'bob key' } })
   await call(app, bob, { method: 'POST', url: '/send_message', payload: { recipient_username: 'alice', sender_blob: 's', recipient_blob: 'r' } })
@@ -72,15 +83,22 @@ const ENDINGS: Array<{ name: string, code: string, end: (app: FastifyInstance, t
 ]
 
 for (const ending of ENDINGS) {
-  t.test(`a token of ${ending.name}: every read answers ${ending.code} whatever it asks, and nothing changes`, async t => {
+  t.test(`a token of ${ending.name}: every read and send answers ${ending.code} whatever it asks, and nothing changes`, async t => {
     const { app, token } = await alice(t)
     for (const read of READS) {
       const res = await call(app, token, { method: 'GET', url: read.url })
       t.equal(res.statusCode, read.answers, `${read.url}: ${read.answers} while the token works`)
     }
+    const send = (token: string, { payload, headers }: typeof SENDS[number]): ReturnType<typeof call> =>
+      call(app, token, { method: 'POST', url: '/send_message', payload, ...(headers === undefined ? {} : { headers }) })
+    for (const sent of SENDS) {
+      const res = await send(token, sent)
+      t.equal(res.statusCode, sent.answers, `send_message ${JSON.stringify(sent.payload)}: ${sent.answers} while the token works`, { body: res.body })
+    }
     const ended = await ending.end(app, token)
     const before = await snapshot(app)
     for (const read of READS) isError(t, await call(app, ended, { method: 'GET', url: read.url }), 401, ending.code)
+    for (const sent of SENDS) isError(t, await send(ended, sent), 401, ending.code)
     t.same(await snapshot(app), before, 'nothing changed')
   })
 }
@@ -96,6 +114,20 @@ t.test('lookups made with a token that no longer works do not count against the 
   const fresh = await login(app, 'alice')
   isError(t, await call(app, fresh, { method: 'GET', url: '/get_key?username=nobody4' }), 404, 'USER_NOT_FOUND')
   isError(t, await call(app, fresh, { method: 'GET', url: '/get_key?username=nobody5' }), 429, 'RATE_LIMITED')
+})
+
+t.test('sends made with a token that no longer works do not count against the account', async t => {
+  const { app, token } = await alice(t, { RATE_LIMIT: 'on', RATE_LIMIT_SEND_MESSAGE_SENDER: '1/60s' })
+  const { user_id: id, jti, exp } = claims(token)
+  await revokeToken(app.db, jti, id, exp * 1000)
+  const before = await snapshot(app)
+  for (const recipient of ['bob', 'carol', 'nobody']) {
+    isError(t, await call(app, token, { method: 'POST', url: '/send_message', payload: { recipient_username: recipient, ...message } }), 401, 'TOKEN_REVOKED')
+  }
+  t.same(await snapshot(app), before, 'nothing stored')
+  const fresh = await login(app, 'alice')
+  t.equal((await call(app, fresh, { method: 'POST', url: '/send_message', payload: { recipient_username: 'bob', ...message } })).statusCode, 201, 'the first send of the account')
+  isError(t, await call(app, fresh, { method: 'POST', url: '/send_message', payload: { recipient_username: 'bob', ...message } }), 429, 'RATE_LIMITED')
 })
 
 t.test('a long-poll with a token that stops working while it waits ends in its 401', async t => {

@@ -72,10 +72,11 @@ export default fp(async function authPlugin (fastify) {
     request.device = session.device
   })
 
-  // A read-only route may start its reads before its session is known to be valid: the
-  // signature and claims are checked here at once, the revocation, the account and the
-  // device by the lookup `request.sessionChecked` awaits, which the route awaits before it
-  // answers or changes anything (afterSession), and the error handler before any other
+  // A route may start its reads before its session is known to be valid (the read-only
+  // routes, and send_message for its recipient): the signature and claims are checked here
+  // at once, the revocation, the account and the device by the lookup
+  // `request.sessionChecked` awaits, which the route awaits before it answers, counts
+  // against a limit or changes anything (afterSession), and the error handler before any other
   // error (a 400 or 404 would otherwise answer a token that no longer works). The lookup
   // and the route's first reads are then sent together (on PostgreSQL one round trip
   // instead of two). The user and device are the token's own claims, which are what the
@@ -135,7 +136,7 @@ export interface Session {
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate: (request: FastifyRequest) => Promise<void>
-    /** authenticate for a read-only route that awaits request.sessionChecked before it answers. */
+    /** authenticate for a route that awaits request.sessionChecked before it answers, counts or writes. */
     authenticateDeferred: (request: FastifyRequest) => Promise<void>
     /** Checks a bare token (signature, expiry, revocation, account): its session, or the 401 to send. */
     verifyToken: (token: string) => Promise<Session>
