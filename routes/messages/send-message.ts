@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { findRecipient, type Recipient } from '../../db/contacts.js'
+import { findRecipient } from '../../db/contacts.js'
 import { storeMessage } from '../../db/messages.js'
 import { iso } from '../../db/time.js'
 import { ClientMsgIdReused, NotAContact, UserNotFound } from '../../errors.js'
@@ -11,9 +11,6 @@ export const SendMessageReply = Type.Object({
   id: Type.Integer({ description: 'the stored message id; poll get_messages with since_id from here' }),
   timestamp: Timestamp
 })
-
-// The recipient's lookup of each request, started with the session's (see the preHandler)
-const recipientReads = new WeakMap<object, Promise<Recipient | undefined>>()
 
 const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
   const Blob = blobSchema(fastify.config.maxBlobLength)
@@ -38,16 +35,11 @@ const sendMessage: FastifyPluginAsyncTypebox = async (fastify) => {
     // known to be valid (authenticateDeferred): a token that no longer works gets its 401,
     // spends nothing of the account's limits and stores nothing.
     onRequest: fastify.authenticateDeferred,
-    preHandler: async (request, reply) => {
-      const read = findRecipient(fastify.db, request.user.id, request.body.recipient_username)
-      recipientReads.set(request, read)
-      await afterSession(request, read)
-      await fastify.limitSendMessage(request, reply, request.body.recipient_username)
-    },
     config: { rateLimit: fastify.routeRateLimit('sendMessage') }
   }, async (request, reply) => {
     const { recipient_username: name, sender_blob: senderBlob, recipient_blob: recipientBlob } = request.body
-    const recipient = await recipientReads.get(request)
+    const recipient = await afterSession(request, findRecipient(fastify.db, request.user.id, name))
+    await fastify.limitSendMessage(request, reply, name)
     if (recipient === undefined) throw new UserNotFound(name)
     if (!recipient.contact) throw new NotAContact(recipient.username)
     const stored = await storeMessage(fastify.db, {
