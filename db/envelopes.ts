@@ -1,7 +1,8 @@
-import type { Kysely, Transaction } from 'kysely'
+import { sql, type Kysely, type Transaction } from 'kysely'
 import type { Device } from './devices.js'
 import { isPostgres, isUniqueViolation } from './dialect.js'
 import { appendEvents, type Appended, type NewEvent } from './events.js'
+import { inGroupTransaction } from './perf/group-commit.js'
 import type { Database } from './schema.js'
 import type { User } from './users.js'
 
@@ -38,7 +39,15 @@ export async function sendEnvelopes (
   db: Kysely<Database>, sender: User, from: Device, recipient: User, envelopes: OutgoingEnvelope[], clientMsgId: string | undefined, now = Date.now()
 ): Promise<SendOutcome> {
   try {
-    return await db.transaction().execute(async trx => {
+    // PostgreSQL checks and stores in one statement (see below); SQLite groups the commit, as send_message does
+    if (isPostgres(db)) {
+      if (clientMsgId !== undefined) {
+        const earlier = await earlierSend(db, sender.id, clientMsgId)
+        if (earlier !== undefined) return replayed(earlier, recipient)
+      }
+      return await sendInOneStatement(db, sender, from, recipient, envelopes, clientMsgId, now)
+    }
+    return await inGroupTransaction(db, async trx => {
       if (clientMsgId !== undefined) {
         const earlier = await earlierSend(trx, sender.id, clientMsgId)
         if (earlier !== undefined) return replayed(earlier, recipient)
@@ -46,31 +55,21 @@ export async function sendEnvelopes (
       const devices = await trx.selectFrom('devices').select(['id', 'device_id', 'registration_id'])
         .where('user_id', '=', recipient.id).where('registration_id', 'is not', null)
         .orderBy('id')
-        .$if(isPostgres(trx), qb => qb.forUpdate())
         .execute()
-      const targets = devices.filter(device => device.id !== from.key)
-      const byNumber = new Map(targets.map(device => [device.device_id, device]))
-      const named = new Set(envelopes.map(envelope => envelope.destinationDeviceId))
-      const missingDevices = targets.filter(device => !named.has(device.device_id)).map(device => device.device_id)
-      const extraDevices = [...named].filter(id => !byNumber.has(id)).sort((a, b) => a - b)
-      if (missingDevices.length > 0 || extraDevices.length > 0) return { kind: 'mismatch', missingDevices, extraDevices }
-      const staleDevices = envelopes.filter(envelope => byNumber.get(envelope.destinationDeviceId)?.registration_id !== envelope.destinationRegistrationId)
-        .map(envelope => envelope.destinationDeviceId).sort((a, b) => a - b)
-      if (staleDevices.length > 0) return { kind: 'stale', staleDevices }
-
+      const refused = refusal(devices, from, envelopes)
+      if (refused !== undefined) return refused
+      const byNumber = new Map(devices.map(device => [device.device_id, device]))
       const send = await trx.insertInto('sends')
         .values({ sender_id: sender.id, recipient_id: recipient.id, client_msg_id: clientMsgId ?? null, created_at: now })
         .returning(['id', 'created_at']).executeTakeFirstOrThrow()
-      const stored = envelopes.length === 0
-        ? []
-        : await trx.insertInto('envelopes').values(envelopes.map(envelope => ({
-          send_id: send.id,
-          device_id: (byNumber.get(envelope.destinationDeviceId) as { id: number }).id,
-          source_device: from.id,
-          type: envelope.type,
-          content: envelope.content,
-          created_at: now
-        }))).returning(['id', 'device_id']).execute()
+      const stored = await trx.insertInto('envelopes').values(envelopes.map(envelope => ({
+        send_id: send.id,
+        device_id: (byNumber.get(envelope.destinationDeviceId) as { id: number }).id,
+        source_device: from.id,
+        type: envelope.type,
+        content: envelope.content,
+        created_at: now
+      }))).returning(['id', 'device_id']).execute()
       const payload = { sourceUsername: sender.username, sourceDevice: from.id }
       const contentOf = new Map(envelopes.map(envelope => [byNumber.get(envelope.destinationDeviceId)?.id, envelope]))
       const appended = await appendEvents(trx, stored.map((envelope): NewEvent => ({ userId: recipient.id, deviceKey: envelope.device_id, type: 'envelope', payload, envelopeId: envelope.id })), now,
@@ -87,6 +86,87 @@ export async function sendEnvelopes (
     if (earlier === undefined) throw error
     return replayed(earlier, recipient)
   }
+}
+
+type RegisteredDevice = { id: number, device_id: number, registration_id: number | null }
+
+/**
+ * Why these envelopes cannot go to the recipient's registered `devices` (the sending device
+ * is never a destination): devices missing or extra, else devices registered again since;
+ * undefined when they can.
+ */
+function refusal (devices: RegisteredDevice[], from: Device, envelopes: OutgoingEnvelope[]): SendOutcome | undefined {
+  const targets = devices.filter(device => device.id !== from.key)
+  const byNumber = new Map(targets.map(device => [device.device_id, device]))
+  const named = new Set(envelopes.map(envelope => envelope.destinationDeviceId))
+  const missingDevices = targets.filter(device => !named.has(device.device_id)).map(device => device.device_id)
+  const extraDevices = [...named].filter(id => !byNumber.has(id)).sort((a, b) => a - b)
+  if (missingDevices.length > 0 || extraDevices.length > 0) return { kind: 'mismatch', missingDevices, extraDevices }
+  const staleDevices = envelopes.filter(envelope => byNumber.get(envelope.destinationDeviceId)?.registration_id !== envelope.destinationRegistrationId)
+    .map(envelope => envelope.destinationDeviceId).sort((a, b) => a - b)
+  if (staleDevices.length > 0) return { kind: 'stale', staleDevices }
+  return undefined
+}
+
+/**
+ * PostgreSQL: the device check, the send, its envelopes and their events in one statement,
+ * that is one transaction and one round trip instead of eight. The recipient's registered
+ * devices are locked in key order first (as appendEvents and storeMessageWithEvents lock
+ * them: no deadlock between them), and the send is stored only when the envelopes name
+ * exactly those devices (less the sending one) at their current registrationIds; the rows
+ * are those of the SQLite path (test/messages/send-envelopes.test.ts runs on both). The
+ * statement answers with the devices it locked, from which a refusal names its devices.
+ */
+async function sendInOneStatement (
+  db: Kysely<Database>, sender: User, from: Device, recipient: User, envelopes: OutgoingEnvelope[], clientMsgId: string | undefined, now: number
+): Promise<SendOutcome> {
+  const payload = JSON.stringify({ sourceUsername: sender.username, sourceDevice: from.id })
+  const numbers = envelopes.map(envelope => envelope.destinationDeviceId)
+  const { rows } = await sql<RegisteredDevice & { send_id: number | null, created_at: number | null, seq: number | null }>`
+    with locked as (
+      select id, device_id, registration_id from devices
+      where user_id = ${recipient.id} and registration_id is not null order by id for update
+    ), targets as (
+      select id, device_id, registration_id from locked where id <> ${from.key}
+    ), wanted as (
+      select * from unnest(${numbers}::int[], ${envelopes.map(envelope => envelope.destinationRegistrationId)}::int[],
+        ${envelopes.map(envelope => envelope.type)}::int[], ${envelopes.map(envelope => envelope.content)}::text[]) as w(device_id, registration_id, type, content)
+    ), send as (
+      insert into sends (sender_id, recipient_id, client_msg_id, created_at)
+      select ${sender.id}::bigint, ${recipient.id}::bigint, ${clientMsgId ?? null}::text, ${now}::bigint
+      where (select count(*) from targets) = cardinality(${numbers}::int[])
+        and (select count(*) from targets join wanted using (device_id, registration_id)) = cardinality(${numbers}::int[])
+      returning id, created_at
+    ), stored as (
+      insert into envelopes (send_id, device_id, source_device, type, content, created_at)
+      select send.id, targets.id, ${from.id}::int, wanted.type, wanted.content, ${now}::bigint
+      from send, wanted join targets using (device_id)
+      returning id, device_id
+    ), bumped as (
+      update devices set event_seq = devices.event_seq + 1 from stored where devices.id = stored.device_id
+      returning devices.id, devices.event_seq, stored.id as envelope_id
+    ), appended as (
+      insert into events (device_id, seq, type, payload, envelope_id, created_at)
+      select bumped.id, bumped.event_seq, 'envelope', ${payload}::text, bumped.envelope_id, ${now}::bigint from bumped
+    )
+    select locked.id, locked.device_id, locked.registration_id, send.id as send_id, send.created_at, bumped.event_seq as seq
+    from locked left join send on true left join bumped on bumped.id = locked.id
+    order by locked.id`.execute(db)
+  const sent = rows.find(row => row.send_id !== null)
+  if (sent === undefined || sent.send_id === null || sent.created_at === null) {
+    const refused = refusal(rows, from, envelopes)
+    if (refused === undefined) throw new Error('the envelopes were refused for no reason the devices show')
+    return refused
+  }
+  const id = sent.send_id
+  const contentOf = new Map(envelopes.map(envelope => [envelope.destinationDeviceId, envelope]))
+  const appended: Appended = new Map()
+  for (const row of rows) {
+    const envelope = contentOf.get(row.device_id)
+    if (row.seq === null || envelope === undefined) continue
+    appended.set(row.id, [{ seq: row.seq, type: 'envelope', payload: { sourceUsername: sender.username, sourceDevice: from.id }, created_at: now, message: null, envelope: { id, type: envelope.type, content: envelope.content, created_at: now } }])
+  }
+  return { kind: 'stored', id, created_at: sent.created_at, appended }
 }
 
 /** A retry's answer: the first send's, or 'reused' when that went to someone else. */

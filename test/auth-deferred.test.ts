@@ -4,7 +4,7 @@ import { revokeToken } from '../db/sessions.js'
 import { eraseUser } from '../db/users.js'
 import { befriend, build, call, isError, login, snapshot, user } from './helper.js'
 
-// The read-only routes, and send_message for its recipient, start their reads before the
+// The read-only routes, and send_message and PUT /v1/messages for their recipient, start their reads before the
 // token's session is checked (authenticateDeferred, plugins/app/auth.ts): whatever those reads
 // find, and whatever the request asks, a token that no longer works gets the same 401 as on
 // every other route, learns nothing, spends nothing of the account's limits and changes nothing.
@@ -33,6 +33,17 @@ const SENDS = [
   { payload: { recipient_username: 'bob', sender_blob: 's' }, answers: 400 },
   { payload: { recipient_username: 'bob', ...message, client_msg_id: 'not an id!' }, answers: 400 },
   { payload: 'recipient_username=bob', answers: 415, headers: { 'content-type': 'application/x-www-form-urlencoded' } }
+]
+
+const envelope = { type: 1, destinationDeviceId: 1, destinationRegistrationId: 7, content: 'AAAA' }
+// PUT /v1/messages/{username}; none of these users' devices registered, so a good list is a 409
+const ENVELOPES = [
+  { url: '/v1/messages/bob', payload: { messages: [envelope] }, answers: 409 },
+  { url: '/v1/messages/alice', payload: { messages: [envelope] }, answers: 409 },
+  { url: '/v1/messages/nobody', payload: { messages: [envelope] }, answers: 404 },
+  { url: '/v1/messages/carol', payload: { messages: [envelope] }, answers: 403 },
+  { url: '/v1/messages/bob', payload: { messages: [{ ...envelope, content: 'AA' }] }, answers: 400 },
+  { url: '/v1/messages/bob', payload: { messages: [envelope, envelope] }, answers: 400 }
 ]
 
 function claims (token: string): { user_id: number, jti: string, exp: number, dk: number } {
@@ -95,10 +106,15 @@ for (const ending of ENDINGS) {
       const res = await send(token, sent)
       t.equal(res.statusCode, sent.answers, `send_message ${JSON.stringify(sent.payload)}: ${sent.answers} while the token works`, { body: res.body })
     }
+    for (const sent of ENVELOPES) {
+      const res = await call(app, token, { method: 'PUT', url: sent.url, payload: sent.payload })
+      t.equal(res.statusCode, sent.answers, `PUT ${sent.url} ${JSON.stringify(sent.payload)}: ${sent.answers} while the token works`, { body: res.body })
+    }
     const ended = await ending.end(app, token)
     const before = await snapshot(app)
     for (const read of READS) isError(t, await call(app, ended, { method: 'GET', url: read.url }), 401, ending.code)
     for (const sent of SENDS) isError(t, await send(ended, sent), 401, ending.code)
+    for (const sent of ENVELOPES) isError(t, await call(app, ended, { method: 'PUT', url: sent.url, payload: sent.payload }), 401, ending.code)
     t.same(await snapshot(app), before, 'nothing changed')
   })
 }
@@ -123,6 +139,7 @@ t.test('sends made with a token that no longer works do not count against the ac
   const before = await snapshot(app)
   for (const recipient of ['bob', 'carol', 'nobody']) {
     isError(t, await call(app, token, { method: 'POST', url: '/send_message', payload: { recipient_username: recipient, ...message } }), 401, 'TOKEN_REVOKED')
+    isError(t, await call(app, token, { method: 'PUT', url: `/v1/messages/${recipient}`, payload: { messages: [envelope] } }), 401, 'TOKEN_REVOKED')
   }
   t.same(await snapshot(app), before, 'nothing stored')
   const fresh = await login(app, 'alice')

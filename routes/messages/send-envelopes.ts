@@ -4,6 +4,7 @@ import { sendEnvelopes } from '../../db/envelopes.js'
 import { iso } from '../../db/time.js'
 import { usernameKey, type User } from '../../db/users.js'
 import { ClientMsgIdReused, MismatchedDevices, NotAContact, StaleDevices, UserNotFound, ValidationFailed, withDetails } from '../../errors.js'
+import { afterSession } from '../../plugins/app/auth.js'
 import { ClientMsgId, DeviceId, ErrorReply, RegistrationId, Timestamp, Username, bearer, errorReplies } from '../schemas.js'
 
 // Signal-Server's PUT /v1/messages/{destination}: one envelope per device, the device set
@@ -62,15 +63,18 @@ const sendEnvelopesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     // every device's copy in one body
     bodyLimit: maxDevices * (maxChars + 256) + 4096,
-    onRequest: fastify.authenticate,
-    preHandler: async (request, reply) => {
-      // one's own devices are not a recipient to protect: sync copies count nowhere
-      if (!toSelf(request.params.username, request.user)) await fastify.limitSendMessage(request, reply, request.params.username)
-    },
+    // The recipient is read together with the session's lookup (on PostgreSQL one round trip
+    // instead of two); the limits count, and anything is stored, only once the session is
+    // known to be valid (authenticateDeferred, as send_message).
+    onRequest: fastify.authenticateDeferred,
     config: { rateLimit: fastify.routeRateLimit('sendMessage') }
-  }, async (request) => {
+  }, async (request, reply) => {
     const { username } = request.params
     const { messages, client_msg_id: clientMsgId } = request.body
+    const self = toSelf(username, request.user)
+    const recipient = await afterSession(request, self ? Promise.resolve({ ...request.user, contact: true }) : findRecipient(fastify.db, request.user.id, username))
+    // one's own devices are not a recipient to protect: sync copies count nowhere
+    if (!self) await fastify.limitSendMessage(request, reply, username)
     const seen = new Set<number>()
     messages.forEach(({ destinationDeviceId: device, content }, index) => {
       if (seen.has(device)) throw new ValidationFailed(`body/messages/${index}/destinationDeviceId: device ${device} is named twice`)
@@ -79,7 +83,6 @@ const sendEnvelopesRoute: FastifyPluginAsyncTypebox = async (fastify) => {
       if (content.length % 4 !== 0 || bytes.toString('base64') !== content) throw new ValidationFailed(`body/messages/${index}/content: not canonical standard base64`)
       if (bytes.length > maxEnvelopeBytes) throw new ValidationFailed(`body/messages/${index}/content: longer than MAX_ENVELOPE_BYTES (${maxEnvelopeBytes}) decoded`)
     })
-    const recipient = toSelf(username, request.user) ? { ...request.user, contact: true } : await findRecipient(fastify.db, request.user.id, username)
     if (recipient === undefined) throw new UserNotFound(username)
     if (!recipient.contact) throw new NotAContact(recipient.username)
     const outcome = await sendEnvelopes(fastify.db, request.user, request.device, { id: recipient.id, username: recipient.username }, messages, clientMsgId)

@@ -135,6 +135,33 @@ t.test('bad input: a clear 400 naming the problem, nothing stored; strangers and
   t.same({ ...rest, chat_requests: restBefore.chat_requests, blocks: restBefore.blocks, events: restBefore.events }, restBefore, 'no envelope or send stored')
 })
 
+t.test('sends at once, to one recipient and between both parties, with a retry racing itself: each stored once, every stream numbered without a gap', async t => {
+  const app = await build(t)
+  const { alice, bob } = await scene(app)
+  await user(app, 'carol')
+  const carol = await device(app, 'carol', 301)
+  await befriend(app, { name: 'carol', token: carol.token }, { name: 'bob', token: bob[0]!.token })
+  const requests = [
+    ...Array.from({ length: 8 }, async (_, i) => await put(app, alice[0]!, 'bob', to(bob, `a${i}`))),
+    ...Array.from({ length: 4 }, async () => await put(app, alice[0]!, 'bob', to(bob, 'race'), { client_msg_id: 'race' })),
+    ...Array.from({ length: 8 }, async (_, i) => await put(app, carol, 'bob', to(bob, `c${i}`))),
+    ...Array.from({ length: 4 }, async (_, i) => await put(app, bob[0]!, 'alice', to(alice, `b${i}`))),
+    ...Array.from({ length: 4 }, async (_, i) => await put(app, alice[0]!, 'alice', to([alice[1]!], `copy${i}`))),
+    ...Array.from({ length: 4 }, async () => await call(app, alice[1]!.token, { method: 'POST', url: '/send_message', payload: { recipient_username: 'bob', sender_blob: 's', recipient_blob: 'r' } }))
+  ]
+  const answers = await Promise.all(requests)
+  t.same(answers.map(res => res.statusCode), [...Array(28).fill(200), ...Array(4).fill(201)], 'every send answered (no deadlock, no lost lock)')
+  t.equal(new Set(answers.slice(8, 12).map(res => res.json().id)).size, 1, 'the racing retries: one send')
+  const rows = await app.db.selectFrom('events').select(['device_id', 'seq']).orderBy('device_id').orderBy('seq').execute()
+  const streams = new Map<number, number[]>()
+  for (const row of rows) streams.set(row.device_id, [...streams.get(row.device_id) ?? [], Number(row.seq)])
+  for (const [device, seqs] of streams) t.same(seqs, seqs.map((_, i) => i + 1), `device ${device}: seqs 1 to ${seqs.length}`)
+  const count = async (d: Dev): Promise<number> => envelopes((await sync(t, app, d.token, { limit: 500 })).events).length
+  for (const d of bob) t.equal(await count(d), 8 + 1 + 8, `bob's device ${d.device_id}: one envelope from each send to bob`)
+  t.equal(await count(alice[0]!), 4, 'alice\'s device 1: bob\'s four')
+  t.equal(await count(alice[1]!), 4 + 4, 'alice\'s device 2: bob\'s four and her own four copies')
+})
+
 t.test('an acknowledged envelope is deleted, the sender told which device; ack_messages bad input', async t => {
   const app = await build(t)
   const { alice, bob } = await scene(app)
