@@ -198,6 +198,45 @@ export async function send (dispatcher: Dispatcher, target: URL, req: HttpReques
   return { status: res.statusCode, body: await res.body.text() }
 }
 
+/** One request of a closed loop's round: its answer, or an error for a status other than 2xx. */
+export type Step = (req: HttpRequest) => Promise<string>
+
+/**
+ * A closed loop: `connections` workers, each running `round` again and again for `seconds`
+ * (a round already started is finished). For loads in which a request needs an earlier
+ * answer (an ack names the send it acknowledges), which the prepared lists of wrk and
+ * autocannon cannot express. Every request of a round is counted and timed; a round stops
+ * at its first failed request. The client is undici, whose CPU the server's two cores share.
+ */
+export async function closedLoop (url: string, connections: number, seconds: number, round: (step: Step, worker: number) => Promise<void>): Promise<LoadResult> {
+  const agent = connectionPool(connections)
+  const target = new URL(url)
+  const latencies: number[] = []
+  let errors = 0
+  const step: Step = async req => {
+    const at = performance.now()
+    const { status, body } = await send(agent, target, req)
+    latencies.push(performance.now() - at)
+    if (status < 200 || status > 299) throw new Error(`${req.method} ${req.path}: ${status} ${body.slice(0, 200)}`)
+    return body
+  }
+  const start = performance.now()
+  const end = start + seconds * 1000
+  await Promise.all(Array.from({ length: connections }, async (_, worker) => {
+    while (performance.now() < end) {
+      try {
+        await round(step, worker)
+      } catch {
+        errors++
+      }
+    }
+  }))
+  const elapsed = (performance.now() - start) / 1000
+  await agent.close()
+  latencies.sort((a, b) => a - b)
+  return { requests: latencies.length, rps: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN, errors }
+}
+
 /** Connections for `fixedRate` and `send`: up to `connections` to each server, reused. */
 export function connectionPool (connections: number): Agent {
   return new Agent({ connections, pipelining: 1 })

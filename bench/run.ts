@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import type { DatabaseSettings } from '../db/connect.js'
 import { createSchema, dropSchema } from '../db/migrate.js'
-import { availableTool, fixedRate, percentile, runLoad, type HttpRequest, type LoadResult } from './load.js'
+import { availableTool, closedLoop, fixedRate, percentile, runLoad, type HttpRequest, type LoadResult, type Step } from './load.js'
 import { startNode, type Served } from './processes.js'
 import { summarize } from './profile-top.js'
 import { CONTACTS, DEVICES, checkClaims, realistic, seedRealistic } from './realistic.js'
@@ -42,7 +42,7 @@ const { values: args } = parseArgs({
   }
 })
 
-const MAIN = ['get_key', 'get_contacts', 'get_messages_poll', 'sync_poll', 'get_messages_100', 'send_message', 'send_envelopes', 'mixed', 'login_storm', 'ws_delivery', 'ws_delivery_cross', 'ws_sockets'] as const
+const MAIN = ['get_key', 'get_contacts', 'get_messages_poll', 'sync_poll', 'get_messages_100', 'send_message', 'send_envelopes', 'ack_envelopes', 'mixed', 'login_storm', 'ws_delivery', 'ws_delivery_cross', 'ws_sockets'] as const
 const GROWTH = ['growth_10k', 'growth_1m'] as const
 // the headline of issue 16: many idle sockets, steady sends between contacts, acks
 const REALISTIC = 'realistic'
@@ -205,6 +205,15 @@ async function ceiling (): Promise<{ rps: number, cpuPerRequest: number }> {
 
 type Measured = LoadResult & { ceiling: number, cpuPerRequest: number, ceilingCpuPerRequest: number }
 
+/** As `measure`, for a closed loop of rounds (load.ts): a request that needs an earlier answer. */
+async function measureRounds (target: Served, round: (step: Step, worker: number) => Promise<void>, connections = CONNECTIONS): Promise<Measured> {
+  if (!smoke) await closedLoop(target.url, connections, 1, round) // warm-up, discarded
+  const before = await ceiling()
+  const cpu0 = target.cpu()
+  const result = await closedLoop(target.url, connections, seconds, round)
+  return { ...result, cpuPerRequest: (target.cpu() - cpu0) / result.requests, ceiling: before.rps, ceilingCpuPerRequest: before.cpuPerRequest }
+}
+
 async function measure (target: Served, requests: HttpRequest[], connections = CONNECTIONS): Promise<Measured> {
   if (!smoke) await runLoad({ tool, url: target.url, requests, connections, seconds: 1, workDir: work }) // warm-up, discarded
   const before = await ceiling()
@@ -334,6 +343,7 @@ async function mainRun (): Promise<void> {
     row('send_message', await measure(server, sendRequests), { ratio: 1 / 6, p99: 15 }, `${senders.length} senders, 2 × 160-byte blobs`)
   }
   if (selected.has('send_envelopes')) await sendEnvelopes(api, server, 8)
+  if (selected.has('ack_envelopes')) await ackEnvelopes(api, server, 8)
   if (selected.has('mixed')) {
     const lastId = (await api.expect(200, 'GET', messagesPath(u1.name, 0, 1000), u0.token)).messages.at(-1)?.id ?? 0
     const polls: HttpRequest[] = [
@@ -423,6 +433,32 @@ async function sendEnvelopes (api: Api, server: Served, count: number): Promise<
     requests.push({ method: 'PUT', path: `/v1/messages/${from.name}`, headers, body: JSON.stringify({ messages: [envelope(senders[1] as { deviceId: number, registrationId: number })] }) })
   }
   row('send_envelopes', await measure(server, requests), { text: '' }, `${pairs.length} senders with 2 devices to recipients with 3; half the requests 3 envelopes to the recipient, half the sync copy to the sender's other device; 120-byte contents`)
+}
+
+/**
+ * Per-device messages as Signal clients use them: a send, then each of the recipient's three
+ * devices acknowledges its envelope (POST /ack_messages {envelope_ids}), which deletes it and
+ * tells the sender's two devices. A round is those four requests, in turn, on one connection.
+ */
+async function ackEnvelopes (api: Api, server: Served, count: number): Promise<void> {
+  const pairs = await inBatches(Array.from({ length: count }, (_, i) => i), 4, async i =>
+    [await api.register(`acks${i}`), await api.register(`ackr${i}`)] as [BenchUser, BenchUser])
+  for (const [a, b] of pairs) await api.befriend(a, b)
+  const rounds: Array<{ send: HttpRequest, acks: string[] }> = []
+  for (const [i, [from, to]] of pairs.entries()) {
+    const base = 2000 + i * 10
+    const sender = await api.device(from.name, base + 1, 1)
+    await api.device(from.name, base + 2)
+    const recipients = [await api.device(to.name, base + 5, 1), await api.device(to.name, base + 6), await api.device(to.name, base + 7)]
+    const messages = recipients.map(d => ({ type: 1, destinationDeviceId: d.deviceId, destinationRegistrationId: d.registrationId, content: blob() }))
+    rounds.push({ send: { method: 'PUT', path: `/v1/messages/${to.name}`, headers: { authorization: `Bearer ${sender.token}` }, body: JSON.stringify({ messages }) }, acks: recipients.map(d => d.token) })
+  }
+  const round = async (step: Step, worker: number): Promise<void> => {
+    const { send, acks } = rounds[worker % rounds.length] as { send: HttpRequest, acks: string[] }
+    const { id } = JSON.parse(await step(send)) as { id: number }
+    for (const token of acks) await step({ method: 'POST', path: '/ack_messages', headers: { authorization: `Bearer ${token}` }, body: `{"envelope_ids":[${id}]}` })
+  }
+  row('ack_envelopes', await measureRounds(server, round), { text: '' }, `${pairs.length} senders with 2 devices to recipients with 3; rounds of a PUT of 3 envelopes and each recipient device's ack; load by undici, not ${tool}`)
 }
 
 async function hubStates (servers: Served[]): Promise<string[]> {

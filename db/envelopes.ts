@@ -1,8 +1,9 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely'
 import type { Device } from './devices.js'
 import { isPostgres, isUniqueViolation } from './dialect.js'
-import { appendEvents, type Appended, type NewEvent } from './events.js'
+import { appendEvents, appendedOf, tellSendersInStatement, toldSenders, type Appended, type NewEvent, type ToldRow } from './events.js'
 import { inGroupTransaction } from './perf/group-commit.js'
+import { precompile } from './perf/precompiled.js'
 import type { Database } from './schema.js'
 import type { User } from './users.js'
 
@@ -120,7 +121,7 @@ function refusal (devices: RegisteredDevice[], from: Device, envelopes: Outgoing
 async function sendInOneStatement (
   db: Kysely<Database>, sender: User, from: Device, recipient: User, envelopes: OutgoingEnvelope[], clientMsgId: string | undefined, now: number
 ): Promise<SendOutcome> {
-  const payload = JSON.stringify({ sourceUsername: sender.username, sourceDevice: from.id })
+  const payload = { sourceUsername: sender.username, sourceDevice: from.id }
   const numbers = envelopes.map(envelope => envelope.destinationDeviceId)
   const { rows } = await sql<RegisteredDevice & { send_id: number | null, created_at: number | null, seq: number | null }>`
     with locked as (
@@ -147,7 +148,7 @@ async function sendInOneStatement (
       returning devices.id, devices.event_seq, stored.id as envelope_id
     ), appended as (
       insert into events (device_id, seq, type, payload, envelope_id, created_at)
-      select bumped.id, bumped.event_seq, 'envelope', ${payload}::text, bumped.envelope_id, ${now}::bigint from bumped
+      select bumped.id, bumped.event_seq, 'envelope', ${JSON.stringify(payload)}::text, bumped.envelope_id, ${now}::bigint from bumped
     )
     select locked.id, locked.device_id, locked.registration_id, send.id as send_id, send.created_at, bumped.event_seq as seq
     from locked left join send on true left join bumped on bumped.id = locked.id
@@ -159,13 +160,14 @@ async function sendInOneStatement (
     return refused
   }
   const id = sent.send_id
+  // each locked device the statement gave an event, with its own envelope
   const contentOf = new Map(envelopes.map(envelope => [envelope.destinationDeviceId, envelope]))
-  const appended: Appended = new Map()
-  for (const row of rows) {
-    const envelope = contentOf.get(row.device_id)
-    if (row.seq === null || envelope === undefined) continue
-    appended.set(row.id, [{ seq: row.seq, type: 'envelope', payload: { sourceUsername: sender.username, sourceDevice: from.id }, created_at: now, message: null, envelope: { id, type: envelope.type, content: envelope.content, created_at: now } }])
-  }
+  const byKey = new Map(rows.map(row => [row.id, contentOf.get(row.device_id)]))
+  const event: NewEvent = { userId: recipient.id, type: 'envelope', payload }
+  const appended = appendedOf(rows.flatMap(row => row.seq === null ? [] : [{ key: row.id, userId: recipient.id, seq: row.seq }]), () => event, now, (_event, _userId, deviceKey) => {
+    const envelope = byKey.get(deviceKey)
+    return envelope === undefined ? {} : { envelope: { id, type: envelope.type, content: envelope.content, created_at: now } }
+  })
   return { kind: 'stored', id, created_at: sent.created_at, appended }
 }
 
@@ -193,18 +195,51 @@ export interface EnvelopeAck {
  * sent twice acknowledges nothing the second time.
  */
 export async function ackEnvelopes (db: Kysely<Database>, recipient: User, device: Device, sendIds: number[], now = Date.now()): Promise<EnvelopeAck> {
-  return await db.transaction().execute(async trx => {
-    const rows = await trx.selectFrom('envelopes').innerJoin('sends', 'sends.id', 'envelopes.send_id')
-      .select(['envelopes.id', 'envelopes.send_id', 'sends.sender_id'])
-      .where('envelopes.device_id', '=', device.key).where('envelopes.send_id', 'in', sendIds)
-      .execute()
+  if (isPostgres(db)) return await ackInOneStatement(db, recipient, device, sendIds, now)
+  // on SQLite grouped with the other writes of this turn of the event loop, as sends are
+  return await inGroupTransaction(db, async trx => {
+    // the single writer deletes what it just read, in the same transaction
+    const ids = JSON.stringify(sendIds)
+    const rows = await ackedEnvelopes.rows(trx, { deviceKey: device.key, ids })
     if (rows.length === 0) return { acknowledged: 0, notify: [], appended: new Map() }
-    const deleted = await trx.deleteFrom('envelopes').where('id', 'in', rows.map(row => row.id)).returning('id').execute()
-    const gone = new Set(deleted.map(row => row.id))
-    const { notify, appended } = await tellSenders(trx, 'delivered', rows.filter(row => gone.has(row.id))
-      .map(row => ({ ...row, user_id: recipient.id, username: recipient.username, device_id: device.id })), now)
-    return { acknowledged: gone.size, notify, appended }
+    await deleteAcked.rows(trx, { deviceKey: device.key, ids })
+    const { notify, appended } = await tellSenders(trx, 'delivered',
+      rows.map(row => ({ ...row, user_id: recipient.id, username: recipient.username, device_id: device.id })), now)
+    return { acknowledged: rows.length, notify, appended }
   })
+}
+
+// SQLite: every ack runs them, built and compiled once; the ids, however many, are one
+// parameter (a JSON array) rather than a list that would make a statement for each length
+const sendIdsIn = (ids: string): RawBuilder<number> => sql<number>`(select value from json_each(${ids}))`
+const ackedEnvelopes = precompile((db, p: { deviceKey: number, ids: string }) => db.selectFrom('envelopes')
+  .innerJoin('sends', 'sends.id', 'envelopes.send_id')
+  .select(['envelopes.send_id', 'sends.sender_id'])
+  .where('envelopes.device_id', '=', p.deviceKey).where('envelopes.send_id', 'in', sendIdsIn(p.ids)))
+const deleteAcked = precompile((db, p: { deviceKey: number, ids: string }) => db.deleteFrom('envelopes')
+  .where('device_id', '=', p.deviceKey).where('send_id', 'in', sendIdsIn(p.ids)))
+
+/**
+ * PostgreSQL: ackEnvelopes in one statement, one round trip instead of five or more
+ * (select, delete, lock, bump, insert, each with BEGIN and COMMIT around them). The same
+ * rows as the SQLite path (test/messages/send-envelopes.test.ts runs on both): the device's
+ * envelopes of these sends deleted (what this delete removed: of two acks at once, each
+ * envelope is counted once), then each sender's devices locked in key order and bumped as
+ * appendEvents does, one `delivered` event each naming the device.
+ */
+async function ackInOneStatement (db: Kysely<Database>, recipient: User, device: Device, sendIds: number[], now: number): Promise<EnvelopeAck> {
+  const { rows } = await sql<ToldRow & { acknowledged: number }>`
+    with gone as (
+      delete from envelopes using sends
+      where envelopes.device_id = ${device.key} and envelopes.send_id = any(${sendIds}::bigint[]) and sends.id = envelopes.send_id
+      returning envelopes.send_id, sends.sender_id
+    ), senders as (
+      select sender_id, array_agg(send_id order by send_id) as ids from gone where sender_id <> ${recipient.id} group by sender_id
+    ), ${tellSendersInStatement(
+      sql`json_build_object('username', ${recipient.username}::text, 'message_ids', senders.ids, 'device', ${device.id}::int)`,
+      sql`(select count(*) from gone)::int as acknowledged`, now)}`.execute(db)
+  const told = toldSenders(rows, ids => ({ username: recipient.username, message_ids: ids, device: device.id }), now)
+  return { acknowledged: rows[0]?.acknowledged ?? 0, ...told }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { sql, type Insertable, type Kysely, type Transaction } from 'kysely'
+import { sql, type Insertable, type Kysely, type RawBuilder, type Transaction } from 'kysely'
 import { isPostgres } from './dialect.js'
 import { precompilePage } from './perf/pages.js'
 import { precompile, type Precompiled } from './perf/precompiled.js'
@@ -84,7 +84,7 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
   // one serialisation per event, however many devices get it
   const payloads = new Map(events.map(event => [event, JSON.stringify(event.payload)]))
   const row = (event: NewEvent, deviceKey: number, seq: number, userId: number): EventRow => {
-    const shown = shownEvent(event, seq, now, detail?.(event, userId))
+    const shown = shownEvent(event, seq, now, detail?.(event, userId, deviceKey))
     if (shown === undefined) unknown.add(deviceKey)
     else addTo(appended, deviceKey, shown)
     return { device_id: deviceKey, seq, type: event.type, payload: payloads.get(event) as string, message_id: event.messageId ?? null, envelope_id: event.envelopeId ?? null, created_at: now }
@@ -140,8 +140,8 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
  */
 export type Appended = Map<number, StoredEvent[]>
 
-/** The message or envelope row a message or envelope event shows, as the reader (a device of `userId`) sees it. */
-export type EventDetail = (event: NewEvent, userId: number) => { message?: EventMessage, envelope?: EventEnvelope }
+/** The message or envelope row a message or envelope event shows, as the reader (device `deviceKey` of `userId`) sees it. */
+export type EventDetail = (event: NewEvent, userId: number, deviceKey: number) => { message?: EventMessage, envelope?: EventEnvelope }
 
 function addTo (appended: Appended, deviceKey: number, event: StoredEvent): void {
   const list = appended.get(deviceKey)
@@ -150,17 +150,57 @@ function addTo (appended: Appended, deviceKey: number, event: StoredEvent): void
 }
 
 /**
- * What one PostgreSQL statement appended (storeMessageWithEvents, an ack): one event on each
+ * What one PostgreSQL statement appended (a send, an ack): one event on each
  * of these devices, numbered `seq`, the event `eventOf` its user. As appendEvents builds it.
  */
 export function appendedOf (devices: ReadonlyArray<{ key: number, userId: number, seq: number }>, eventOf: (userId: number) => NewEvent | undefined, now: number, detail?: EventDetail): Appended {
   const appended: Appended = new Map()
   for (const device of devices) {
     const event = eventOf(device.userId)
-    const shown = event === undefined ? undefined : shownEvent(event, device.seq, now, detail?.(event, device.userId))
+    const shown = event === undefined ? undefined : shownEvent(event, device.seq, now, detail?.(event, device.userId, device.key))
     if (shown !== undefined) addTo(appended, device.key, shown)
   }
   return appended
+}
+
+/**
+ * The end of a PostgreSQL statement that acknowledges (ackMessages, ackEnvelopes), after a
+ * CTE `senders (sender_id, ids)`: each sender's devices locked in key order and bumped as
+ * appendEvents does, one `delivered` event each (`payload`, an expression over senders.ids),
+ * then a select of `head`'s columns beside what was appended (ToldRow), at least one row.
+ */
+export function tellSendersInStatement (payload: RawBuilder<unknown>, head: RawBuilder<unknown>, now: number): RawBuilder<unknown> {
+  return sql`locked as (
+      select id from devices where user_id in (select sender_id from senders) order by id for update
+    ), bumped as (
+      update devices set event_seq = devices.event_seq + 1 from locked where devices.id = locked.id
+      returning devices.id, devices.user_id, devices.event_seq
+    ), appended as (
+      insert into events (device_id, seq, type, payload, created_at)
+      select bumped.id, bumped.event_seq, 'delivered', ${payload}::text, ${now}::bigint
+      from bumped join senders on senders.sender_id = bumped.user_id
+    )
+    select ${head}, told.id as device_key, told.user_id, told.event_seq as seq, told.ids
+    from (select 1) as one left join (select bumped.*, senders.ids from bumped join senders on senders.sender_id = bumped.user_id) as told on true`
+}
+
+/** A row of tellSendersInStatement: a sender's device and its `delivered` event's seq and ids (all null when none was). */
+export interface ToldRow { device_key: number | null, user_id: number | null, seq: number | null, ids: number[] | null }
+
+/** The `delivered` events such a statement appended (as appendEvents builds them), and the senders told. */
+export function toldSenders (rows: ToldRow[], payload: (ids: number[]) => EventPayloads['delivered'], now: number): { notify: number[], appended: Appended } {
+  const idsOf = new Map<number, number[]>()
+  const devices: Array<{ key: number, userId: number, seq: number }> = []
+  for (const row of rows) {
+    if (row.device_key === null || row.user_id === null || row.seq === null || row.ids === null) continue
+    devices.push({ key: Number(row.device_key), userId: Number(row.user_id), seq: Number(row.seq) })
+    idsOf.set(Number(row.user_id), row.ids.map(Number))
+  }
+  const appended = appendedOf(devices, userId => {
+    const ids = idsOf.get(userId)
+    return ids === undefined ? undefined : { userId, type: 'delivered', payload: payload(ids) }
+  }, now)
+  return { notify: [...idsOf.keys()], appended }
 }
 
 /** The event as readEvents reads it back; undefined when it needs a row `detail` does not give. */

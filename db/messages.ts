@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { findRecipient, type Recipient } from './contacts.js'
 import { isPostgres, isUniqueViolation } from './dialect.js'
-import { appendEvents, appendedOf, messageEvents, storeMessageWithEvents, type Appended, type EventDetail } from './events.js'
+import { appendEvents, appendedOf, messageEvents, storeMessageWithEvents, tellSendersInStatement, toldSenders, type Appended, type EventDetail, type ToldRow } from './events.js'
 import { inGroupTransaction } from './perf/group-commit.js'
 import { precompilePage } from './perf/pages.js'
 import { precompile } from './perf/precompiled.js'
@@ -149,7 +149,7 @@ export async function ackMessages (db: Kysely<Database>, recipient: User, device
  * runs on both databases).
  */
 async function ackMessagesInOneStatement (db: Kysely<Database>, recipient: User, deviceKey: number, upToId: number, now: number): Promise<AckOutcome> {
-  const { rows } = await sql<{ found: number, acknowledged: number, notify: number[] | null, device_key: number | null, user_id: number | null, seq: number | null, ids: number[] | null }>`
+  const { rows } = await sql<ToldRow & { found: number, acknowledged: number }>`
     with target as (
       select messages.id, events.seq from messages
       left join events on events.message_id = messages.id and events.device_id = ${deviceKey}
@@ -163,30 +163,12 @@ async function ackMessagesInOneStatement (db: Kysely<Database>, recipient: User,
       returning id, sender_id
     ), senders as (
       select sender_id, array_agg(id order by id) as ids from acked group by sender_id
-    ), locked as (
-      select id from devices where user_id in (select sender_id from senders) order by id for update
-    ), bumped as (
-      update devices set event_seq = devices.event_seq + 1 from locked where devices.id = locked.id
-      returning devices.id, devices.user_id, devices.event_seq
-    ), appended as (
-      insert into events (device_id, seq, type, payload, created_at)
-      select bumped.id, bumped.event_seq, 'delivered', json_build_object('username', ${recipient.username}::text, 'message_ids', senders.ids)::text, ${now}::bigint
-      from bumped join senders on senders.sender_id = bumped.user_id
-    )
-    select (select count(*) from target)::int as found, (select count(*) from acked)::int as acknowledged,
-      (select array_agg(sender_id) from senders) as notify,
-      told.id as device_key, told.user_id, told.event_seq as seq, told.ids
-    from (select 1) as one left join (select bumped.*, senders.ids from bumped join senders on senders.sender_id = bumped.user_id) as told on true`.execute(db)
+    ), ${tellSendersInStatement(
+      sql`json_build_object('username', ${recipient.username}::text, 'message_ids', senders.ids)`,
+      sql`(select count(*) from target)::int as found, (select count(*) from acked)::int as acknowledged`, now)}`.execute(db)
   const first = rows[0]
   if (first === undefined || first.found === 0) return { found: false, acknowledged: 0, notify: [], appended: new Map() }
-  const told = rows.flatMap(row => row.device_key === null || row.user_id === null || row.seq === null || row.ids === null
-    ? []
-    : [{ key: Number(row.device_key), userId: Number(row.user_id), seq: Number(row.seq), ids: row.ids.map(Number) }])
-  const appended = appendedOf(told, userId => {
-    const ids = told.find(device => device.userId === userId)?.ids
-    return ids === undefined ? undefined : { userId, type: 'delivered', payload: { username: recipient.username, message_ids: ids } }
-  }, now)
-  return { found: true, acknowledged: first.acknowledged, notify: (first.notify ?? []).map(Number), appended }
+  return { found: true, acknowledged: first.acknowledged, ...toldSenders(rows, ids => ({ username: recipient.username, message_ids: ids }), now) }
 }
 
 // every ack runs them: built and compiled once

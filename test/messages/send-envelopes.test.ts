@@ -189,6 +189,70 @@ t.test('an acknowledged envelope is deleted, the sender told which device; ack_m
   t.equal((await app.db.selectFrom('events').select('seq').where('type', '=', 'envelope').execute()).length, 0, 'nor their events')
 })
 
+t.test('acks at once, of several senders\' envelopes, racing themselves and new sends: each envelope deleted once, each sender told once per device, every stream numbered without a gap', async t => {
+  const app = await build(t)
+  const { alice, bob } = await scene(app)
+  await user(app, 'carol')
+  const carol = await device(app, 'carol', 301)
+  await befriend(app, { name: 'carol', token: carol.token }, { name: 'bob', token: bob[0]!.token })
+  const sent = async (from: Dev, username: string, devs: Dev[], text: string): Promise<number> => {
+    const res = await put(app, from, username, to(devs, text))
+    t.equal(res.statusCode, 200, res.body)
+    return res.json().id
+  }
+  const fromAlice = [await sent(alice[0]!, 'bob', bob, 'a0'), await sent(alice[1]!, 'bob', bob, 'a1'), await sent(alice[0]!, 'bob', bob, 'a2')]
+  const fromCarol = [await sent(carol, 'bob', bob, 'c0'), await sent(carol, 'bob', bob, 'c1'), await sent(carol, 'bob', bob, 'c2')]
+  const copy = await sent(alice[0]!, 'alice', [alice[1]!], 'copy')
+  const fromBob = [await sent(bob[0]!, 'alice', alice, 'b0'), await sent(bob[0]!, 'alice', alice, 'b1')]
+  const ack = async (d: Dev, ids: number[]): Promise<number> => {
+    const res = await call(app, d.token, { method: 'POST', url: '/ack_messages', payload: { envelope_ids: ids } })
+    t.equal(res.statusCode, 200, res.body)
+    return res.json().acknowledged
+  }
+  const all = [...fromAlice, ...fromCarol]
+  const [racing, another, split, odd, own, ...rest] = await Promise.all([
+    Promise.all([ack(bob[0]!, all), ack(bob[0]!, all)]),
+    ack(bob[0]!, [...all].reverse()),
+    Promise.all([ack(bob[1]!, fromAlice), ack(bob[1]!, fromCarol)]),
+    ack(bob[2]!, [...all, 999_999, fromAlice[0]!, fromBob[0]!]),
+    ack(alice[1]!, [copy, ...fromBob]),
+    ...Array.from({ length: 4 }, async (_, i) => await sent(alice[0]!, 'bob', bob, `new-a${i}`)),
+    ...Array.from({ length: 2 }, async (_, i) => await sent(carol, 'bob', bob, `new-c${i}`)),
+    ...Array.from({ length: 2 }, async () => (await call(app, bob[1]!.token, { method: 'POST', url: '/send_message', payload: { recipient_username: 'alice', sender_blob: 's', recipient_blob: 'r' } })).statusCode)
+  ])
+  t.equal((racing as number[])[0]! + (racing as number[])[1]! + (another as number), 6, 'bob\'s device 1: its six envelopes acknowledged once among three acks at once')
+  t.same(split, [3, 3], 'device 2, a request per sender')
+  t.equal(odd, 6, 'device 3: ids it never had (a stranger\'s, a send to someone else) and a repeated id count for nothing')
+  t.equal(own, 3, 'alice\'s device 2: her own copy and bob\'s two')
+  t.same(rest.slice(6), [201, 201])
+
+  // every number a device's counter handed out is an event, or was one of an envelope it acknowledged
+  const acked = new Map([['bob:1', 6], ['bob:2', 6], ['bob:3', 6], ['alice:2', 3]])
+  const counters = await app.db.selectFrom('devices').innerJoin('users', 'users.id', 'devices.user_id')
+    .select(['devices.id', 'devices.event_seq', 'devices.device_id', 'users.username']).orderBy('devices.id').execute()
+  t.equal(counters.filter(row => acked.has(`${row.username}:${row.device_id}`)).length, acked.size)
+  for (const { id, event_seq: counter, device_id: number, username } of counters) {
+    const seqs = (await app.db.selectFrom('events').select('seq').where('device_id', '=', id).orderBy('seq').execute()).map(row => Number(row.seq))
+    const gone = acked.get(`${username}:${number}`) ?? 0
+    t.equal(seqs.length + gone, Number(counter), `${username}'s device ${number}: ${seqs.length} events and ${gone} acknowledged, numbered up to ${counter}`)
+    t.equal(new Set(seqs).size, seqs.length)
+  }
+
+  // who heard what: for each of the sender's devices, each (acking device, send) once
+  const heard = async (d: Dev): Promise<string[]> => (await sync(t, app, d.token, { limit: 500 })).events
+    .filter((e: { type: string }) => e.type === 'delivered')
+    .flatMap((e: { username: string, device?: number, message_ids: number[] }) => e.message_ids.map(id => `${e.username}:${e.device ?? '-'}:${id}`))
+    .sort()
+  const expected = (username: string, devices: number[], ids: number[]): string[] => devices.flatMap(n => ids.map(id => `${username}:${n}:${id}`)).sort()
+  for (const d of alice) t.same(await heard(d), expected('bob', [1, 2, 3], fromAlice), `alice's device ${d.device_id}: bob's three devices, her three sends, once each; nothing for her own copy`)
+  t.same(await heard(carol), expected('bob', [1, 2, 3], fromCarol), 'carol: the same for hers')
+  for (const d of bob) t.same(await heard(d), expected('alice', [2], fromBob), `bob's device ${d.device_id}: alice's device 2 has his two`)
+  const left = await app.db.selectFrom('envelopes').innerJoin('sends', 'sends.id', 'envelopes.send_id').select(['envelopes.send_id', 'sends.recipient_id']).execute()
+  t.equal(left.length, 6 * 3 + 2, 'left: the new sends\' envelopes and bob\'s two on alice\'s device 1')
+  t.notOk(left.some(row => [...all, copy].includes(Number(row.send_id))), 'none of the acknowledged')
+  t.equal((await app.db.selectFrom('events').select('seq').where('type', '=', 'envelope').execute()).length, left.length, 'an envelope event for each envelope left, none for the others')
+})
+
 t.test('an unacknowledged envelope expires with retention and its sender learns it', async t => {
   const app = await build(t, { MESSAGE_RETENTION_DAYS: '1' })
   const { alice, bob } = await scene(app)
