@@ -1,10 +1,10 @@
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely'
+import { sql, type Insertable, type Kysely, type RawBuilder, type Transaction } from 'kysely'
 import type { Device } from './devices.js'
 import { isPostgres, isUniqueViolation } from './dialect.js'
 import { appendEvents, appendedOf, tellSendersInStatement, toldSenders, type Appended, type NewEvent, type ToldRow } from './events.js'
 import { inGroupTransaction } from './perf/group-commit.js'
-import { precompile } from './perf/precompiled.js'
-import type { Database } from './schema.js'
+import { precompile, type Precompiled } from './perf/precompiled.js'
+import type { Database, EnvelopesTable } from './schema.js'
 import type { User } from './users.js'
 
 // Per-device messages, as Signal-Server's PUT /v1/messages: one ciphertext for each device of
@@ -53,24 +53,19 @@ export async function sendEnvelopes (
         const earlier = await earlierSend(trx, sender.id, clientMsgId)
         if (earlier !== undefined) return replayed(earlier, recipient)
       }
-      const devices = await trx.selectFrom('devices').select(['id', 'device_id', 'registration_id'])
-        .where('user_id', '=', recipient.id).where('registration_id', 'is not', null)
-        .orderBy('id')
-        .execute()
+      const devices = await registeredDevices.rows(trx, { userId: recipient.id })
       const refused = refusal(devices, from, envelopes)
       if (refused !== undefined) return refused
       const byNumber = new Map(devices.map(device => [device.device_id, device]))
-      const send = await trx.insertInto('sends')
-        .values({ sender_id: sender.id, recipient_id: recipient.id, client_msg_id: clientMsgId ?? null, created_at: now })
-        .returning(['id', 'created_at']).executeTakeFirstOrThrow()
-      const stored = await trx.insertInto('envelopes').values(envelopes.map(envelope => ({
+      const send = await insertSend.first(trx, { senderId: sender.id, recipientId: recipient.id, clientMsgId: clientMsgId ?? null, now }) as { id: number, created_at: number }
+      const stored = await insertEnvelopes(trx, envelopes.map(envelope => ({
         send_id: send.id,
         device_id: (byNumber.get(envelope.destinationDeviceId) as { id: number }).id,
         source_device: from.id,
         type: envelope.type,
         content: envelope.content,
         created_at: now
-      }))).returning(['id', 'device_id']).execute()
+      })))
       const payload = { sourceUsername: sender.username, sourceDevice: from.id }
       const contentOf = new Map(envelopes.map(envelope => [byNumber.get(envelope.destinationDeviceId)?.id, envelope]))
       const appended = await appendEvents(trx, stored.map((envelope): NewEvent => ({ userId: recipient.id, deviceKey: envelope.device_id, type: 'envelope', payload, envelopeId: envelope.id })), now,
@@ -87,6 +82,30 @@ export async function sendEnvelopes (
     if (earlier === undefined) throw error
     return replayed(earlier, recipient)
   }
+}
+
+// SQLite: every send runs them, built and compiled once (the envelopes' insert once per count)
+const registeredDevices = precompile((db, p: { userId: number }) => db.selectFrom('devices').select(['id', 'device_id', 'registration_id'])
+  .where('user_id', '=', p.userId).where('registration_id', 'is not', null)
+  .orderBy('id'))
+const insertSend = precompile((db, p: { senderId: number, recipientId: number, clientMsgId: string | null, now: number }) => db.insertInto('sends')
+  .values({ sender_id: p.senderId, recipient_id: p.recipientId, client_msg_id: p.clientMsgId, created_at: p.now })
+  .returning(['id', 'created_at']))
+type EnvelopeRow = Insertable<EnvelopesTable>
+const insertEnvelopeRows = new Map<number, Precompiled<{ rows: EnvelopeRow[] }, { id: number, device_id: number }>>()
+
+async function insertEnvelopes (trx: Transaction<Database>, rows: EnvelopeRow[]): Promise<Array<{ id: number, device_id: number }>> {
+  let insert = insertEnvelopeRows.get(rows.length)
+  if (insert === undefined) {
+    const count = rows.length
+    insertEnvelopeRows.set(count, insert = precompile((db, p: { rows: EnvelopeRow[] }) => db.insertInto('envelopes')
+      .values(Array.from({ length: count }, (_, i) => {
+        const e = p.rows[i] as EnvelopeRow
+        return { send_id: e.send_id, device_id: e.device_id, source_device: e.source_device, type: e.type, content: e.content, created_at: e.created_at }
+      }))
+      .returning(['id', 'device_id'])))
+  }
+  return await insert.rows(trx, { rows })
 }
 
 type RegisteredDevice = { id: number, device_id: number, registration_id: number | null }

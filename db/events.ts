@@ -96,6 +96,16 @@ export async function appendEvents (trx: Transaction<Database>, events: NewEvent
     for (const event of events) {
       for (const device of bumped) if (device.user_id === event.userId) rows.push(row(event, device.id, device.event_seq, device.user_id))
     }
+  } else if (!isPostgres(trx) && users.length === 0 && new Set(events.map(event => event.deviceKey)).size === events.length) {
+    // SQLite, one event for each of these devices (a send's envelopes): by two precompiled
+    // statements, the single writer's counters read and then moved on, those of devices still their user's
+    const devices = new Map((await countersIn.rows(trx, { ids: JSON.stringify(events.map(event => event.deviceKey)) })).map(device => [device.id, device]))
+    const owned = events.filter(event => devices.get(event.deviceKey as number)?.user_id === event.userId)
+    if (owned.length > 0) await bumpIn.rows(trx, { ids: JSON.stringify(owned.map(event => event.deviceKey)) })
+    for (const event of owned) {
+      const device = devices.get(event.deviceKey as number) as { id: number, user_id: number, event_seq: number }
+      rows.push(row(event, device.id, device.event_seq + 1, device.user_id))
+    }
   } else {
     const keys = [...new Set(events.flatMap(event => event.deviceKey === undefined ? [] : [event.deviceKey]))]
     const targets = await trx.selectFrom('devices').select(['id', 'user_id'])
@@ -311,6 +321,14 @@ const countersOne = precompile((db, p: { a: number }) => db.selectFrom('devices'
   .where('user_id', '=', p.a))
 const countersTwo = precompile((db, p: { a: number, b: number }) => db.selectFrom('devices').select(['id', 'user_id', 'event_seq'])
   .where('user_id', 'in', [p.a, p.b]))
+
+// the counters of the devices listed (a JSON array: one statement for any number), SQLite only
+const devicesIn = (ids: string): RawBuilder<number> => sql<number>`(select value from json_each(${ids}))`
+const countersIn = precompile((db, p: { ids: string }) => db.selectFrom('devices').select(['id', 'user_id', 'event_seq'])
+  .where('id', 'in', devicesIn(p.ids)))
+const bumpIn = precompile((db, p: { ids: string }) => db.updateTable('devices')
+  .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
+  .where('id', 'in', devicesIn(p.ids)))
 
 /** The device's latest seq and the highest seq retention has deleted; undefined for no such device. */
 export async function streamBounds (db: Kysely<Database>, deviceKey: number): Promise<{ seq: number, floor: number } | undefined> {
