@@ -14,6 +14,7 @@ import { blob } from './seed.js'
 // migrations, `users` users with two devices each and `history` older messages, then
 // `sends` sends in groups of `group` (the writes of one event-loop turn):
 //   --mode api  the real storeMessage (through the group commit): µs per send;
+//   --mode pg   the real storeMessage on PostgreSQL: wall µs per send, and this process's CPU µs (pg's work, not PostgreSQL's);
 //   --mode raw  the same statements through better-sqlite3 directly: µs per statement,
 //               and the WAL frames (pages) each send appends.
 // --variant changes one thing (see VARIANTS). Build and run:
@@ -316,13 +317,15 @@ async function runPostgres (): Promise<void> {
       const [a, b] = pair()
       await storeMessage(db, { sender: { id: a, username: names[a - 1] as string }, recipient: { id: b, username: names[b - 1] as string }, sender_blob: blob(), recipient_blob: blob() })
     }
-    const round = async (n: number): Promise<number> => {
+    const round = async (n: number): Promise<{ wall: number, cpu: number }> => {
       const started = process.hrtime.bigint()
+      const cpu = process.cpuUsage()
       for (let i = 0; i < n; i += GROUP) await Promise.all(Array.from({ length: GROUP }, send))
-      return Number(process.hrtime.bigint() - started) / 1000 / n
+      const used = process.cpuUsage(cpu)
+      return { wall: Number(process.hrtime.bigint() - started) / 1000 / n, cpu: (used.user + used.system) / n }
     }
     await round(Math.min(500, SENDS))
-    const perSend = await round(SENDS)
+    const { wall: perSend, cpu: cpuPerSend } = await round(SENDS)
     // the statement of storeMessageWithEvents (db/events.ts), explained in a transaction that is rolled back
     const [a, b] = pair()
     const plan = await db.connection().execute(async connection => {
@@ -345,7 +348,7 @@ async function runPostgres (): Promise<void> {
       await sql`rollback`.execute(connection)
       return rows.map(row => row['QUERY PLAN'])
     })
-    console.log(JSON.stringify({ mode: 'pg', variant: args.variant, group: GROUP, sends: SENDS, us_per_send: Math.round(perSend * 10) / 10 }))
+    console.log(JSON.stringify({ mode: 'pg', variant: args.variant, group: GROUP, sends: SENDS, us_per_send: Math.round(perSend * 10) / 10, cpu_us_per_send: Math.round(cpuPerSend * 10) / 10 }))
     if (args.plan) console.log(plan.join('\n'))
   } finally {
     await db.destroy()

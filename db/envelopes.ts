@@ -3,7 +3,7 @@ import type { Device } from './devices.js'
 import { isPostgres, isUniqueViolation } from './dialect.js'
 import { appendEvents, appendedOf, tellSendersInStatement, toldSenders, type Appended, type NewEvent, type ToldRow } from './events.js'
 import { inGroupTransaction } from './perf/group-commit.js'
-import { precompile, type Precompiled } from './perf/precompiled.js'
+import { precompile, precompileSql, type Precompiled } from './perf/precompiled.js'
 import type { Database, EnvelopesTable } from './schema.js'
 import type { User } from './users.js'
 
@@ -141,37 +141,19 @@ async function sendInOneStatement (
   db: Kysely<Database>, sender: User, from: Device, recipient: User, envelopes: OutgoingEnvelope[], clientMsgId: string | undefined, now: number
 ): Promise<SendOutcome> {
   const payload = { sourceUsername: sender.username, sourceDevice: from.id }
-  const numbers = envelopes.map(envelope => envelope.destinationDeviceId)
-  const { rows } = await sql<RegisteredDevice & { send_id: number | null, created_at: number | null, seq: number | null }>`
-    with locked as (
-      select id, device_id, registration_id from devices
-      where user_id = ${recipient.id} and registration_id is not null order by id for update
-    ), targets as (
-      select id, device_id, registration_id from locked where id <> ${from.key}
-    ), wanted as (
-      select * from unnest(${numbers}::int[], ${envelopes.map(envelope => envelope.destinationRegistrationId)}::int[],
-        ${envelopes.map(envelope => envelope.type)}::int[], ${envelopes.map(envelope => envelope.content)}::text[]) as w(device_id, registration_id, type, content)
-    ), send as (
-      insert into sends (sender_id, recipient_id, client_msg_id, created_at)
-      select ${sender.id}::bigint, ${recipient.id}::bigint, ${clientMsgId ?? null}::text, ${now}::bigint
-      where (select count(*) from targets) = cardinality(${numbers}::int[])
-        and (select count(*) from targets join wanted using (device_id, registration_id)) = cardinality(${numbers}::int[])
-      returning id, created_at
-    ), stored as (
-      insert into envelopes (send_id, device_id, source_device, type, content, created_at)
-      select send.id, targets.id, ${from.id}::int, wanted.type, wanted.content, ${now}::bigint
-      from send, wanted join targets using (device_id)
-      returning id, device_id
-    ), bumped as (
-      update devices set event_seq = devices.event_seq + 1 from stored where devices.id = stored.device_id
-      returning devices.id, devices.event_seq, stored.id as envelope_id
-    ), appended as (
-      insert into events (device_id, seq, type, payload, envelope_id, created_at)
-      select bumped.id, bumped.event_seq, 'envelope', ${JSON.stringify(payload)}::text, bumped.envelope_id, ${now}::bigint from bumped
-    )
-    select locked.id, locked.device_id, locked.registration_id, send.id as send_id, send.created_at, bumped.event_seq as seq
-    from locked left join send on true left join bumped on bumped.id = locked.id
-    order by locked.id`.execute(db)
+  const rows = await sendStatement.rows(db, {
+    recipientId: recipient.id,
+    senderId: sender.id,
+    fromKey: from.key,
+    fromId: from.id,
+    numbers: envelopes.map(envelope => envelope.destinationDeviceId),
+    registrationIds: envelopes.map(envelope => envelope.destinationRegistrationId),
+    types: envelopes.map(envelope => envelope.type),
+    contents: envelopes.map(envelope => envelope.content),
+    clientMsgId: clientMsgId ?? null,
+    payload: JSON.stringify(payload),
+    now
+  })
   const sent = rows.find(row => row.send_id !== null)
   if (sent === undefined || sent.send_id === null || sent.created_at === null) {
     const refused = refusal(rows, from, envelopes)
@@ -189,6 +171,53 @@ async function sendInOneStatement (
   })
   return { kind: 'stored', id, created_at: sent.created_at, appended }
 }
+
+interface SendParams {
+  recipientId: number
+  senderId: number
+  fromKey: number
+  fromId: number
+  /** Each envelope's destinationDeviceId, destinationRegistrationId, type and content, in four lists. */
+  numbers: number[]
+  registrationIds: number[]
+  types: number[]
+  contents: string[]
+  clientMsgId: string | null
+  /** The envelope events' payload, serialised. */
+  payload: string
+  now: number
+}
+
+const sendStatement = precompileSql((p: SendParams) => sql<RegisteredDevice & { send_id: number | null, created_at: number | null, seq: number | null }>`
+    with locked as (
+      select id, device_id, registration_id from devices
+      where user_id = ${p.recipientId} and registration_id is not null order by id for update
+    ), targets as (
+      select id, device_id, registration_id from locked where id <> ${p.fromKey}
+    ), wanted as (
+      select * from unnest(${p.numbers}::int[], ${p.registrationIds}::int[],
+        ${p.types}::int[], ${p.contents}::text[]) as w(device_id, registration_id, type, content)
+    ), send as (
+      insert into sends (sender_id, recipient_id, client_msg_id, created_at)
+      select ${p.senderId}::bigint, ${p.recipientId}::bigint, ${p.clientMsgId}::text, ${p.now}::bigint
+      where (select count(*) from targets) = cardinality(${p.numbers}::int[])
+        and (select count(*) from targets join wanted using (device_id, registration_id)) = cardinality(${p.numbers}::int[])
+      returning id, created_at
+    ), stored as (
+      insert into envelopes (send_id, device_id, source_device, type, content, created_at)
+      select send.id, targets.id, ${p.fromId}::int, wanted.type, wanted.content, ${p.now}::bigint
+      from send, wanted join targets using (device_id)
+      returning id, device_id
+    ), bumped as (
+      update devices set event_seq = devices.event_seq + 1 from stored where devices.id = stored.device_id
+      returning devices.id, devices.event_seq, stored.id as envelope_id
+    ), appended as (
+      insert into events (device_id, seq, type, payload, envelope_id, created_at)
+      select bumped.id, bumped.event_seq, 'envelope', ${p.payload}::text, bumped.envelope_id, ${p.now}::bigint from bumped
+    )
+    select locked.id, locked.device_id, locked.registration_id, send.id as send_id, send.created_at, bumped.event_seq as seq
+    from locked left join send on true left join bumped on bumped.id = locked.id
+    order by locked.id`)
 
 /** A retry's answer: the first send's, or 'reused' when that went to someone else. */
 function replayed (earlier: { id: number, recipient_id: number, created_at: number }, recipient: User): SendOutcome {
@@ -247,19 +276,21 @@ const deleteAcked = precompile((db, p: { deviceKey: number, ids: string }) => db
  * appendEvents does, one `delivered` event each naming the device.
  */
 async function ackInOneStatement (db: Kysely<Database>, recipient: User, device: Device, sendIds: number[], now: number): Promise<EnvelopeAck> {
-  const { rows } = await sql<ToldRow & { acknowledged: number }>`
-    with gone as (
-      delete from envelopes using sends
-      where envelopes.device_id = ${device.key} and envelopes.send_id = any(${sendIds}::bigint[]) and sends.id = envelopes.send_id
-      returning envelopes.send_id, sends.sender_id
-    ), senders as (
-      select sender_id, array_agg(send_id order by send_id) as ids from gone where sender_id <> ${recipient.id} group by sender_id
-    ), ${tellSendersInStatement(
-      sql`json_build_object('username', ${recipient.username}::text, 'message_ids', senders.ids, 'device', ${device.id}::int)`,
-      sql`(select count(*) from gone)::int as acknowledged`, now)}`.execute(db)
+  const rows = await ackStatement.rows(db, { recipientId: recipient.id, username: recipient.username, deviceKey: device.key, deviceId: device.id, sendIds, now })
   const told = toldSenders(rows, ids => ({ username: recipient.username, message_ids: ids, device: device.id }), now)
   return { acknowledged: rows[0]?.acknowledged ?? 0, ...told }
 }
+
+const ackStatement = precompileSql((p: { recipientId: number, username: string, deviceKey: number, deviceId: number, sendIds: number[], now: number }) => sql<ToldRow & { acknowledged: number }>`
+    with gone as (
+      delete from envelopes using sends
+      where envelopes.device_id = ${p.deviceKey} and envelopes.send_id = any(${p.sendIds}::bigint[]) and sends.id = envelopes.send_id
+      returning envelopes.send_id, sends.sender_id
+    ), senders as (
+      select sender_id, array_agg(send_id order by send_id) as ids from gone where sender_id <> ${p.recipientId} group by sender_id
+    ), ${tellSendersInStatement(
+      sql`json_build_object('username', ${p.username}::text, 'message_ids', senders.ids, 'device', ${p.deviceId}::int)`,
+      sql`(select count(*) from gone)::int as acknowledged`, p.now)}`)
 
 /**
  * One `type` event to each sender per destination device, listing its sends that `envelopes`

@@ -1,7 +1,7 @@
 import { sql, type Insertable, type Kysely, type RawBuilder, type Transaction } from 'kysely'
 import { isPostgres } from './dialect.js'
 import { precompilePage } from './perf/pages.js'
-import { precompile, type Precompiled } from './perf/precompiled.js'
+import { precompile, precompileSql, type Precompiled } from './perf/precompiled.js'
 import type { Database, EventsTable, NewMessage } from './schema.js'
 
 // Each device's event stream: what happened to its account (or to it alone), numbered
@@ -263,27 +263,30 @@ export function messageEvents (message: Pick<NewMessage, 'sender_id' | 'recipien
 export async function storeMessageWithEvents (
   db: Kysely<Database>, message: NewMessage, payload: EventPayloads['message']
 ): Promise<{ id: number, created_at: number, devices: Array<{ key: number, userId: number, seq: number }> }> {
-  const { rows } = await sql<{ id: number, created_at: number, device_key: number | null, user_id: number | null, seq: number | null }>`
-    with locked as (
-      select id from devices where user_id in (${message.sender_id}, ${message.recipient_id}) order by id for update
-    ), bumped as (
-      update devices set event_seq = devices.event_seq + 1 from locked where devices.id = locked.id
-      returning devices.id, devices.user_id, devices.event_seq
-    ), stored as (
-      insert into messages (sender_id, recipient_id, user_lo, user_hi, sender_blob, recipient_blob, client_msg_id, created_at)
-      values (${message.sender_id}, ${message.recipient_id}, ${message.user_lo}, ${message.user_hi},
-        ${message.sender_blob}, ${message.recipient_blob}, ${message.client_msg_id}, ${message.created_at})
-      returning id, created_at
-    ), appended as (
-      insert into events (device_id, seq, type, payload, message_id, created_at)
-      select bumped.id, bumped.event_seq, 'message', ${JSON.stringify(payload)}::text, stored.id, ${message.created_at}::bigint from bumped, stored
-    )
-    select stored.id, stored.created_at, bumped.id as device_key, bumped.user_id, bumped.event_seq as seq from stored left join bumped on true`.execute(db)
+  const rows = await storeMessage.rows(db, { message, payload: JSON.stringify(payload) })
   const first = rows[0]
   if (first === undefined) throw new Error('insert returned no row')
   const devices = rows.flatMap(row => row.device_key === null || row.user_id === null || row.seq === null ? [] : [{ key: Number(row.device_key), userId: Number(row.user_id), seq: Number(row.seq) }])
   return { id: first.id, created_at: first.created_at, devices }
 }
+
+// every send_message on PostgreSQL runs it: built and compiled once
+const storeMessage = precompileSql((p: { message: NewMessage, payload: string }) => sql<{ id: number, created_at: number, device_key: number | null, user_id: number | null, seq: number | null }>`
+    with locked as (
+      select id from devices where user_id in (${p.message.sender_id}, ${p.message.recipient_id}) order by id for update
+    ), bumped as (
+      update devices set event_seq = devices.event_seq + 1 from locked where devices.id = locked.id
+      returning devices.id, devices.user_id, devices.event_seq
+    ), stored as (
+      insert into messages (sender_id, recipient_id, user_lo, user_hi, sender_blob, recipient_blob, client_msg_id, created_at)
+      values (${p.message.sender_id}, ${p.message.recipient_id}, ${p.message.user_lo}, ${p.message.user_hi},
+        ${p.message.sender_blob}, ${p.message.recipient_blob}, ${p.message.client_msg_id}, ${p.message.created_at})
+      returning id, created_at
+    ), appended as (
+      insert into events (device_id, seq, type, payload, message_id, created_at)
+      select bumped.id, bumped.event_seq, 'message', ${p.payload}::text, stored.id, ${p.message.created_at}::bigint from bumped, stored
+    )
+    select stored.id, stored.created_at, bumped.id as device_key, bumped.user_id, bumped.event_seq as seq from stored left join bumped on true`)
 
 type EventRow = Insertable<EventsTable>
 

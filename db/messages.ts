@@ -4,7 +4,7 @@ import { isPostgres, isUniqueViolation } from './dialect.js'
 import { appendEvents, appendedOf, messageEvents, storeMessageWithEvents, tellSendersInStatement, toldSenders, type Appended, type EventDetail, type ToldRow } from './events.js'
 import { inGroupTransaction } from './perf/group-commit.js'
 import { precompilePage } from './perf/pages.js'
-import { precompile } from './perf/precompiled.js'
+import { precompile, precompileSql } from './perf/precompiled.js'
 import type { Database, NewMessage } from './schema.js'
 import { usernameKey, type User } from './users.js'
 
@@ -149,27 +149,29 @@ export async function ackMessages (db: Kysely<Database>, recipient: User, device
  * runs on both databases).
  */
 async function ackMessagesInOneStatement (db: Kysely<Database>, recipient: User, deviceKey: number, upToId: number, now: number): Promise<AckOutcome> {
-  const { rows } = await sql<ToldRow & { found: number, acknowledged: number }>`
+  const rows = await ackStatement.rows(db, { recipientId: recipient.id, username: recipient.username, deviceKey, upToId, now })
+  const first = rows[0]
+  if (first === undefined || first.found === 0) return { found: false, acknowledged: 0, notify: [], appended: new Map() }
+  return { found: true, acknowledged: first.acknowledged, ...toldSenders(rows, ids => ({ username: recipient.username, message_ids: ids }), now) }
+}
+
+const ackStatement = precompileSql((p: { recipientId: number, username: string, deviceKey: number, upToId: number, now: number }) => sql<ToldRow & { found: number, acknowledged: number }>`
     with target as (
       select messages.id, events.seq from messages
-      left join events on events.message_id = messages.id and events.device_id = ${deviceKey}
-      where messages.id = ${upToId} and messages.recipient_id = ${recipient.id}
+      left join events on events.message_id = messages.id and events.device_id = ${p.deviceKey}
+      where messages.id = ${p.upToId} and messages.recipient_id = ${p.recipientId}
     ), acked as (
-      update messages set delivered_at = ${now}::bigint
-      where recipient_id = ${recipient.id} and id <= ${upToId} and delivered_at is null
+      update messages set delivered_at = ${p.now}::bigint
+      where recipient_id = ${p.recipientId} and id <= ${p.upToId} and delivered_at is null
         and exists (select 1 from target)
-        and not exists (select 1 from target join events on events.device_id = ${deviceKey} and events.seq > target.seq
+        and not exists (select 1 from target join events on events.device_id = ${p.deviceKey} and events.seq > target.seq
           where events.message_id = messages.id)
       returning id, sender_id
     ), senders as (
       select sender_id, array_agg(id order by id) as ids from acked group by sender_id
     ), ${tellSendersInStatement(
-      sql`json_build_object('username', ${recipient.username}::text, 'message_ids', senders.ids)`,
-      sql`(select count(*) from target)::int as found, (select count(*) from acked)::int as acknowledged`, now)}`.execute(db)
-  const first = rows[0]
-  if (first === undefined || first.found === 0) return { found: false, acknowledged: 0, notify: [], appended: new Map() }
-  return { found: true, acknowledged: first.acknowledged, ...toldSenders(rows, ids => ({ username: recipient.username, message_ids: ids }), now) }
-}
+      sql`json_build_object('username', ${p.username}::text, 'message_ids', senders.ids)`,
+      sql`(select count(*) from target)::int as found, (select count(*) from acked)::int as acknowledged`, p.now)}`)
 
 // every ack runs them: built and compiled once
 const ackTarget = precompile((db, p: { upToId: number, recipientId: number, deviceKey: number }) => db.selectFrom('messages')

@@ -1,5 +1,5 @@
 import { inspect, isDeepStrictEqual } from 'node:util'
-import { CompiledQuery, type Compilable, type Kysely } from 'kysely'
+import { CompiledQuery, type Compilable, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../schema.js'
 import { poolRows } from './pg-pool.js'
 import { rowsNow } from './sqlite-driver.js'
@@ -106,6 +106,18 @@ export function precompile<P extends object, R> (build: Build<P, R>): Precompile
     return result.rows
   }
   return { rows, first: async (db, params) => (await rows(db, params))[0] }
+}
+
+/**
+ * `precompile` for a statement written in SQL: `build` returns sql`…` with the arguments in
+ * it, each only as a value. The long statements of a send or an ack then skip, on every
+ * call, building and compiling the text (and hashing a new string for its prepared name).
+ */
+export function precompileSql<P extends object, R> (build: (params: P) => RawBuilder<R>): Precompiled<P, R> {
+  return precompile((db, params: P) => {
+    const raw = build(params)
+    return { compile: () => raw.compile(db) }
+  })
 }
 
 function assertSameShape (sql: string, parameters: unknown[], built: CompiledQuery): void {
