@@ -1,7 +1,7 @@
-import { sql, type Insertable, type Kysely, type RawBuilder, type Transaction } from 'kysely'
+import { sql, type Insertable, type Kysely, type Transaction } from 'kysely'
 import type { Device } from './devices.js'
 import { isPostgres, isUniqueViolation } from './dialect.js'
-import { appendEvents, appendedOf, tellSendersInStatement, toldSenders, type Appended, type NewEvent, type ToldRow } from './events.js'
+import { appendEvents, appendedOf, jsonList, tellSendersInStatement, toldSenders, type Appended, type NewEvent, type ToldRow } from './events.js'
 import { inGroupTransaction } from './perf/group-commit.js'
 import { precompile, precompileSql, type Precompiled } from './perf/precompiled.js'
 import type { Database, EnvelopesTable } from './schema.js'
@@ -259,13 +259,12 @@ export async function ackEnvelopes (db: Kysely<Database>, recipient: User, devic
 
 // SQLite: every ack runs them, built and compiled once; the ids, however many, are one
 // parameter (a JSON array) rather than a list that would make a statement for each length
-const sendIdsIn = (ids: string): RawBuilder<number> => sql<number>`(select value from json_each(${ids}))`
 const ackedEnvelopes = precompile((db, p: { deviceKey: number, ids: string }) => db.selectFrom('envelopes')
   .innerJoin('sends', 'sends.id', 'envelopes.send_id')
   .select(['envelopes.send_id', 'sends.sender_id'])
-  .where('envelopes.device_id', '=', p.deviceKey).where('envelopes.send_id', 'in', sendIdsIn(p.ids)))
+  .where('envelopes.device_id', '=', p.deviceKey).where('envelopes.send_id', 'in', jsonList(p.ids)))
 const deleteAcked = precompile((db, p: { deviceKey: number, ids: string }) => db.deleteFrom('envelopes')
-  .where('device_id', '=', p.deviceKey).where('send_id', 'in', sendIdsIn(p.ids)))
+  .where('device_id', '=', p.deviceKey).where('send_id', 'in', jsonList(p.ids)))
 
 /**
  * PostgreSQL: ackEnvelopes in one statement, one round trip instead of five or more

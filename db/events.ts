@@ -325,13 +325,15 @@ const countersOne = precompile((db, p: { a: number }) => db.selectFrom('devices'
 const countersTwo = precompile((db, p: { a: number, b: number }) => db.selectFrom('devices').select(['id', 'user_id', 'event_seq'])
   .where('user_id', 'in', [p.a, p.b]))
 
-// the counters of the devices listed (a JSON array: one statement for any number), SQLite only
-const devicesIn = (ids: string): RawBuilder<number> => sql<number>`(select value from json_each(${ids}))`
+/** SQLite: the numbers of a JSON array, as the right side of `in`: one precompiled statement serves any number of them. */
+export const jsonList = (ids: string): RawBuilder<number> => sql<number>`(select value from json_each(${ids}))`
+
+// the counters of the devices listed, SQLite only
 const countersIn = precompile((db, p: { ids: string }) => db.selectFrom('devices').select(['id', 'user_id', 'event_seq'])
-  .where('id', 'in', devicesIn(p.ids)))
+  .where('id', 'in', jsonList(p.ids)))
 const bumpIn = precompile((db, p: { ids: string }) => db.updateTable('devices')
   .set(eb => ({ event_seq: eb('event_seq', '+', 1) }))
-  .where('id', 'in', devicesIn(p.ids)))
+  .where('id', 'in', jsonList(p.ids)))
 
 /** The device's latest seq and the highest seq retention has deleted; undefined for no such device. */
 export async function streamBounds (db: Kysely<Database>, deviceKey: number): Promise<{ seq: number, floor: number } | undefined> {
