@@ -413,24 +413,39 @@ async function delivery (server: Served, others: Served[], pairs: Array<[BenchUs
 }
 
 /** Each server's delivery hub as its /readyz tells it: local, connected or degraded. */
+type Registered = BenchUser & { deviceId: number, registrationId: number }
+
 /**
- * Per-device messages: each recipient with 3 registered devices, each sender with 2. A send
- * is two PUT /v1/messages: one envelope per device of the recipient, and the copy for the
- * sender's other device. On pairs of their own (registering device 1 replaces its tokens).
+ * `count` pairs of contacts on names of their own (`prefix`s…, `prefix`r…; registering
+ * device 1 replaces its tokens), each sender with 2 registered devices, each recipient with 3.
+ */
+async function devicePairs (api: Api, prefix: string, base: number, count: number): Promise<Array<{ from: BenchUser, to: BenchUser, senders: Registered[], recipients: Registered[] }>> {
+  const pairs = await inBatches(Array.from({ length: count }, (_, i) => i), 4, async i =>
+    [await api.register(`${prefix}s${i}`), await api.register(`${prefix}r${i}`)] as [BenchUser, BenchUser])
+  for (const [a, b] of pairs) await api.befriend(a, b)
+  const out = []
+  for (const [i, [from, to]] of pairs.entries()) {
+    const at = base + i * 10
+    const senders = [await api.device(from.name, at + 1, 1), await api.device(from.name, at + 2)]
+    const recipients = [await api.device(to.name, at + 5, 1), await api.device(to.name, at + 6), await api.device(to.name, at + 7)]
+    out.push({ from, to, senders, recipients })
+  }
+  return out
+}
+
+const envelopeTo = (d: Registered): unknown => ({ type: 1, destinationDeviceId: d.deviceId, destinationRegistrationId: d.registrationId, content: blob() })
+
+/**
+ * Per-device messages: a send is two PUT /v1/messages, one envelope per device of the
+ * recipient, and the copy for the sender's other device.
  */
 async function sendEnvelopes (api: Api, server: Served, count: number): Promise<void> {
-  const pairs = await inBatches(Array.from({ length: count }, (_, i) => i), 4, async i =>
-    [await api.register(`envs${i}`), await api.register(`envr${i}`)] as [BenchUser, BenchUser])
-  for (const [a, b] of pairs) await api.befriend(a, b)
+  const pairs = await devicePairs(api, 'env', 1000, count)
   const requests: HttpRequest[] = []
-  for (const [i, [from, to]] of pairs.entries()) {
-    const base = 1000 + i * 10
-    const senders = [await api.device(from.name, base + 1, 1), await api.device(from.name, base + 2)]
-    const recipients = [await api.device(to.name, base + 5, 1), await api.device(to.name, base + 6), await api.device(to.name, base + 7)]
-    const envelope = (d: { deviceId: number, registrationId: number }): unknown => ({ type: 1, destinationDeviceId: d.deviceId, destinationRegistrationId: d.registrationId, content: blob() })
+  for (const { from, to, senders, recipients } of pairs) {
     const headers = { authorization: `Bearer ${senders[0]?.token ?? ''}` }
-    requests.push({ method: 'PUT', path: `/v1/messages/${to.name}`, headers, body: JSON.stringify({ messages: recipients.map(envelope) }) })
-    requests.push({ method: 'PUT', path: `/v1/messages/${from.name}`, headers, body: JSON.stringify({ messages: [envelope(senders[1] as { deviceId: number, registrationId: number })] }) })
+    requests.push({ method: 'PUT', path: `/v1/messages/${to.name}`, headers, body: JSON.stringify({ messages: recipients.map(envelopeTo) }) })
+    requests.push({ method: 'PUT', path: `/v1/messages/${from.name}`, headers, body: JSON.stringify({ messages: [envelopeTo(senders[1] as Registered)] }) })
   }
   row('send_envelopes', await measure(server, requests), { text: '' }, `${pairs.length} senders with 2 devices to recipients with 3; half the requests 3 envelopes to the recipient, half the sync copy to the sender's other device; 120-byte contents`)
 }
@@ -441,24 +456,16 @@ async function sendEnvelopes (api: Api, server: Served, count: number): Promise<
  * tells the sender's two devices. A round is those four requests, in turn, on one connection.
  */
 async function ackEnvelopes (api: Api, server: Served, count: number): Promise<void> {
-  const pairs = await inBatches(Array.from({ length: count }, (_, i) => i), 4, async i =>
-    [await api.register(`acks${i}`), await api.register(`ackr${i}`)] as [BenchUser, BenchUser])
-  for (const [a, b] of pairs) await api.befriend(a, b)
-  const rounds: Array<{ send: HttpRequest, acks: string[] }> = []
-  for (const [i, [from, to]] of pairs.entries()) {
-    const base = 2000 + i * 10
-    const sender = await api.device(from.name, base + 1, 1)
-    await api.device(from.name, base + 2)
-    const recipients = [await api.device(to.name, base + 5, 1), await api.device(to.name, base + 6), await api.device(to.name, base + 7)]
-    const messages = recipients.map(d => ({ type: 1, destinationDeviceId: d.deviceId, destinationRegistrationId: d.registrationId, content: blob() }))
-    rounds.push({ send: { method: 'PUT', path: `/v1/messages/${to.name}`, headers: { authorization: `Bearer ${sender.token}` }, body: JSON.stringify({ messages }) }, acks: recipients.map(d => d.token) })
-  }
+  const rounds = (await devicePairs(api, 'ack', 2000, count)).map(({ to, senders, recipients }) => ({
+    send: { method: 'PUT', path: `/v1/messages/${to.name}`, headers: { authorization: `Bearer ${senders[0]?.token ?? ''}` }, body: JSON.stringify({ messages: recipients.map(envelopeTo) }) } satisfies HttpRequest,
+    acks: recipients.map(d => d.token)
+  }))
   const round = async (step: Step, worker: number): Promise<void> => {
     const { send, acks } = rounds[worker % rounds.length] as { send: HttpRequest, acks: string[] }
     const { id } = JSON.parse(await step(send)) as { id: number }
     for (const token of acks) await step({ method: 'POST', path: '/ack_messages', headers: { authorization: `Bearer ${token}` }, body: `{"envelope_ids":[${id}]}` })
   }
-  row('ack_envelopes', await measureRounds(server, round), { text: '' }, `${pairs.length} senders with 2 devices to recipients with 3; rounds of a PUT of 3 envelopes and each recipient device's ack; load by undici, not ${tool}`)
+  row('ack_envelopes', await measureRounds(server, round), { text: '' }, `${rounds.length} senders with 2 devices to recipients with 3; rounds of a PUT of 3 envelopes and each recipient device's ack; load by undici, not ${tool}`)
 }
 
 async function hubStates (servers: Served[]): Promise<string[]> {
