@@ -33,6 +33,14 @@ async function scene (app: FastifyInstance): Promise<{ alice: Dev[], bob: Dev[] 
   return { alice, bob }
 }
 
+/** Carol with one registered device, bob's contact. */
+async function carolFor (app: FastifyInstance, bob: Dev): Promise<Dev> {
+  await user(app, 'carol')
+  const carol = await device(app, 'carol', 301)
+  await befriend(app, { name: 'carol', token: carol.token }, { name: 'bob', token: bob.token })
+  return carol
+}
+
 const envelopes = (events: Array<{ type: string, envelope?: unknown }>): any[] => events.filter(e => e.type === 'envelope').map(e => e.envelope)
 
 t.test('each device gets its own envelope; the sender\'s other devices get their copies; a retry stores nothing', async t => {
@@ -138,9 +146,7 @@ t.test('bad input: a clear 400 naming the problem, nothing stored; strangers and
 t.test('sends at once, to one recipient and between both parties, with a retry racing itself: each stored once, every stream numbered without a gap', async t => {
   const app = await build(t)
   const { alice, bob } = await scene(app)
-  await user(app, 'carol')
-  const carol = await device(app, 'carol', 301)
-  await befriend(app, { name: 'carol', token: carol.token }, { name: 'bob', token: bob[0]!.token })
+  const carol = await carolFor(app, bob[0]!)
   const requests = [
     ...Array.from({ length: 8 }, async (_, i) => await put(app, alice[0]!, 'bob', to(bob, `a${i}`))),
     ...Array.from({ length: 4 }, async () => await put(app, alice[0]!, 'bob', to(bob, 'race'), { client_msg_id: 'race' })),
@@ -192,9 +198,7 @@ t.test('an acknowledged envelope is deleted, the sender told which device; ack_m
 t.test('acks at once, of several senders\' envelopes, racing themselves and new sends: each envelope deleted once, each sender told once per device, every stream numbered without a gap', async t => {
   const app = await build(t)
   const { alice, bob } = await scene(app)
-  await user(app, 'carol')
-  const carol = await device(app, 'carol', 301)
-  await befriend(app, { name: 'carol', token: carol.token }, { name: 'bob', token: bob[0]!.token })
+  const carol = await carolFor(app, bob[0]!)
   const sent = async (from: Dev, username: string, devs: Dev[], text: string): Promise<number> => {
     const res = await put(app, from, username, to(devs, text))
     t.equal(res.statusCode, 200, res.body)
