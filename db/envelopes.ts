@@ -3,7 +3,7 @@ import type { Device } from './devices.js'
 import { isPostgres, isUniqueViolation } from './dialect.js'
 import { appendEvents, appendedOf, jsonList, tellSendersInStatement, toldSenders, type Appended, type NewEvent, type ToldRow } from './events.js'
 import { inGroupTransaction } from './perf/group-commit.js'
-import { precompile, precompileSql, type Precompiled } from './perf/precompiled.js'
+import { precompile, precompileRows, precompileSql } from './perf/precompiled.js'
 import type { Database, EnvelopesTable } from './schema.js'
 import type { User } from './users.js'
 
@@ -92,21 +92,10 @@ const insertSend = precompile((db, p: { senderId: number, recipientId: number, c
   .values({ sender_id: p.senderId, recipient_id: p.recipientId, client_msg_id: p.clientMsgId, created_at: p.now })
   .returning(['id', 'created_at']))
 type EnvelopeRow = Insertable<EnvelopesTable>
-const insertEnvelopeRows = new Map<number, Precompiled<{ rows: EnvelopeRow[] }, { id: number, device_id: number }>>()
-
-async function insertEnvelopes (trx: Transaction<Database>, rows: EnvelopeRow[]): Promise<Array<{ id: number, device_id: number }>> {
-  let insert = insertEnvelopeRows.get(rows.length)
-  if (insert === undefined) {
-    const count = rows.length
-    insertEnvelopeRows.set(count, insert = precompile((db, p: { rows: EnvelopeRow[] }) => db.insertInto('envelopes')
-      .values(Array.from({ length: count }, (_, i) => {
-        const e = p.rows[i] as EnvelopeRow
-        return { send_id: e.send_id, device_id: e.device_id, source_device: e.source_device, type: e.type, content: e.content, created_at: e.created_at }
-      }))
-      .returning(['id', 'device_id'])))
-  }
-  return await insert.rows(trx, { rows })
-}
+// each column read from the row's marker; a send holds at most 127 envelopes (the schema's maxItems)
+const insertEnvelopes = precompileRows((db, rows: EnvelopeRow[]) => db.insertInto('envelopes')
+  .values(rows.map(e => ({ send_id: e.send_id, device_id: e.device_id, source_device: e.source_device, type: e.type, content: e.content, created_at: e.created_at })))
+  .returning(['id', 'device_id']), 127)
 
 type RegisteredDevice = { id: number, device_id: number, registration_id: number | null }
 

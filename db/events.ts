@@ -1,7 +1,7 @@
 import { sql, type Insertable, type Kysely, type RawBuilder, type Transaction } from 'kysely'
 import { isPostgres } from './dialect.js'
 import { precompilePage } from './perf/pages.js'
-import { precompile, precompileSql, type Precompiled } from './perf/precompiled.js'
+import { precompile, precompileRows, precompileSql } from './perf/precompiled.js'
 import type { Database, EventsTable, NewMessage } from './schema.js'
 
 // Each device's event stream: what happened to its account (or to it alone), numbered
@@ -295,23 +295,8 @@ const columns = (e: EventRow): EventRow =>
   ({ device_id: e.device_id, seq: e.seq, type: e.type, payload: e.payload, message_id: e.message_id, envelope_id: e.envelope_id, created_at: e.created_at })
 
 // A message to two users of two devices each inserts four events, of one device each two:
-// each count of rows up to MAX_PRECOMPILED_ROWS is compiled once, more go through the builder.
-const MAX_PRECOMPILED_ROWS = 16
-const insertRows = new Map<number, Precompiled<{ rows: EventRow[] }, unknown>>()
-
-async function insertEvents (trx: Transaction<Database>, rows: EventRow[]): Promise<void> {
-  if (rows.length > MAX_PRECOMPILED_ROWS) {
-    await trx.insertInto('events').values(rows).execute()
-    return
-  }
-  let insert = insertRows.get(rows.length)
-  if (insert === undefined) {
-    const count = rows.length
-    insertRows.set(count, insert = precompile((db, p: { rows: EventRow[] }) =>
-      db.insertInto('events').values(Array.from({ length: count }, (_, i) => columns(p.rows[i] as EventRow)))))
-  }
-  await insert.rows(trx, { rows })
-}
+// each count of rows up to 16 is compiled once, more go through the builder.
+const insertEvents = precompileRows((db, rows: EventRow[]) => db.insertInto('events').values(rows.map(columns)), 16)
 
 // the counters of every device of one user, or of two distinct users, in one statement (SQLite only)
 const bumpOne = precompile((db, p: { a: number }) => db.updateTable('devices')

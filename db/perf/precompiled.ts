@@ -120,6 +120,27 @@ export function precompileSql<P extends object, R> (build: (params: P) => RawBui
   })
 }
 
+/**
+ * A statement over a list of rows (a multi-row insert), precompiled once for each count of
+ * rows up to `maxRows`; longer lists go through the builder. `build` receives the rows and
+ * must read each row's values property by property (a row is a marker, whose keys cannot be
+ * listed).
+ */
+export function precompileRows<Row extends object, R> (
+  build: (db: Kysely<Database>, rows: Row[]) => Compilable<R>, maxRows: number
+): (db: Kysely<Database>, rows: Row[]) => Promise<R[]> {
+  const byCount = new Map<number, Precompiled<{ rows: Row[] }, R>>()
+  return async (db, rows) => {
+    if (rows.length > maxRows) return (await db.executeQuery(build(db, rows).compile())).rows
+    let statement = byCount.get(rows.length)
+    if (statement === undefined) {
+      const count = rows.length
+      byCount.set(count, statement = precompile((db, p: { rows: Row[] }) => build(db, Array.from({ length: count }, (_, i) => p.rows[i] as Row))))
+    }
+    return await statement.rows(db, { rows })
+  }
+}
+
 function assertSameShape (sql: string, parameters: unknown[], built: CompiledQuery): void {
   if (sql === built.sql && isDeepStrictEqual(parameters, built.parameters)) return
   throw new Error('a precompiled query differs from the query its builder makes with these arguments: an argument changed the ' +
