@@ -412,21 +412,20 @@ async function delivery (server: Served, others: Served[], pairs: Array<[BenchUs
   log(`  ws_delivery_cross: ${remote.delivered}/${remote.sent} delivered, p50 ${remote.p50.toFixed(2)} ms, p99 ${remote.p99.toFixed(2)} ms, max ${remote.max.toFixed(1)} ms`)
 }
 
-/** Each server's delivery hub as its /readyz tells it: local, connected or degraded. */
 type Registered = BenchUser & { deviceId: number, registrationId: number }
 
 /**
  * `count` pairs of contacts on names of their own (`prefix`s…, `prefix`r…; registering
  * device 1 replaces its tokens), each sender with 2 registered devices, each recipient with 3.
  */
-async function devicePairs (api: Api, prefix: string, base: number, count: number): Promise<Array<{ from: BenchUser, to: BenchUser, senders: Registered[], recipients: Registered[] }>> {
+async function devicePairs (api: Api, prefix: string, base: number, count: number): Promise<Array<{ from: BenchUser, to: BenchUser, senders: [Registered, Registered], recipients: Registered[] }>> {
   const pairs = await inBatches(Array.from({ length: count }, (_, i) => i), 4, async i =>
     [await api.register(`${prefix}s${i}`), await api.register(`${prefix}r${i}`)] as [BenchUser, BenchUser])
   for (const [a, b] of pairs) await api.befriend(a, b)
   const out = []
   for (const [i, [from, to]] of pairs.entries()) {
     const at = base + i * 10
-    const senders = [await api.device(from.name, at + 1, 1), await api.device(from.name, at + 2)]
+    const senders: [Registered, Registered] = [await api.device(from.name, at + 1, 1), await api.device(from.name, at + 2)]
     const recipients = [await api.device(to.name, at + 5, 1), await api.device(to.name, at + 6), await api.device(to.name, at + 7)]
     out.push({ from, to, senders, recipients })
   }
@@ -443,9 +442,9 @@ async function sendEnvelopes (api: Api, server: Served, count: number): Promise<
   const pairs = await devicePairs(api, 'env', 1000, count)
   const requests: HttpRequest[] = []
   for (const { from, to, senders, recipients } of pairs) {
-    const headers = { authorization: `Bearer ${senders[0]?.token ?? ''}` }
+    const headers = { authorization: `Bearer ${senders[0].token}` }
     requests.push({ method: 'PUT', path: `/v1/messages/${to.name}`, headers, body: JSON.stringify({ messages: recipients.map(envelopeTo) }) })
-    requests.push({ method: 'PUT', path: `/v1/messages/${from.name}`, headers, body: JSON.stringify({ messages: [envelopeTo(senders[1] as Registered)] }) })
+    requests.push({ method: 'PUT', path: `/v1/messages/${from.name}`, headers, body: JSON.stringify({ messages: [envelopeTo(senders[1])] }) })
   }
   row('send_envelopes', await measure(server, requests), { text: '' }, `${pairs.length} senders with 2 devices to recipients with 3; half the requests 3 envelopes to the recipient, half the sync copy to the sender's other device; 120-byte contents`)
 }
@@ -457,7 +456,7 @@ async function sendEnvelopes (api: Api, server: Served, count: number): Promise<
  */
 async function ackEnvelopes (api: Api, server: Served, count: number): Promise<void> {
   const rounds = (await devicePairs(api, 'ack', 2000, count)).map(({ to, senders, recipients }) => ({
-    send: { method: 'PUT', path: `/v1/messages/${to.name}`, headers: { authorization: `Bearer ${senders[0]?.token ?? ''}` }, body: JSON.stringify({ messages: recipients.map(envelopeTo) }) } satisfies HttpRequest,
+    send: { method: 'PUT', path: `/v1/messages/${to.name}`, headers: { authorization: `Bearer ${senders[0].token}` }, body: JSON.stringify({ messages: recipients.map(envelopeTo) }) } satisfies HttpRequest,
     acks: recipients.map(d => d.token)
   }))
   const round = async (step: Step, worker: number): Promise<void> => {
@@ -468,6 +467,7 @@ async function ackEnvelopes (api: Api, server: Served, count: number): Promise<v
   row('ack_envelopes', await measureRounds(server, round), { text: '' }, `${rounds.length} senders with 2 devices to recipients with 3; rounds of a PUT of 3 envelopes and each recipient device's ack; load by undici, not ${tool}`)
 }
 
+/** Each server's delivery hub as its /readyz tells it: local, connected or degraded. */
 async function hubStates (servers: Served[]): Promise<string[]> {
   return await Promise.all(servers.map(async server => {
     const body = await (await fetch(`${server.url}/readyz`)).json() as { hub?: unknown }
