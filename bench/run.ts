@@ -176,6 +176,8 @@ async function startServer (name: string, dbEnv: Record<string, string>, extra: 
     RATE_LIMIT: 'off',
     // METRICS=on npm run bench: the cost of the metrics (docs/metrics.md)
     ...(process.env.METRICS === undefined ? {} : { METRICS: process.env.METRICS }),
+    // WS_PING_INTERVAL=1s npm run bench: what holding sockets costs, with more pings
+    ...(process.env.WS_PING_INTERVAL === undefined ? {} : { WS_PING_INTERVAL: process.env.WS_PING_INTERVAL }),
     // BENCH_NODE_OPTIONS=... npm run bench: Node options for the server alone (a GC setting, a preload)
     ...(process.env.BENCH_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS }),
     ...dbEnv,
@@ -389,7 +391,10 @@ async function delivery (server: Served, others: Served[], pairs: Array<[BenchUs
     ? [{ via: [server], pairs: pairs.slice(0, half) }, { via: others, pairs: pairs.slice(half, 2 * half) }]
     : [{ via: [server], pairs }]
   const before = await hubStates([server, ...others])
-  const [local, remote] = await wsDelivery(server, routes, sizes.wsRate, seconds, smoke ? 0 : 1, [server, ...others])
+  // 3 s of warm-up at the same rate: the first second or two of this open-loop load run with
+  // the machine saturated (the sender's first sends; on PostgreSQL its backends too), which a
+  // warm-up of 1 s left in the measured window (bench/HISTORY.md, 2026-12-03, late night)
+  const [local, remote] = await wsDelivery(server, routes, sizes.wsRate, seconds, smoke ? 0 : 3, [server, ...others])
   if (local === undefined) throw new Error('wsDelivery gave no result')
   // a degraded hub still delivers, by polling every second: say so beside the numbers
   const after = await hubStates([server, ...others])
